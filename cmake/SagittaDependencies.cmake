@@ -1,0 +1,12 @@
+# All dependencies come from Debian 12 packages (see scripts/setup.sh).
+find_package(ITK 5.2 REQUIRED COMPONENTS ITKCommon ITKIOImageBase ITKIONRRD ITKIONIFTI ITKIOGDCM
+             ITKImageGrid ITKImageFunction)
+# Registers ITK's image IO factories (NRRD, NIfTI) for readers and writers.
+include(${ITK_USE_FILE})
+find_package(DCMTK REQUIRED CONFIG)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(OPENJPEG REQUIRED IMPORTED_TARGET libopenjp2)
+find_package(CLI11 REQUIRED CONFIG)
+find_package(nlohmann_json 3.10 REQUIRED CONFIG)
+find_package(fmt REQUIRED CONFIG)
+find_package(Threads REQUIRED)
