@@ -27,6 +27,7 @@ struct Frame {
   int instance_number = 0, acquisition_number = 0, temporal_position = 0, echo_number = 0;
   double acquisition_time = 0.0;  // seconds since midnight; trigger time added when present
   double gantry_tilt = 0.0;       // (0018,1120) degrees, informative only
+  double slice_thickness = 0.0, spacing_between_slices = 0.0;  // used for single-slice stacks
   std::string image_type;
   bool localizer = false;
 };

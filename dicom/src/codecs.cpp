@@ -1,0 +1,26 @@
+#include "sagitta/dicom/codecs.h"
+
+#include <dcmtk/dcmdata/dcrledrg.h>
+#include <dcmtk/dcmjpeg/djdecode.h>
+#include <dcmtk/dcmjpls/djdecode.h>
+#include <dcmtk/oflog/oflog.h>
+
+#include <mutex>
+
+#include "j2k_codec.h"
+
+namespace sagitta::dicom {
+
+void register_codecs() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    // DCMTK logs parser warnings to stderr; Sagitta reports problems itself, one line each.
+    OFLog::configure(OFLogger::OFF_LOG_LEVEL);
+    DJDecoderRegistration::registerCodecs();     // JPEG baseline, extended, lossless
+    DJLSDecoderRegistration::registerCodecs();   // JPEG-LS
+    DcmRLEDecoderRegistration::registerCodecs(); // RLE
+    detail::register_j2k_decoder();              // JPEG 2000 through OpenJPEG
+  });
+}
+
+}  // namespace sagitta::dicom

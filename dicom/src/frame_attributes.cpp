@@ -1,0 +1,356 @@
+#include "frame_attributes.h"
+
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcitem.h>
+#include <dcmtk/dcmdata/dcdatset.h>
+#include <dcmtk/dcmdata/dcelem.h>
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "sagitta/dicom/error.h"
+#include "siemens_csa.h"
+
+namespace sagitta::dicom::detail {
+namespace {
+
+std::string get_string(DcmItem& item, const DcmTagKey& tag) {
+  OFString value;
+  if (item.findAndGetOFStringArray(tag, value).good()) {
+    std::string s = value.c_str();
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.pop_back();
+    return s;
+  }
+  return {};
+}
+
+bool get_double(DcmItem& item, const DcmTagKey& tag, double& value, unsigned long pos = 0) {
+  Float64 v = 0;
+  if (item.findAndGetFloat64(tag, v, pos).good() && std::isfinite(v)) {
+    value = v;
+    return true;
+  }
+  return false;
+}
+
+int get_int(DcmItem& item, const DcmTagKey& tag, int fallback = 0) {
+  Sint32 v = 0;
+  if (item.findAndGetSint32(tag, v).good()) return v;
+  Uint16 u = 0;
+  if (item.findAndGetUint16(tag, u).good()) return u;
+  return fallback;
+}
+
+template <std::size_t N>
+bool get_doubles(DcmItem& item, const DcmTagKey& tag, std::array<double, N>& out) {
+  std::array<double, N> v{};
+  for (std::size_t i = 0; i < N; ++i)
+    if (!get_double(item, tag, v[i], i)) return false;
+  out = v;
+  return true;
+}
+
+// "HHMMSS.ffffff" (also "HH:MM:SS" from old ACR-NEMA files) -> seconds since midnight.
+double parse_time(std::string tm) {
+  tm.erase(std::remove(tm.begin(), tm.end(), ':'), tm.end());
+  if (tm.size() < 2) return 0.0;
+  auto field = [&](std::size_t pos) {
+    return pos + 2 <= tm.size() ? std::atof(tm.substr(pos, 2).c_str()) : 0.0;
+  };
+  double seconds = field(0) * 3600 + field(2) * 60;
+  if (tm.size() > 4) seconds += std::atof(tm.substr(4).c_str());
+  return seconds;
+}
+
+// An attribute of a functional group: the frame's own group first, then the shared one.
+DcmItem* functional_group(DcmItem* per_frame, DcmItem* shared, const DcmTagKey& sequence) {
+  DcmItem* item = nullptr;
+  if (per_frame && per_frame->findAndGetSequenceItem(sequence, item, 0).good() && item) return item;
+  if (shared && shared->findAndGetSequenceItem(sequence, item, 0).good() && item) return item;
+  return nullptr;
+}
+
+std::array<double, 3> normal_of(const std::array<double, 6>& o) {
+  return {o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]};
+}
+
+// Orientation vectors must be unit length and perpendicular; scanners write them rounded,
+// so accept small deviations and renormalise.
+bool valid_orientation(std::array<double, 6>& o) {
+  double nr = std::sqrt(o[0] * o[0] + o[1] * o[1] + o[2] * o[2]);
+  double nc = std::sqrt(o[3] * o[3] + o[4] * o[4] + o[5] * o[5]);
+  if (nr < 0.9 || nr > 1.1 || nc < 0.9 || nc > 1.1) return false;
+  for (int i = 0; i < 3; ++i) {
+    o[i] /= nr;
+    o[3 + i] /= nc;
+  }
+  const double dot = o[0] * o[3] + o[1] * o[4] + o[2] * o[5];
+  return std::abs(dot) < 1e-3;
+}
+
+std::vector<std::uint8_t> private_bytes(DcmItem& item, const DcmTagKey& tag) {
+  DcmElement* element = nullptr;
+  if (item.findAndGetElement(tag, element).bad() || !element) return {};
+  Uint8* data = nullptr;
+  if (element->getUint8Array(data).bad() || !data) return {};
+  return {data, data + element->getLength()};
+}
+
+struct MosaicLayout {
+  int tiles = 0;
+  std::array<double, 3> normal{};
+  bool has_normal = false;
+};
+
+// Siemens mosaic: the tile count is in (0019,100A) or the CSA image header, the slice normal
+// (whose sign sets the tile order) only in the CSA header.
+MosaicLayout read_mosaic_layout(DcmItem& item) {
+  MosaicLayout layout;
+  const auto csa_bytes = private_bytes(item, DcmTagKey(0x0029, 0x1010));
+  const auto csa = parse_csa_header(csa_bytes.data(), csa_bytes.size());
+  if (auto it = csa.find("NumberOfImagesInMosaic"); it != csa.end() && !it->second.empty())
+    layout.tiles = std::atoi(it->second[0].c_str());
+  if (layout.tiles <= 0) {
+    Uint16 n = 0;
+    if (item.findAndGetUint16(DcmTagKey(0x0019, 0x100A), n).good()) {
+      layout.tiles = n;
+    } else {
+      const auto raw = private_bytes(item, DcmTagKey(0x0019, 0x100A));
+      if (raw.size() >= 2) layout.tiles = raw[0] | (raw[1] << 8);
+    }
+  }
+  if (auto it = csa.find("SliceNormalVector"); it != csa.end() && it->second.size() == 3) {
+    for (int i = 0; i < 3; ++i) layout.normal[i] = std::atof(it->second[i].c_str());
+    const double len = std::sqrt(layout.normal[0] * layout.normal[0] +
+                                 layout.normal[1] * layout.normal[1] +
+                                 layout.normal[2] * layout.normal[2]);
+    if (len > 0.5) {
+      for (auto& v : layout.normal) v /= len;
+      layout.has_normal = true;
+    }
+  }
+  return layout;
+}
+
+}  // namespace
+
+SeriesInfo read_series_info(DcmItem& d) {
+  SeriesInfo info;
+  info.patient_name = get_string(d, DCM_PatientName);
+  info.patient_id = get_string(d, DCM_PatientID);
+  info.patient_birth_date = get_string(d, DCM_PatientBirthDate);
+  info.patient_sex = get_string(d, DCM_PatientSex);
+  info.study_instance_uid = get_string(d, DCM_StudyInstanceUID);
+  info.study_date = get_string(d, DCM_StudyDate);
+  info.study_time = get_string(d, DCM_StudyTime);
+  info.study_id = get_string(d, DCM_StudyID);
+  info.study_description = get_string(d, DCM_StudyDescription);
+  info.accession_number = get_string(d, DCM_AccessionNumber);
+  info.referring_physician_name = get_string(d, DCM_ReferringPhysicianName);
+  info.series_instance_uid = get_string(d, DCM_SeriesInstanceUID);
+  info.series_number = get_string(d, DCM_SeriesNumber);
+  info.series_description = get_string(d, DCM_SeriesDescription);
+  info.modality = get_string(d, DCM_Modality);
+  info.body_part = get_string(d, DCM_BodyPartExamined);
+  info.frame_of_reference_uid = get_string(d, DCM_FrameOfReferenceUID);
+  info.manufacturer = get_string(d, DCM_Manufacturer);
+  info.manufacturer_model = get_string(d, DCM_ManufacturerModelName);
+  info.sop_class_uid = get_string(d, DCM_SOPClassUID);
+  return info;
+}
+
+PixelFormat read_pixel_format(DcmItem& d, const std::string& path) {
+  PixelFormat f;
+  f.rows = get_int(d, DCM_Rows);
+  f.columns = get_int(d, DCM_Columns);
+  f.samples_per_pixel = get_int(d, DCM_SamplesPerPixel, 1);
+  f.bits_allocated = get_int(d, DCM_BitsAllocated);
+  f.bits_stored = get_int(d, DCM_BitsStored, f.bits_allocated);
+  f.high_bit = get_int(d, DCM_HighBit, f.bits_stored - 1);
+  f.pixel_signed = get_int(d, DCM_PixelRepresentation) == 1;
+  f.photometric = get_string(d, DCM_PhotometricInterpretation);
+  f.number_of_frames = get_int(d, DCM_NumberOfFrames, 1);
+  if (f.number_of_frames < 1) f.number_of_frames = 1;
+
+  auto fail = [&](const std::string& what) {
+    throw DicomError(path + ": " + what);
+  };
+  if (f.rows <= 0 || f.columns <= 0)
+    fail("Rows/Columns are " + std::to_string(f.rows) + "x" + std::to_string(f.columns) +
+         "; an image needs both above zero");
+  if (f.bits_allocated != 8 && f.bits_allocated != 16 && f.bits_allocated != 32)
+    fail("BitsAllocated " + std::to_string(f.bits_allocated) + " is not supported (8, 16 or 32)");
+  if (f.bits_stored <= 0 || f.bits_stored > f.bits_allocated || f.high_bit >= f.bits_allocated ||
+      f.high_bit + 1 < f.bits_stored)
+    fail("BitsStored/HighBit (" + std::to_string(f.bits_stored) + "/" +
+         std::to_string(f.high_bit) + ") do not fit BitsAllocated " +
+         std::to_string(f.bits_allocated));
+  if (f.samples_per_pixel != 1)
+    fail("colour images (SamplesPerPixel " + std::to_string(f.samples_per_pixel) +
+         ", " + f.photometric + ") cannot be loaded as a scalar volume");
+  // A volume of more than 2^31 voxels per frame set is not a real scanner image.
+  const double voxels = double(f.rows) * f.columns * f.number_of_frames;
+  if (voxels > 2147483647.0)
+    fail("the image claims " + std::to_string(f.rows) + "x" + std::to_string(f.columns) + "x" +
+         std::to_string(f.number_of_frames) + " voxels, more than any real scanner image");
+  return f;
+}
+
+HeaderRecord read_header(DcmDataset& d, const std::string& path, const std::string& ts_uid) {
+  HeaderRecord rec;
+  rec.info = read_series_info(d);
+  rec.info.transfer_syntax_uid = ts_uid;
+  rec.format = read_pixel_format(d, path);
+
+  Frame base;
+  base.path = path;
+  base.sop_instance_uid = get_string(d, DCM_SOPInstanceUID);
+  base.sop_class_uid = rec.info.sop_class_uid;
+  base.transfer_syntax_uid = ts_uid;
+  base.rows = rec.format.rows;
+  base.columns = rec.format.columns;
+  base.instance_number = get_int(d, DCM_InstanceNumber);
+  base.acquisition_number = get_int(d, DCM_AcquisitionNumber);
+  base.temporal_position = get_int(d, DCM_TemporalPositionIdentifier);
+  base.echo_number = get_int(d, DCM_EchoNumbers);
+  base.acquisition_time = parse_time(get_string(d, DCM_AcquisitionTime));
+  double trigger_ms = 0;
+  if (get_double(d, DCM_TriggerTime, trigger_ms)) base.acquisition_time += trigger_ms / 1000.0;
+  get_double(d, DCM_GantryDetectorTilt, base.gantry_tilt);
+  get_double(d, DCM_SliceThickness, base.slice_thickness);
+  get_double(d, DCM_SpacingBetweenSlices, base.spacing_between_slices);
+  base.image_type = get_string(d, DCM_ImageType);
+  base.localizer = base.image_type.find("LOCALIZER") != std::string::npos;
+  get_double(d, DCM_RescaleSlope, base.rescale_slope);
+  get_double(d, DCM_RescaleIntercept, base.rescale_intercept);
+  if (base.rescale_slope == 0.0) base.rescale_slope = 1.0;  // a zero slope is a writer's bug
+
+  auto geometry_error = [&](const std::string& what) {
+    throw DicomError(path + ": " + what);
+  };
+
+  DcmItem* shared = nullptr;
+  d.findAndGetSequenceItem(DCM_SharedFunctionalGroupsSequence, shared, 0);
+  DcmItem* first_per_frame = nullptr;
+  d.findAndGetSequenceItem(DCM_PerFrameFunctionalGroupsSequence, first_per_frame, 0);
+  const bool enhanced = first_per_frame != nullptr;
+
+  if (!enhanced) {
+    Frame f = base;
+    if (!get_doubles(d, DCM_ImagePositionPatient, f.position))
+      geometry_error("no ImagePositionPatient; the image cannot be placed in patient space");
+    if (!get_doubles(d, DCM_ImageOrientationPatient, f.orientation) ||
+        !valid_orientation(f.orientation))
+      geometry_error("missing or invalid ImageOrientationPatient");
+    if (!get_doubles(d, DCM_PixelSpacing, f.pixel_spacing) || f.pixel_spacing[0] <= 0 ||
+        f.pixel_spacing[1] <= 0)
+      geometry_error("missing or invalid PixelSpacing");
+
+    const bool mosaic = f.image_type.find("MOSAIC") != std::string::npos;
+    if (!mosaic) {
+      if (rec.format.number_of_frames > 1) {
+        // Legacy multi-frame without functional groups (e.g. NM, US): frames share the plane
+        // geometry only if SliceThickness/SpacingBetweenSlices tell where they are; treat
+        // frames as a stack along the normal at SpacingBetweenSlices.
+        double spacing = 0;
+        if (!get_double(d, DCM_SpacingBetweenSlices, spacing) || spacing <= 0)
+          geometry_error(std::to_string(rec.format.number_of_frames) +
+                         " frames without per-frame positions or SpacingBetweenSlices");
+        const auto n = normal_of(f.orientation);
+        for (int k = 0; k < rec.format.number_of_frames; ++k) {
+          Frame fk = f;
+          fk.frame = k + 1;
+          for (int i = 0; i < 3; ++i) fk.position[i] = f.position[i] + k * spacing * n[i];
+          rec.frames.push_back(fk);
+        }
+        rec.notes.push_back("legacy multi-frame: frame positions from SpacingBetweenSlices");
+      } else {
+        rec.frames.push_back(f);
+      }
+      return rec;
+    }
+
+    // Siemens mosaic: split the image into its tiles and place each one.
+    const MosaicLayout layout = read_mosaic_layout(d);
+    if (layout.tiles <= 0)
+      geometry_error("Siemens mosaic without NumberOfImagesInMosaic; cannot split its tiles");
+    const int grid = static_cast<int>(std::ceil(std::sqrt(double(layout.tiles))));
+    if (rec.format.rows % grid != 0 || rec.format.columns % grid != 0)
+      geometry_error("mosaic of " + std::to_string(rec.format.rows) + "x" +
+                     std::to_string(rec.format.columns) + " does not divide into " +
+                     std::to_string(grid) + "x" + std::to_string(grid) + " tiles");
+    const int tile_rows = rec.format.rows / grid, tile_cols = rec.format.columns / grid;
+    double spacing = 0;
+    if (!get_double(d, DCM_SpacingBetweenSlices, spacing) || spacing <= 0)
+      get_double(d, DCM_SliceThickness, spacing);
+    if (spacing <= 0) geometry_error("mosaic without SpacingBetweenSlices or SliceThickness");
+    auto n = normal_of(f.orientation);
+    if (layout.has_normal) {
+      const double dot = n[0] * layout.normal[0] + n[1] * layout.normal[1] + n[2] * layout.normal[2];
+      if (dot < 0) {
+        for (auto& v : n) v = -v;
+        rec.notes.push_back("mosaic tiles run against the image normal (CSA SliceNormalVector)");
+      }
+    }
+    // ImagePositionPatient refers to the corner of the whole mosaic; move it to the first tile.
+    const std::array<double, 3> r{f.orientation[0], f.orientation[1], f.orientation[2]};
+    const std::array<double, 3> c{f.orientation[3], f.orientation[4], f.orientation[5]};
+    const double shift_c = f.pixel_spacing[1] * (rec.format.columns - tile_cols) / 2.0;
+    const double shift_r = f.pixel_spacing[0] * (rec.format.rows - tile_rows) / 2.0;
+    for (int k = 0; k < layout.tiles; ++k) {
+      Frame fk = f;
+      fk.mosaic_tile = k;
+      fk.rows = tile_rows;
+      fk.columns = tile_cols;
+      for (int i = 0; i < 3; ++i)
+        fk.position[i] = f.position[i] + r[i] * shift_c + c[i] * shift_r + k * spacing * n[i];
+      rec.frames.push_back(fk);
+    }
+    rec.notes.push_back("Siemens mosaic of " + std::to_string(layout.tiles) + " tiles of " +
+                        std::to_string(tile_rows) + "x" + std::to_string(tile_cols));
+    return rec;
+  }
+
+  // Enhanced multi-frame: geometry and rescale per frame from the functional groups.
+  for (int k = 0; k < rec.format.number_of_frames; ++k) {
+    DcmItem* per_frame = nullptr;
+    if (d.findAndGetSequenceItem(DCM_PerFrameFunctionalGroupsSequence, per_frame, k).bad())
+      geometry_error("PerFrameFunctionalGroupsSequence has fewer items than NumberOfFrames (" +
+                     std::to_string(rec.format.number_of_frames) + ")");
+    Frame f = base;
+    f.frame = k + 1;
+    DcmItem* g = functional_group(per_frame, shared, DCM_PlanePositionSequence);
+    if (!g || !get_doubles(*g, DCM_ImagePositionPatient, f.position))
+      geometry_error("frame " + std::to_string(k + 1) + " has no PlanePositionSequence");
+    g = functional_group(per_frame, shared, DCM_PlaneOrientationSequence);
+    if (!g || !get_doubles(*g, DCM_ImageOrientationPatient, f.orientation) ||
+        !valid_orientation(f.orientation))
+      geometry_error("frame " + std::to_string(k + 1) + " has no valid PlaneOrientationSequence");
+    g = functional_group(per_frame, shared, DCM_PixelMeasuresSequence);
+    if (!g || !get_doubles(*g, DCM_PixelSpacing, f.pixel_spacing) || f.pixel_spacing[0] <= 0 ||
+        f.pixel_spacing[1] <= 0)
+      geometry_error("frame " + std::to_string(k + 1) + " has no valid PixelMeasuresSequence");
+    get_double(*g, DCM_SliceThickness, f.slice_thickness);
+    get_double(*g, DCM_SpacingBetweenSlices, f.spacing_between_slices);
+    if ((g = functional_group(per_frame, shared, DCM_PixelValueTransformationSequence))) {
+      get_double(*g, DCM_RescaleSlope, f.rescale_slope);
+      get_double(*g, DCM_RescaleIntercept, f.rescale_intercept);
+      if (f.rescale_slope == 0.0) f.rescale_slope = 1.0;
+    }
+    if ((g = functional_group(per_frame, shared, DCM_FrameContentSequence))) {
+      f.temporal_position = get_int(*g, DCM_TemporalPositionIndex, f.temporal_position);
+      std::string dt = get_string(*g, DCM_FrameAcquisitionDateTime);
+      if (dt.size() > 8) f.acquisition_time = parse_time(dt.substr(8));
+    }
+    if ((g = functional_group(per_frame, shared, DCM_MRImageFrameTypeSequence)) ||
+        (g = functional_group(per_frame, shared, DCM_CTImageFrameTypeSequence))) {
+      const std::string frame_type = get_string(*g, DCM_FrameType);
+      if (!frame_type.empty()) f.localizer = frame_type.find("LOCALIZER") != std::string::npos;
+    }
+    rec.frames.push_back(f);
+  }
+  return rec;
+}
+
+}  // namespace sagitta::dicom::detail

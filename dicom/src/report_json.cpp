@@ -1,0 +1,69 @@
+#include "sagitta/dicom/report_json.h"
+
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmdata/dcxfer.h>
+
+#include "sagitta/dicom/error.h"
+#include "stack_geometry.h"
+
+namespace sagitta::dicom {
+
+nlohmann::json to_json(const Decision& d) { return {{"subject", d.subject}, {"decision", d.what}}; }
+
+nlohmann::json to_json(const Stack& stack) {
+  const SeriesInfo& i = stack.info;
+  nlohmann::json j = {
+      {"id", stack.id},
+      {"patient", {{"name", i.patient_name}, {"id", i.patient_id}, {"birth_date", i.patient_birth_date}, {"sex", i.patient_sex}}},
+      {"study", {{"uid", i.study_instance_uid}, {"date", i.study_date}, {"time", i.study_time}, {"id", i.study_id},
+                 {"description", i.study_description}, {"accession_number", i.accession_number}}},
+      {"series", {{"uid", i.series_instance_uid}, {"number", i.series_number}, {"description", i.series_description},
+                  {"modality", i.modality}, {"body_part", i.body_part}, {"manufacturer", i.manufacturer}}},
+      {"frame_of_reference_uid", i.frame_of_reference_uid},
+      {"orientation", stack.orientation_label()},
+      {"images", stack.frames.size()},
+      {"split_reason", stack.split_reason},
+  };
+  if (!stack.frames.empty()) {
+    const Frame& f = stack.frames.front();
+    j["sop_class"] = dcmFindNameOfUID(f.sop_class_uid.c_str(), f.sop_class_uid.c_str());
+    const DcmXfer xfer(f.transfer_syntax_uid.c_str());
+    j["transfer_syntax"] = {{"uid", f.transfer_syntax_uid}, {"name", xfer.getXferName()}};
+    j["image_orientation_patient"] = f.orientation;
+  }
+  // The grid the stack would load onto (resampling allowed, so irregular stacks still report).
+  try {
+    LoadOptions o;
+    o.irregular_spacing = IrregularSpacing::Resample;
+    const auto g = detail::plan_geometry(stack.frames, o);
+    j["size"] = {g.columns, g.rows, g.slices};
+    j["volumes"] = g.volumes;
+    j["spacing"] = g.spacing;
+    j["origin"] = g.origin;
+    j["geometry_notes"] = g.decisions;
+  } catch (const DicomError& e) {
+    j["geometry_error"] = e.what();
+  }
+  return j;
+}
+
+nlohmann::json to_json(const ScanResult& scan) {
+  nlohmann::json stacks = nlohmann::json::array(), decisions = nlohmann::json::array();
+  for (const auto& s : scan.stacks) stacks.push_back(to_json(s));
+  for (const auto& d : scan.decisions) decisions.push_back(to_json(d));
+  return {{"files_seen", scan.files_seen}, {"files_used", scan.files_used}, {"stacks", stacks}, {"decisions", decisions}};
+}
+
+nlohmann::json geometry_json(const Image& image) {
+  nlohmann::json direction = nlohmann::json::array();
+  for (int r = 0; r < 3; ++r)
+    direction.push_back({image.GetDirection()[r][0], image.GetDirection()[r][1], image.GetDirection()[r][2]});
+  const auto size = image.GetLargestPossibleRegion().GetSize();
+  return {{"size", {size[0], size[1], size[2]}},
+          {"spacing", {image.GetSpacing()[0], image.GetSpacing()[1], image.GetSpacing()[2]}},
+          {"origin", {image.GetOrigin()[0], image.GetOrigin()[1], image.GetOrigin()[2]}},
+          {"direction", direction},
+          {"coordinates", "LPS"}};
+}
+
+}  // namespace sagitta::dicom

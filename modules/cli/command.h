@@ -1,0 +1,26 @@
+#pragma once
+// A `sagitta` subcommand: its parameter table and the function that runs it.
+#include <functional>
+#include <vector>
+
+#include "parameter_table.h"
+
+namespace sagitta::cli {
+
+// Exit codes shared by every command (and the Slicer modules built from them).
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitInternal = 1,  // a bug: an unexpected exception
+  kExitUsage = 2,     // bad command line
+  kExitData = 3,      // unreadable/invalid input data or unwritable output
+};
+
+struct Command {
+  CommandSpec spec;
+  std::function<int(const Arguments&)> run;
+};
+
+// The DICOM commands: info, convert, demo.
+std::vector<Command> dicom_commands();
+
+}  // namespace sagitta::cli

@@ -1,0 +1,335 @@
+// `sagitta info`, `sagitta convert` and `sagitta demo`: DICOM folders in, tables, JSON and
+// volumes out. Thin wrappers over sagitta::dicom.
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <unistd.h>
+
+#include "command.h"
+#include "sagitta/dicom/error.h"
+#include "sagitta/dicom/load.h"
+#include "sagitta/dicom/report_json.h"
+#include "sagitta/dicom/scan.h"
+#include "sagitta/dicom/volume_io.h"
+#include "version.h"
+
+namespace sagitta::cli {
+namespace fs = std::filesystem;
+namespace dcm = sagitta::dicom;
+namespace {
+
+Parameter inputs_parameter() {
+  Parameter p;
+  p.name = "inputs";
+  p.type = ParamType::Directory;
+  p.index = 0;
+  p.multiple = true;
+  p.required = true;
+  p.channel = Channel::Input;
+  p.label = "DICOM input";
+  p.description = "DICOM folders (searched recursively) or files";
+  return p;
+}
+
+Parameter threads_parameter() {
+  Parameter p;
+  p.name = "threads";
+  p.type = ParamType::Integer;
+  p.longflag = "threads";
+  p.default_value = "0";
+  p.minimum = 0;
+  p.maximum = 256;
+  p.label = "Threads";
+  p.description = "Worker threads for reading and decoding (0: all cores)";
+  return p;
+}
+
+Parameter json_parameter(const std::string& what) {
+  Parameter p;
+  p.name = "json";
+  p.type = ParamType::Boolean;
+  p.longflag = "json";
+  p.default_value = "false";
+  p.label = "JSON output";
+  p.description = what;
+  p.slicer = false;
+  return p;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::vector<fs::path> paths(const std::vector<std::string>& v) { return {v.begin(), v.end()}; }
+
+std::string fixed(double v, int digits = 3) {
+  std::string s = fmt::format("{:.{}f}", v, digits);
+  while (s.find('.') != std::string::npos && (s.back() == '0' || s.back() == '.')) {
+    const bool dot = s.back() == '.';
+    s.pop_back();
+    if (dot) break;
+  }
+  return s;
+}
+
+// ---- info ------------------------------------------------------------------------------------
+
+CommandSpec info_spec() {
+  CommandSpec s;
+  s.name = "info";
+  s.title = "Sagitta DICOM Info";
+  s.description =
+      "Lists the patients, studies, series and stacks found in DICOM folders, with size, spacing, "
+      "orientation, modality, transfer syntax and the decisions taken while grouping them.";
+  s.groups.push_back({"Input", "", {inputs_parameter(), threads_parameter(),
+                                     json_parameter("Print the scan as JSON on stdout")}});
+  return s;
+}
+
+void print_table(const dcm::ScanResult& scan) {
+  std::string last_patient, last_study;
+  for (const auto& stack : scan.stacks) {
+    const auto& i = stack.info;
+    const std::string patient = i.patient_name + " (" + i.patient_id + ")";
+    if (patient != last_patient) fmt::print("Patient {}  born {}  sex {}\n", patient, i.patient_birth_date, i.patient_sex);
+    if (i.study_instance_uid != last_study || patient != last_patient) {
+      fmt::print("  Study {} {} \"{}\" accession {}  {}\n", i.study_date, i.study_time, i.study_description,
+                 i.accession_number, i.study_instance_uid);
+      fmt::print("    {:<8} {:<4} {:<28} {:>6} {:<16} {:<22} {:<17} {}\n", "STACK", "MOD", "DESCRIPTION", "IMAGES",
+                 "SIZE", "SPACING (mm)", "ORIENTATION", "TRANSFER SYNTAX");
+    }
+    last_patient = patient;
+    last_study = i.study_instance_uid;
+    const auto j = dcm::to_json(stack);
+    std::string size = "?", spacing = "?";
+    if (j.contains("size")) {
+      size = fmt::format("{}x{}x{}", j["size"][0].get<int>(), j["size"][1].get<int>(), j["size"][2].get<int>());
+      if (j["volumes"].get<int>() > 1) size += fmt::format("x{}", j["volumes"].get<int>());
+      spacing = fmt::format("{}x{}x{}", fixed(j["spacing"][0]), fixed(j["spacing"][1]), fixed(j["spacing"][2]));
+    }
+    std::string description = i.series_description;
+    if (description.size() > 28) description = description.substr(0, 25) + "...";
+    fmt::print("    {:<8} {:<4} {:<28} {:>6} {:<16} {:<22} {:<17} {}\n", stack.id, i.modality, description,
+               stack.frames.size(), size, spacing, stack.orientation_label(),
+               j.contains("transfer_syntax") ? j["transfer_syntax"]["name"].get<std::string>() : "");
+    if (!stack.split_reason.empty()) fmt::print("             split off: {}\n", stack.split_reason);
+    if (j.contains("geometry_error")) fmt::print("             cannot load: {}\n", j["geometry_error"].get<std::string>());
+    if (j.contains("geometry_notes"))
+      for (const auto& note : j["geometry_notes"]) fmt::print("             note: {}\n", note.get<std::string>());
+  }
+  std::size_t skipped = 0;
+  for (const auto& d : scan.decisions) skipped += d.what.rfind("skipped", 0) == 0;
+  fmt::print("{} files, {} used, {} skipped (see --json for every decision)\n", scan.files_seen, scan.files_used, skipped);
+}
+
+int run_info(const Arguments& a) {
+  dcm::ScanOptions options;
+  options.threads = static_cast<int>(a.integer("threads"));
+  const auto scan = dcm::scan(paths(a.list("inputs")), options);
+  if (a.flag("json"))
+    std::cout << dcm::to_json(scan).dump(2) << std::endl;
+  else
+    print_table(scan);
+  return kExitOk;
+}
+
+// ---- convert ---------------------------------------------------------------------------------
+
+std::vector<Parameter> convert_parameters(bool output_required) {
+  Parameter out;
+  out.name = "output";
+  out.type = ParamType::Image;
+  out.flag = "o";
+  out.longflag = "output";
+  out.required = output_required;
+  out.channel = Channel::Output;
+  out.label = "Output volume";
+  out.description = "Volume to write: .nrrd, .nii.gz, .nii or .mha (several time points: a 4D image)";
+
+  Parameter series;
+  series.name = "series";
+  series.type = ParamType::String;
+  series.longflag = "series";
+  series.label = "Series";
+  series.description = "Stack id, SeriesNumber or SeriesInstanceUID to convert (needed when there are several)";
+
+  Parameter type;
+  type.name = "type";
+  type.type = ParamType::StringEnumeration;
+  type.longflag = "type";
+  type.default_value = "auto";
+  type.enumeration = {"auto", "float", "stored"};
+  type.label = "Pixel type";
+  type.description =
+      "auto: the smallest integer type that holds every value exactly, else float; float: 32-bit float; "
+      "stored: the DICOM stored type (refused if rescaling makes values non-integer)";
+
+  Parameter compress;
+  compress.name = "compress";
+  compress.type = ParamType::Boolean;
+  compress.longflag = "compress";
+  compress.default_value = "false";
+  compress.label = "Compress";
+  compress.description = "Compress the output (always on for .nii.gz)";
+
+  Parameter irregular;
+  irregular.name = "resample_irregular";
+  irregular.type = ParamType::Boolean;
+  irregular.longflag = "resample-irregular";
+  irregular.default_value = "false";
+  irregular.label = "Resample irregular spacing";
+  irregular.description =
+      "When slices are unevenly spaced (e.g. a missing slice), interpolate onto a uniform grid instead of refusing";
+  return {out, series, type, compress, irregular};
+}
+
+CommandSpec convert_spec() {
+  CommandSpec s;
+  s.name = "convert";
+  s.title = "Sagitta Convert";
+  s.description =
+      "Converts one DICOM series (any transfer syntax, single- or multi-frame) into a volume in the "
+      "scanner's geometry, written through ITK as NRRD or NIfTI.";
+  s.groups.push_back({"Input", "", {inputs_parameter()}});
+  auto outputs = convert_parameters(true);
+  s.groups.push_back({"Output", "", {outputs[0], outputs[2], outputs[3]}});
+  s.groups.push_back({"Options", "", {outputs[1], outputs[4], threads_parameter(),
+                                       json_parameter("Print a JSON report on stdout")}, true});
+  return s;
+}
+
+dcm::OutputPixelType pixel_type(const std::string& s) {
+  if (s == "float") return dcm::OutputPixelType::Float;
+  if (s == "stored") return dcm::OutputPixelType::Stored;
+  return dcm::OutputPixelType::Auto;
+}
+
+// Scan, select, load and write; returns the JSON report.
+nlohmann::json convert(const std::vector<fs::path>& inputs, const fs::path& output, const Arguments& a) {
+  const auto t0 = std::chrono::steady_clock::now();
+  dcm::ScanOptions scan_options;
+  scan_options.threads = static_cast<int>(a.integer("threads"));
+  const auto scan = dcm::scan(inputs, scan_options);
+  const double t_scan = seconds_since(t0);
+  const dcm::Stack& stack = dcm::select_stack(scan, a.text("series"));
+
+  dcm::LoadOptions load_options;
+  load_options.threads = scan_options.threads;
+  if (a.flag("resample_irregular")) load_options.irregular_spacing = dcm::IrregularSpacing::Resample;
+  const auto t1 = std::chrono::steady_clock::now();
+  const auto loaded = dcm::load(stack, load_options);
+  const double t_load = seconds_since(t1);
+
+  dcm::WriteOptions write_options;
+  write_options.pixel_type = pixel_type(a.text("type"));
+  write_options.compress = a.flag("compress");
+  const auto t2 = std::chrono::steady_clock::now();
+  dcm::write_volumes(loaded.volumes, output, write_options, &loaded);
+  const double t_write = seconds_since(t2);
+
+  nlohmann::json decisions = nlohmann::json::array();
+  for (const auto& d : scan.decisions) decisions.push_back(dcm::to_json(d));
+  for (const auto& d : loaded.decisions) decisions.push_back(dcm::to_json(d));
+  return {{"sagitta_version", kVersion},
+          {"command", "convert"},
+          {"inputs", a.list("inputs")},
+          {"output", output.string()},
+          {"stack", dcm::to_json(stack)},
+          {"volumes", loaded.volumes.size()},
+          {"geometry", dcm::geometry_json(*loaded.volumes.front())},
+          {"decisions", decisions},
+          {"timings_s", {{"scan", t_scan}, {"load", t_load}, {"write", t_write}}}};
+}
+
+int run_convert(const Arguments& a) {
+  const auto report = convert(paths(a.list("inputs")), a.text("output"), a);
+  if (a.flag("json")) {
+    std::cout << report.dump(2) << std::endl;
+  } else {
+    const auto& g = report["geometry"];
+    fmt::print("wrote {} ({}x{}x{}{} voxels, {}x{}x{} mm, stack {})\n", report["output"].get<std::string>(),
+               g["size"][0].get<int>(), g["size"][1].get<int>(), g["size"][2].get<int>(),
+               report["volumes"].get<int>() > 1 ? fmt::format("x{}", report["volumes"].get<int>()) : "",
+               fixed(g["spacing"][0]), fixed(g["spacing"][1]), fixed(g["spacing"][2]),
+               report["stack"]["id"].get<std::string>());
+    for (const auto& d : report["decisions"]) {
+      const std::string what = d["decision"];
+      if (what.rfind("skipped", 0) != 0) fmt::print("  note: {}\n", what);
+    }
+  }
+  return kExitOk;
+}
+
+// ---- demo ------------------------------------------------------------------------------------
+
+CommandSpec demo_spec() {
+  CommandSpec s;
+  s.name = "demo";
+  s.title = "Sagitta Demo";
+  s.description = "Runs the main job on the demo data Sagitta ships: lists the demo CT series and converts it.";
+  Parameter data;
+  data.name = "data";
+  data.type = ParamType::Directory;
+  data.longflag = "data";
+  data.default_value = kDemoDataDir;
+  data.channel = Channel::Input;
+  data.label = "Demo data";
+  data.description = "Folder with the demo DICOM series";
+  Parameter out;
+  out.name = "output";
+  out.type = ParamType::Directory;
+  out.flag = "o";
+  out.longflag = "output";
+  out.default_value = "sagitta-demo";
+  out.channel = Channel::Output;
+  out.label = "Output folder";
+  out.description = "Folder for the demo's outputs (created if needed)";
+  s.groups.push_back({"Demo", "", {data, out, threads_parameter()}});
+  return s;
+}
+
+void write_text_atomically(const fs::path& path, const std::string& text) {
+  const fs::path tmp = path.parent_path() / ("." + path.filename().string() + ".partial-" + std::to_string(::getpid()));
+  {
+    std::ofstream f(tmp);
+    f << text;
+    if (!f.flush()) throw dcm::DicomError(path.string() + ": cannot write");
+  }
+  fs::rename(tmp, path);
+}
+
+int run_demo(const Arguments& a) {
+  const fs::path data = a.text("data");
+  const fs::path out = a.text("output");
+  if (!fs::is_directory(data))
+    throw dcm::DicomError(fmt::format("demo data not found at {}; pass --data", data.string()));
+  fs::create_directories(out);
+  fmt::print("== sagitta info {}\n", data.string());
+  dcm::ScanOptions so;
+  so.threads = static_cast<int>(a.integer("threads"));
+  print_table(dcm::scan({data}, so));
+  fmt::print("\n== sagitta convert {} -o {}\n", data.string(), (out / "ct.nrrd").string());
+  Arguments conv = a;
+  conv.set("inputs", {data.string()});
+  conv.set("type", {"auto"});
+  const auto report = convert({data}, out / "ct.nrrd", conv);
+  write_text_atomically(out / "report.json", report.dump(2) + "\n");
+  const auto& g = report["geometry"];
+  fmt::print("wrote {} ({}x{}x{} voxels, spacing {}x{}x{} mm) and {}\n", (out / "ct.nrrd").string(),
+             g["size"][0].get<int>(), g["size"][1].get<int>(), g["size"][2].get<int>(), fixed(g["spacing"][0]),
+             fixed(g["spacing"][1]), fixed(g["spacing"][2]), (out / "report.json").string());
+  return kExitOk;
+}
+
+}  // namespace
+
+std::vector<Command> dicom_commands() {
+  return {{info_spec(), run_info}, {convert_spec(), run_convert}, {demo_spec(), run_demo}};
+}
+
+}  // namespace sagitta::cli

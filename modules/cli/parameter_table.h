@@ -1,0 +1,76 @@
+#pragma once
+// One declaration per command parameter. The same table drives the `sagitta` command line
+// (parsing, --help) and 3D Slicer's module description (--xml), so every field Slicer's
+// SlicerExecutionModel needs is here: type, flag/longflag or index, label, description,
+// default, constraints and channel.
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sagitta::cli {
+
+enum class ParamType {
+  Image,              // a volume file (Slicer: <image type="scalar">)
+  LabelImage,         // a label map file (Slicer: <image type="label">)
+  File,               // any file (Slicer: <file>)
+  Directory,          // a folder (Slicer: <directory>)
+  String,
+  StringEnumeration,  // one of `enumeration`
+  Integer,
+  Float,
+  Boolean,            // a flag without a value
+};
+
+enum class Channel { None, Input, Output };
+
+struct Parameter {
+  std::string name;           // identifier: key for the handler and Slicer's <name>
+  ParamType type = ParamType::String;
+  std::string flag;           // short flag without '-', may be empty
+  std::string longflag;       // long flag without "--"; empty for positional parameters
+  int index = -1;             // position (0-based) for positional parameters
+  std::string default_value;  // as text; empty: no default
+  std::string label;          // short human name (Slicer GUI)
+  std::string description;
+  Channel channel = Channel::None;
+  std::vector<std::string> enumeration;
+  std::optional<double> minimum, maximum, step;
+  bool required = false;
+  bool multiple = false;      // a positional that takes every remaining value
+  bool slicer = true;         // false: command-line only (e.g. --json), not shown to Slicer
+};
+
+struct ParameterGroup {
+  std::string label, description;
+  std::vector<Parameter> parameters;
+  bool advanced = false;
+};
+
+struct CommandSpec {
+  std::string name;         // subcommand, e.g. "convert"
+  std::string title;        // Slicer module title, e.g. "Sagitta Convert"
+  std::string description;  // one paragraph
+  std::string category = "Sagitta";
+  std::vector<ParameterGroup> groups;
+
+  const Parameter* find(const std::string& name) const;
+};
+
+// Parsed values by parameter name; defaults applied. Typed accessors convert the text that
+// the command line already validated.
+class Arguments {
+public:
+  void set(const std::string& name, std::vector<std::string> values) { values_[name] = std::move(values); }
+  bool has(const std::string& name) const;
+  std::string text(const std::string& name) const;               // "" when absent
+  std::vector<std::string> list(const std::string& name) const;  // empty when absent
+  long integer(const std::string& name) const;
+  double real(const std::string& name) const;
+  bool flag(const std::string& name) const;
+
+private:
+  std::map<std::string, std::vector<std::string>> values_;
+};
+
+}  // namespace sagitta::cli
