@@ -340,18 +340,20 @@ using ImagePtr = std::unique_ptr<opj_image_t, ImageDeleter>;
 using InfoPtr = std::unique_ptr<opj_codestream_info_v2_t, InfoDeleter>;
 
 // Maps one decoded sample to the value stored in the DICOM pixel data. When the codestream's
-// signedness disagrees with PixelRepresentation (some encoders get this wrong), the component's
-// `precision` low bits are the two's complement pattern the encoder was given; reinterpret them.
+// signedness disagrees with PixelRepresentation (some encoders get this wrong), the low `bits`
+// bits are the pattern the encoder was given; reinterpret them with the header's signedness.
+// `bits` is the smaller of BitsStored and the codestream precision: encoders that write 12-bit
+// data as 16-bit components (GDCM does) leave the sign in bit 11, where BitsStored puts it.
 struct SampleMapping {
   bool reinterpret = false;
   bool to_signed = false;
-  Uint32 precision = 16;
+  Uint32 bits = 16;
 
   Sint32 operator()(Sint32 value) const {
     if (!reinterpret) return value;
-    const Uint32 bits = Uint32(value) & ((1u << precision) - 1u);
-    if (to_signed && (bits & (1u << (precision - 1u)))) return Sint32(bits) - Sint32(1u << precision);
-    return Sint32(bits);
+    const Uint32 pattern = Uint32(value) & ((1u << bits) - 1u);
+    if (to_signed && (pattern & (1u << (bits - 1u)))) return Sint32(pattern) - Sint32(1u << bits);
+    return Sint32(pattern);
   }
 };
 
@@ -442,14 +444,14 @@ OFCondition decode_codestream(const Uint8* data, std::size_t size, const PixelIn
       return failed("component " + std::to_string(c) + " was not decoded completely");
 
     SampleMapping mapping;
-    mapping.precision = comp.prec;
+    mapping.bits = std::min<Uint32>(comp.prec, info.bits_stored);
     mapping.to_signed = info.pixel_representation == 1;
     mapping.reinterpret = (comp.sgnd != 0) != mapping.to_signed;
     if (mapping.reinterpret && c == 0)
       OFLOG_WARN(logger(), where << "codestream is " << (comp.sgnd ? "signed" : "unsigned")
                                  << " but PixelRepresentation is " << info.pixel_representation
-                                 << "; reinterpreting the " << comp.prec
-                                 << "-bit samples as two's complement patterns");
+                                 << "; taking the low " << mapping.bits << " bits of each sample as "
+                                 << (mapping.to_signed ? "signed" : "unsigned"));
 
     const OPJ_INT32* src = comp.data;
     if (info.bits_allocated == 8) {

@@ -709,8 +709,9 @@ TEST_F(J2kDecode, ReversibleColourTransformDecodesToRgb) {
 }
 
 // Some encoders write a codestream whose signedness contradicts PixelRepresentation. The decoder
-// then takes the component's low `precision` bits as the two's complement pattern the encoder was
-// given, and stores it with the signedness the DICOM header declares.
+// then takes the low BitsStored bits as the pattern the encoder was given and stores it with the
+// signedness the DICOM header declares. (GDCM writes 12-bit data as 16-bit components, so this
+// also covers codestream precision > BitsStored.)
 TEST_F(J2kDecode, SignednessMismatchReinterpretsTheBitPattern) {
   REQUIRE_GDCMCONV();
   for (const bool codestream_signed : {true, false}) {

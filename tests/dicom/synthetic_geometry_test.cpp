@@ -83,7 +83,7 @@ std::array<Vec, 3> rotation(int axis, double degrees) {
   if (axis == 1) return {Vec{c, 0, s}, Vec{0, 1, 0}, Vec{-s, 0, c}};
   return {Vec{c, -s, 0}, Vec{s, c, 0}, Vec{0, 0, 1}};
 }
-Vec apply(const std::array<Vec, 3>& m, const Vec& v) { return {dot(m[0], v), dot(m[1], v), dot(m[2], v)}; }
+Vec rotate(const std::array<Vec, 3>& m, const Vec& v) { return {dot(m[0], v), dot(m[1], v), dot(m[2], v)}; }
 
 // ---------------------------------------------------------------------------------------------
 // Specs
@@ -251,11 +251,13 @@ void check_markers(const View& view, const SeriesSpec& spec, const CheckOptions&
     Index3 idx{};
     for (int a = 0; a < 3; ++a) idx[a] = std::lround(ci[a]);
     ASSERT_TRUE(view.inside(idx)) << "continuous index " << str(ci) << " is outside the image";
-    if (!opt.resampled)
-      for (int a = 0; a < 3; ++a)
+    if (!opt.resampled) {
+      for (int a = 0; a < 3; ++a) {
         EXPECT_NEAR(ci[a], static_cast<double>(idx[a]), 1e-3)
             << "axis " << a << ": the marker is not on a voxel centre, continuous index "
             << str(ci);
+      }
+    }
     const double expected = sagitta::testing::value_at(spec, marker.lps, opt.time_point);
     EXPECT_NEAR(view.value(idx), expected, opt.value_tolerance)
         << "at index (" << idx[0] << ", " << idx[1] << ", " << idx[2] << "), continuous "
@@ -308,8 +310,9 @@ void check_grid(const ImageT& image, const SeriesSpec& spec, const GridExpect& g
             n = sagitta::testing::normal_direction(spec);
   EXPECT_NEAR(spacing[0], spec.pixel_spacing[1], 1e-4) << "x spacing = between columns";
   EXPECT_NEAR(spacing[1], spec.pixel_spacing[0], 1e-4) << "y spacing = between rows";
-  if (g.check_slice_spacing)
+  if (g.check_slice_spacing) {
     EXPECT_NEAR(spacing[2], g.slice_spacing > 0 ? g.slice_spacing : spec.slice_spacing, 1e-4);
+  }
   for (int a = 0; a < 3; ++a) {
     EXPECT_NEAR(dir[a][0], r[a], 1e-5) << "direction column 0 = DICOM row direction";
     EXPECT_NEAR(dir[a][1], c[a], 1e-5) << "direction column 1 = DICOM column direction";
@@ -342,7 +345,9 @@ void check_slice_sources(const sd::LoadedSeries& loaded, std::size_t v, const Wr
     double best = 1e300;
     for (const WrittenSlice& w : written.slices)
       if (w.time_point == static_cast<int>(v)) best = std::min(best, std::abs(dot(sub(point, w.position), n)));
-    if (!resampled) EXPECT_LT(best, 1e-3) << "output slice " << z << " matches no written slice";
+    if (!resampled) {
+      EXPECT_LT(best, 1e-3) << "output slice " << z << " matches no written slice";
+    }
     bool found = false;
     for (const WrittenSlice& w : written.slices) {
       if (w.time_point != static_cast<int>(v)) continue;
@@ -491,7 +496,7 @@ TEST(SyntheticGeometry, ObliqueMr) {
   SeriesSpec spec = base_spec();
   // Rotated 20 degrees about x, then 20 degrees about y.
   const auto rx = rotation(0, 20), ry = rotation(1, 20);
-  const Vec r = apply(rx, apply(ry, {1, 0, 0})), c = apply(rx, apply(ry, {0, 1, 0}));
+  const Vec r = rotate(rx, rotate(ry, {1, 0, 0})), c = rotate(rx, rotate(ry, {0, 1, 0}));
   spec.orientation = {r[0], r[1], r[2], c[0], c[1], c[2]};
   spec.modality = "MR";
   spec.first_position = {-40.3, -25.7, 12.9};
@@ -627,7 +632,7 @@ TEST(SyntheticGeometry, InconsistentOrientationIsSplitOrRefused) {
   SeriesSpec b = base_spec();
   b.slices = 7;
   const auto rx = rotation(0, 10);
-  const Vec c = apply(rx, {0, 1, 0});
+  const Vec c = rotate(rx, {0, 1, 0});
   b.orientation = {1, 0, 0, c[0], c[1], c[2]};  // tilted 10 degrees: not the same stack
   b.first_position = {a.first_position[0], a.first_position[1], a.first_position[2] + 14};
   b.series_instance_uid = wa.series_instance_uid;
@@ -829,7 +834,7 @@ TEST(SyntheticGeometry, GantryTiltIsRemovedKeepingPhysicalPositions) {
 TEST(SyntheticGeometry, MultiFrameEnhancedCt) {
   SeriesSpec spec = base_spec();
   const auto rz = rotation(2, 20);
-  const Vec r = apply(rz, {1, 0, 0}), c = apply(rz, {0, 1, 0});
+  const Vec r = rotate(rz, {1, 0, 0}), c = rotate(rz, {0, 1, 0});
   spec.orientation = {r[0], r[1], r[2], c[0], c[1], c[2]};
   spec.multiframe = true;
   spec.shuffle_file_names = true;  // frames stored in reverse order
