@@ -373,9 +373,9 @@ OFCondition decode_codestream(const Uint8* data, std::size_t size, const PixelIn
   else
     return make_error(kCodeDecodeFailed, where + "data is neither a JPEG 2000 codestream nor JP2");
 
+  Messages messages;  // declared first: it must outlive the codec that reports into it
   CodecPtr codec(opj_create_decompress(format));
   if (!codec) return make_error(kCodeDecodeFailed, where + "cannot create OpenJPEG decoder");
-  Messages messages;
   opj_set_error_handler(codec.get(), on_error, &messages);
   opj_set_warning_handler(codec.get(), on_warning, &messages);
   opj_set_info_handler(codec.get(), on_info, &messages);
@@ -421,7 +421,7 @@ OFCondition decode_codestream(const Uint8* data, std::size_t size, const PixelIn
                                            std::to_string(info.rows));
     if (comp.prec < 1 || comp.prec > info.bits_allocated)
       return make_error(kCodeMismatch, where + "component precision " + std::to_string(comp.prec) +
-                                           " exceeds BitsAllocated " +
+                                           " does not fit BitsAllocated " +
                                            std::to_string(info.bits_allocated));
   }
 

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <unistd.h>
 
@@ -79,12 +80,37 @@ void write_image(TImage* image, const fs::path& path, bool compress) {
   writer->Update();
 }
 
+// Converts n floats to T front to back inside the same buffer. Safe because T is no wider than
+// float: element i is written at or before the bytes of float i, which has already been read.
+// memcpy keeps the type punning well defined.
 template <typename T>
-void write_as(const std::vector<Image::Pointer>& volumes, const fs::path& path, bool compress) {
+T* convert_in_place(float* buffer, std::size_t n) {
+  static_assert(sizeof(T) <= sizeof(float));
+  auto* bytes = reinterpret_cast<unsigned char*>(buffer);
+  for (std::size_t i = 0; i < n; ++i) {
+    float v;
+    std::memcpy(&v, bytes + i * sizeof(float), sizeof v);
+    const T t = static_cast<T>(std::nearbyint(v));
+    std::memcpy(bytes + i * sizeof(T), &t, sizeof t);
+  }
+  return reinterpret_cast<T*>(buffer);
+}
+
+template <typename T>
+void write_as(const std::vector<Image::Pointer>& volumes, const fs::path& path, bool compress, bool consume) {
   const Image* first = volumes.front().GetPointer();
   if (volumes.size() == 1) {
     if constexpr (std::is_same_v<T, float>) {
       write_image(const_cast<Image*>(first), path, compress);
+    } else if (consume) {
+      using Out = itk::Image<T, 3>;
+      auto out = Out::New();
+      out->SetRegions(first->GetLargestPossibleRegion());
+      out->CopyInformation(first);
+      const std::size_t n = first->GetPixelContainer()->Size();
+      T* data = convert_in_place<T>(const_cast<float*>(first->GetBufferPointer()), n);
+      out->GetPixelContainer()->SetImportPointer(data, n, false);
+      write_image(out.GetPointer(), path, compress);
     } else {
       using Out = itk::Image<T, 3>;
       auto out = Out::New();
@@ -156,10 +182,10 @@ void write_volumes(const std::vector<Image::Pointer>& volumes, const fs::path& o
                                          out.filename().string());
   try {
     switch (scalar) {
-      case Scalar::Float: write_as<float>(volumes, tmp, options.compress); break;
-      case Scalar::Int16: write_as<std::int16_t>(volumes, tmp, options.compress); break;
-      case Scalar::UInt16: write_as<std::uint16_t>(volumes, tmp, options.compress); break;
-      case Scalar::Int32: write_as<std::int32_t>(volumes, tmp, options.compress); break;
+      case Scalar::Float: write_as<float>(volumes, tmp, options.compress, options.consume_input); break;
+      case Scalar::Int16: write_as<std::int16_t>(volumes, tmp, options.compress, options.consume_input); break;
+      case Scalar::UInt16: write_as<std::uint16_t>(volumes, tmp, options.compress, options.consume_input); break;
+      case Scalar::Int32: write_as<std::int32_t>(volumes, tmp, options.compress, options.consume_input); break;
     }
     fs::rename(tmp, out);
   } catch (const itk::ExceptionObject& e) {

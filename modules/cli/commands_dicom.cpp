@@ -222,12 +222,13 @@ nlohmann::json convert(const std::vector<fs::path>& inputs, const fs::path& outp
   load_options.threads = scan_options.threads;
   if (a.flag("resample_irregular")) load_options.irregular_spacing = dcm::IrregularSpacing::Resample;
   const auto t1 = std::chrono::steady_clock::now();
-  const auto loaded = dcm::load(stack, load_options);
+  auto loaded = dcm::load(stack, load_options);
   const double t_load = seconds_since(t1);
 
   dcm::WriteOptions write_options;
   write_options.pixel_type = pixel_type(a.text("type"));
   write_options.compress = a.flag("compress");
+  write_options.consume_input = true;  // the float volume is not needed after writing
   const auto t2 = std::chrono::steady_clock::now();
   dcm::write_volumes(loaded.volumes, output, write_options, &loaded);
   const double t_write = seconds_since(t2);

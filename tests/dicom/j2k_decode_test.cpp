@@ -22,6 +22,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <random>
 #include <string>
@@ -38,10 +39,12 @@ constexpr const char* kCtFolder = "ct/totalsegmentator/example_ct_dicom";
 
 bool have_gdcmconv() { return run_command("command -v gdcmconv").exit_code == 0; }
 
-#define REQUIRE_GDCMCONV()                                                            \
-  if (!have_gdcmconv())                                                               \
-  GTEST_SKIP() << "gdcmconv not found (Debian package libgdcm-tools); it is the peer " \
-                  "decoder/encoder these tests compare against"
+#define REQUIRE_GDCMCONV()                                                                \
+  do {                                                                                    \
+    if (!have_gdcmconv())                                                                 \
+      GTEST_SKIP() << "gdcmconv not found (Debian package libgdcm-tools); it is the peer " \
+                      "decoder/encoder these tests compare against";                      \
+  } while (false)
 
 std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
 
@@ -524,6 +527,8 @@ struct Case {
   const char* name;
   Synthetic spec;
 };
+
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }  // readable ctest listings
 
 class J2kSynthetic : public J2kDecode, public ::testing::WithParamInterface<Case> {};
 

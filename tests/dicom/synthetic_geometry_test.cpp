@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <climits>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -262,6 +263,51 @@ void check_markers(const View& view, const SeriesSpec& spec, const CheckOptions&
     EXPECT_NEAR(view.value(idx), expected, opt.value_tolerance)
         << "at index (" << idx[0] << ", " << idx[1] << ", " << idx[2] << "), continuous "
         << str(ci);
+
+    // The marker's centre of mass (weights: value above background, as a fraction of the
+    // marker's) is at its point: exactly on the source grid, and still when the data were
+    // resampled by linear interpolation, which keeps first moments.
+    if (expected == marker.value && marker.value != spec.background) {
+      const double half = extent(marker) + 1.5 * max_spacing;
+      Index3 lo{LONG_MAX, LONG_MAX, LONG_MAX}, hi{LONG_MIN, LONG_MIN, LONG_MIN};
+      for (int corner = 0; corner < 8; ++corner) {
+        const Point q{marker.lps[0] + ((corner & 1) ? half : -half),
+                      marker.lps[1] + ((corner & 2) ? half : -half),
+                      marker.lps[2] + ((corner & 4) ? half : -half)};
+        const Vec cq = view.continuous_index(q);
+        for (int a = 0; a < 3; ++a) {
+          lo[a] = std::min(lo[a], static_cast<long>(std::floor(cq[a])));
+          hi[a] = std::max(hi[a], static_cast<long>(std::ceil(cq[a])));
+        }
+      }
+      for (const Marker& other : spec.markers)
+        if (&other != &marker && norm(sub(other.lps, marker.lps)) < half + extent(other))
+          ADD_FAILURE() << "test setup: another marker at " << str(other.lps) << " is too close";
+      const double support = extent(marker) + (opt.resampled ? max_spacing : 0.0);
+      double mass = 0.0;
+      Vec moment{0, 0, 0};
+      Index3 v{};
+      for (v[2] = lo[2]; v[2] <= hi[2]; ++v[2])
+        for (v[1] = lo[1]; v[1] <= hi[1]; ++v[1])
+          for (v[0] = lo[0]; v[0] <= hi[0]; ++v[0]) {
+            const Point centre = view.centre(v);
+            const double r = norm(sub(centre, marker.lps));
+            if (r > half) continue;
+            if (!view.inside(v)) {
+              if (r < support && inside_source(spec, centre, -0.5))
+                ADD_FAILURE() << "test setup: the marker is clipped by the image's edge at "
+                              << str(centre);
+              continue;
+            }
+            const double w = (view.value(v) - spec.background) / (marker.value - spec.background);
+            mass += w;
+            moment = add(moment, scale(centre, w));
+          }
+      ASSERT_GT(mass, 0.0) << "the marker is missing";
+      const Vec centroid = scale(moment, 1.0 / mass);
+      EXPECT_LT(norm(sub(centroid, marker.lps)), opt.resampled ? 0.02 : 1e-4)
+          << "the marker's centre of mass is at " << str(centroid);
+    }
 
     // Background a few mm away, in whichever direction stays inside the data.
     const double distance = extent(marker) + 3.0 + 2.0 * max_spacing;
@@ -809,17 +855,17 @@ INSTANTIATE_TEST_SUITE_P(SyntheticGeometry, TransferSyntaxTest,
 
 TEST(SyntheticGeometry, GantryTiltIsRemovedKeepingPhysicalPositions) {
   SeriesSpec spec = base_spec();
-  spec.rows = 40;
-  spec.columns = 40;
-  spec.slices = 16;
+  spec.rows = 48;
+  spec.columns = 48;
+  spec.slices = 20;
   spec.pixel_spacing = {1.0, 1.0};
-  spec.first_position = {-20, -20, -10};
+  spec.first_position = {-24, -24, -10};
   const double tilt = 15.0 * kPi / 180.0;
   // Slices advance along the normal tilted 15 degrees towards the column direction (+y).
   spec.slice_direction = {0, std::sin(tilt), std::cos(tilt)};
   spec.gantry_tilt_degrees = 15;
-  spec.markers = {marker_at(spec, 10, 12, 4, 1000, 5), marker_at(spec, 28, 25, 11, 1200, 5),
-                  marker_at(spec, 20, 31, 8, 1400, 5)};
+  spec.markers = {marker_at(spec, 10, 10, 4, 1000, 4), marker_at(spec, 36, 20, 14, 1200, 4),
+                  marker_at(spec, 14, 34, 10, 1400, 4)};
   Expect e;
   e.check.resampled = true;
   e.check.value_tolerance = 1e-2;
@@ -978,6 +1024,18 @@ TEST(SyntheticGeometry, HugeRowsAndColumnsWithShortPixelDataAreRefused) {
   for (const auto& f : sagitta::testing::write_series(spec, dir)) {
     sagitta::testing::set_attribute(f, "0028,0010", "65535");
     sagitta::testing::set_attribute(f, "0028,0011", "65535");
+  }
+  expect_series_refused(dir);
+}
+
+TEST(SyntheticGeometry, PlausibleSizeWithShortPixelDataIsRefused) {
+  // 512 x 512 is an ordinary CT size, but the files hold only 36 x 28 pixels.
+  const fs::path dir = sagitta::testing::scratch_dir();
+  SeriesSpec spec = base_spec();
+  add_default_markers(spec);
+  for (const auto& f : sagitta::testing::write_series(spec, dir)) {
+    sagitta::testing::set_attribute(f, "0028,0010", "512");
+    sagitta::testing::set_attribute(f, "0028,0011", "512");
   }
   expect_series_refused(dir);
 }

@@ -378,7 +378,9 @@ double value_at(const SeriesSpec& spec, const Point& p, int time_point) {
       const double t = (p[a] - m.lps[a]) / scale;
       q += t * t;
     }
-    if (q <= 1.0) v = m.value;
+    // A little slack so that voxel centres exactly on the surface (ties such as a radius that
+    // is a whole number of spacings) are inside on every side, whatever the rounding.
+    if (q <= 1.0 + 1e-9) v = m.value;
   }
   return v;
 }

@@ -18,6 +18,9 @@ enum class OutputPixelType {
 struct WriteOptions {
   OutputPixelType pixel_type = OutputPixelType::Auto;
   bool compress = false;  // .nii.gz is always compressed
+  // Convert a single float volume to the integer output type inside its own buffer instead of a
+  // copy (halves peak memory for large series). The input's pixels are garbage afterwards.
+  bool consume_input = false;
 };
 
 // Writes one volume, or several time points as a 4D image (4th axis = volume index).

@@ -1,0 +1,130 @@
+// The `sagitta` command line as a user meets it: help, version, JSON, and one-line errors with
+// distinct exit codes for bad usage (2) and bad data or outputs (3), with nothing left behind.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <fmt/format.h>
+
+#include <fstream>
+
+#include "support/synthetic_dicom.h"
+#include "support/test_paths.h"
+
+namespace {
+namespace fs = std::filesystem;
+using sagitta::testing::run_command;
+using sagitta::testing::scratch_dir;
+
+std::string sagitta() { return "'" + sagitta::testing::sagitta_executable().string() + "'"; }
+
+int count_lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+// Two small series (numbers 7 and 8) in one folder.
+fs::path two_series(const fs::path& dir) {
+  sagitta::testing::SeriesSpec a;
+  a.rows = a.columns = 16;
+  a.slices = 6;
+  a.series_number = 7;
+  a.series_description = "first";
+  a.markers = {{{0, 0, -10}, 2.0, 900}};
+  sagitta::testing::SeriesSpec b = a;
+  b.series_number = 8;
+  b.series_description = "second";
+  b.study_instance_uid = "";  // a different study is fine too
+  b.file_prefix = "b";
+  sagitta::testing::write_series(a, dir / "a");
+  sagitta::testing::write_series(b, dir / "b");
+  return dir;
+}
+
+TEST(SagittaCli, VersionAndHelp) {
+  auto r = run_command(sagitta() + " --version");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.out.find("sagitta 0."), std::string::npos) << r.out;
+  r = run_command(sagitta() + " convert --help");
+  EXPECT_EQ(r.exit_code, 0);
+  // Help comes from the parameter table: flags, choices and descriptions.
+  for (const char* s : {"--output", "--series", "--type", "--resample-irregular", "auto", "unevenly spaced"})
+    EXPECT_NE(r.out.find(s), std::string::npos) << s << "\n" << r.out;
+}
+
+TEST(SagittaCli, UsageErrorsAreOneLineWithExitCode2) {
+  for (const char* args : {"", " convert", " convert /tmp --type banana -o x.nrrd", " info --no-such-flag /tmp",
+                           " frobnicate"}) {
+    const auto r = run_command(sagitta() + args);
+    EXPECT_EQ(r.exit_code, 2) << args << ": " << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << args << ": " << r.err;
+  }
+}
+
+TEST(SagittaCli, InfoJsonListsStacksAndDecisions) {
+  const fs::path dir = two_series(scratch_dir());
+  std::ofstream(dir / "notes.txt") << "not DICOM\n";
+  const auto r = run_command(sagitta() + " info --json '" + dir.string() + "'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["stacks"].size(), 2u);
+  EXPECT_EQ(j["stacks"][0]["series"]["number"], "7");
+  EXPECT_EQ(j["stacks"][0]["size"], nlohmann::json({16, 16, 6}));
+  EXPECT_EQ(j["files_seen"], 13);
+  EXPECT_EQ(j["files_used"], 12);
+  bool skipped_text = false;
+  for (const auto& d : j["decisions"])
+    skipped_text |= d["subject"].get<std::string>().find("notes.txt") != std::string::npos;
+  EXPECT_TRUE(skipped_text);
+}
+
+TEST(SagittaCli, ConvertWithSeveralSeriesNamesThemAndWritesNothing) {
+  const fs::path dir = two_series(scratch_dir());
+  const fs::path out = dir / "out.nrrd";
+  auto r = run_command(fmt::format("{} convert '{}' -o '{}'", sagitta(), dir.string(), out.string()));
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("7 ("), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("8 ("), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out));
+
+  r = run_command(fmt::format("{} convert '{}' --series 8 -o '{}' --json", sagitta(), dir.string(), out.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["stack"]["series"]["description"], "second");
+  EXPECT_TRUE(fs::exists(out));
+}
+
+TEST(SagittaCli, BadDataAndUnwritableOutputFailCleanly) {
+  const fs::path dir = scratch_dir();
+  fs::create_directories(dir / "empty");
+  std::ofstream(dir / "empty" / "readme.txt") << "nothing here\n";
+  auto r = run_command(fmt::format("{} convert '{}' -o '{}'", sagitta(), (dir / "empty").string(),
+                                   (dir / "x.nrrd").string()));
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(count_lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("no loadable DICOM"), std::string::npos) << r.err;
+
+  const fs::path series = two_series(dir / "s") / "a";
+  for (const std::string& out : {(dir / "missing-folder" / "x.nrrd").string(), (dir / "x.png").string()}) {
+    r = run_command(fmt::format("{} convert '{}' -o '{}'", sagitta(), series.string(), out));
+    EXPECT_EQ(r.exit_code, 3) << out;
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
+    EXPECT_FALSE(fs::exists(out));
+  }
+  // Nothing partial anywhere in the output folder.
+  for (const auto& e : fs::directory_iterator(dir))
+    EXPECT_EQ(e.path().filename().string().find(".partial"), std::string::npos) << e.path();
+}
+
+TEST(SagittaCli, DemoRunsOnShippedData) {
+  const fs::path out = scratch_dir() / "demo";
+  const auto r = run_command(fmt::format("{} demo -o '{}'", sagitta(), out.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(fs::exists(out / "ct.nrrd"));
+  std::ifstream report(out / "report.json");
+  const auto j = nlohmann::json::parse(report);
+  EXPECT_EQ(j["geometry"]["size"], nlohmann::json({64, 64, 40}));
+}
+
+}  // namespace
