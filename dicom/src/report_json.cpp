@@ -31,18 +31,27 @@ nlohmann::json to_json(const Stack& stack) {
     j["transfer_syntax"] = {{"uid", f.transfer_syntax_uid}, {"name", xfer.getXferName()}};
     j["image_orientation_patient"] = f.orientation;
   }
-  // The grid the stack would load onto (resampling allowed, so irregular stacks still report).
-  try {
-    LoadOptions o;
-    o.irregular_spacing = IrregularSpacing::Resample;
-    const auto g = detail::plan_geometry(stack.frames, o);
+  // The grid the stack loads onto. An irregular stack is reported as refused, with the grid it
+  // would get if resampling were allowed.
+  auto describe_grid = [&](const detail::StackGeometry& g, const std::string& prefix) {
     j["size"] = {g.columns, g.rows, g.slices};
     j["volumes"] = g.volumes;
     j["spacing"] = g.spacing;
     j["origin"] = g.origin;
-    j["geometry_notes"] = g.decisions;
-  } catch (const DicomError& e) {
-    j["geometry_error"] = e.what();
+    nlohmann::json notes = nlohmann::json::array();
+    for (const auto& d : g.decisions) notes.push_back(prefix + d);
+    j["geometry_notes"] = notes;
+  };
+  try {
+    describe_grid(detail::plan_geometry(stack.frames, LoadOptions{}), "");
+  } catch (const DicomError& refused) {
+    j["geometry_error"] = refused.what();
+    try {
+      LoadOptions o;
+      o.irregular_spacing = IrregularSpacing::Resample;
+      describe_grid(detail::plan_geometry(stack.frames, o), "with --resample-irregular: ");
+    } catch (const DicomError&) {
+    }
   }
   return j;
 }

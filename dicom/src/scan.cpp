@@ -81,6 +81,14 @@ FileOutcome read_file(const fs::path& path) {
     out.header.reset();
     return out;
   }
+  // Anonymisers sometimes blank the dataset's SOP UIDs but keep the meta header's copies.
+  OFString meta_instance, meta_class;
+  file.getMetaInfo()->findAndGetOFString(DCM_MediaStorageSOPInstanceUID, meta_instance);
+  for (auto& f : out.header->frames) {
+    if (f.sop_instance_uid.empty()) f.sop_instance_uid = meta_instance.c_str();
+    if (f.sop_class_uid.empty()) f.sop_class_uid = media_class.c_str();
+  }
+  if (out.header->info.sop_class_uid.empty()) out.header->info.sop_class_uid = media_class.c_str();
   // Truncated or short pixel data is caught here for uncompressed files, before load().
   if (is_uncompressed(xfer)) {
     const auto& f = out.header->format;

@@ -2,6 +2,7 @@
 // decompresses (gdcmconv --raw) or compresses (gdcmconv --j2k) and DCMTK with our decoder must
 // produce the same samples, value for value, through every DCMTK decoding path.
 #include "j2k_codec.h"
+#include "support/dicom_fixups.h"
 #include "support/test_paths.h"
 
 #include <gtest/gtest.h>
@@ -34,6 +35,7 @@ using sagitta::testing::run_command;
 using sagitta::testing::scratch_dir;
 
 namespace {
+using sagitta::testing::copy_with_sop_uids;
 
 constexpr const char* kCtFolder = "ct/totalsegmentator/example_ct_dicom";
 
@@ -156,26 +158,6 @@ OFCondition decode_by_frames(DcmDataset& dataset, std::vector<Uint8>& out, OFStr
     std::copy_n(buffer.begin(), size, out.begin() + std::ptrdiff_t(f * size));
   }
   return EC_Normal;
-}
-
-// GDCM refuses to write objects without SOP Class/Instance UID, which anonymised data often
-// lacks; copy them from the file meta information, leaving the pixel data untouched.
-fs::path copy_with_sop_uids(const fs::path& source, const fs::path& target) {
-  auto ff = load(source);
-  if (!ff) return {};
-  DcmDataset& dataset = *ff->getDataset();
-  DcmMetaInfo& meta = *ff->getMetaInfo();
-  const std::pair<DcmTagKey, DcmTagKey> uids[] = {
-      {DCM_SOPClassUID, DCM_MediaStorageSOPClassUID},
-      {DCM_SOPInstanceUID, DCM_MediaStorageSOPInstanceUID}};
-  for (const auto& [tag, meta_tag] : uids) {
-    OFString value;
-    if (dataset.findAndGetOFString(tag, value).good() && !value.empty()) continue;
-    meta.findAndGetOFString(meta_tag, value);
-    dataset.putAndInsertString(tag, value.c_str());
-  }
-  if (ff->saveFile(target.c_str(), EXS_Unknown).bad()) return {};
-  return target;
 }
 
 // Runs `gdcmconv <option> in out`; returns `out`, or empty (with a test failure) on error.

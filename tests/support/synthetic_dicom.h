@@ -38,12 +38,16 @@ struct SeriesSpec {
   bool pixel_signed = true;
   int bits_allocated = 16;  // 8 or 16
   int bits_stored = 0;      // 0: bits_allocated
-  std::string transfer_syntax = "1.2.840.10008.1.2.1";  // explicit VR little endian
+  // Explicit VR little endian; also implicit (1.2.840.10008.1.2), big endian (...1.2.2),
+  // deflate (...1.2.1.99) and RLE (...1.2.5).
+  std::string transfer_syntax = "1.2.840.10008.1.2.1";
   // MONOCHROME1: the stored value written is (min + max of the stored range) - s, i.e.
   // maxStored - s for unsigned pixels, so inverting over the stored range restores s.
   bool monochrome1 = false;
-  bool multiframe = false;         // one Enhanced CT instance with per-frame functional groups
-  bool shuffle_file_names = false; // names unrelated to slice order, InstanceNumber reversed
+  // One Enhanced CT (Enhanced MR for modality MR) instance with per-frame functional groups.
+  bool multiframe = false;
+  // Names unrelated to slice order and InstanceNumber reversed (multi-frame: frames reversed).
+  bool shuffle_file_names = false;
   int time_points = 1;             // >1: a multi-volume series (same positions repeated)
   double gantry_tilt_degrees = 0.0;  // value written to (0018,1120) (informative)
   std::string modality = "CT";
