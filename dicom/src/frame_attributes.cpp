@@ -225,6 +225,9 @@ HeaderRecord read_header(DcmDataset& d, const std::string& path, const std::stri
   get_double(d, DCM_RescaleSlope, base.rescale_slope);
   get_double(d, DCM_RescaleIntercept, base.rescale_intercept);
   if (base.rescale_slope == 0.0) base.rescale_slope = 1.0;  // a zero slope is a writer's bug
+  // RT Dose stores dose as integers times DoseGridScaling (Gy).
+  double dose_scaling = 0;
+  if (get_double(d, DCM_DoseGridScaling, dose_scaling) && dose_scaling > 0) base.rescale_slope *= dose_scaling;
 
   auto geometry_error = [&](const std::string& what) {
     throw DicomError(path + ": " + what);
@@ -250,21 +253,33 @@ HeaderRecord read_header(DcmDataset& d, const std::string& path, const std::stri
     const bool mosaic = f.image_type.find("MOSAIC") != std::string::npos;
     if (!mosaic) {
       if (rec.format.number_of_frames > 1) {
-        // Legacy multi-frame without functional groups (e.g. NM, US): frames share the plane
-        // geometry only if SliceThickness/SpacingBetweenSlices tell where they are; treat
-        // frames as a stack along the normal at SpacingBetweenSlices.
-        double spacing = 0;
-        if (!get_double(d, DCM_SpacingBetweenSlices, spacing) || spacing <= 0)
-          geometry_error(std::to_string(rec.format.number_of_frames) +
-                         " frames without per-frame positions or SpacingBetweenSlices");
+        // Legacy multi-frame without functional groups: RT Dose places its frames with
+        // GridFrameOffsetVector (offsets along the normal, relative to the first frame when the
+        // first offset is 0, else plane coordinates whose first value is the first frame's);
+        // NM and others with SpacingBetweenSlices.
         const auto n = normal_of(f.orientation);
+        std::vector<double> offsets(rec.format.number_of_frames);
+        double offset = 0, spacing = 0;
+        if (get_double(d, DCM_GridFrameOffsetVector, offset, 0)) {
+          const double first = offset;
+          for (int k = 0; k < rec.format.number_of_frames; ++k) {
+            if (!get_double(d, DCM_GridFrameOffsetVector, offset, k))
+              geometry_error("GridFrameOffsetVector has fewer values than NumberOfFrames");
+            offsets[k] = offset - first;
+          }
+        } else if (get_double(d, DCM_SpacingBetweenSlices, spacing) && spacing > 0) {
+          for (int k = 0; k < rec.format.number_of_frames; ++k) offsets[k] = k * spacing;
+        } else {
+          geometry_error(std::to_string(rec.format.number_of_frames) +
+                         " frames without functional groups, GridFrameOffsetVector or SpacingBetweenSlices");
+        }
         for (int k = 0; k < rec.format.number_of_frames; ++k) {
           Frame fk = f;
           fk.frame = k + 1;
-          for (int i = 0; i < 3; ++i) fk.position[i] = f.position[i] + k * spacing * n[i];
+          for (int i = 0; i < 3; ++i) fk.position[i] = f.position[i] + offsets[k] * n[i];
           rec.frames.push_back(fk);
         }
-        rec.notes.push_back("legacy multi-frame: frame positions from SpacingBetweenSlices");
+        rec.notes.push_back("multi-frame without functional groups: frames placed along the normal");
       } else {
         rec.frames.push_back(f);
       }
