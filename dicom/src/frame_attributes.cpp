@@ -209,6 +209,8 @@ HeaderRecord read_header(DcmDataset& d, const std::string& path, const std::stri
   base.sop_class_uid = rec.info.sop_class_uid;
   base.transfer_syntax_uid = ts_uid;
   base.rows = rec.format.rows;
+  base.bits_stored = rec.format.bits_stored;
+  base.pixel_signed = rec.format.pixel_signed;
   base.columns = rec.format.columns;
   base.instance_number = get_int(d, DCM_InstanceNumber);
   base.acquisition_number = get_int(d, DCM_AcquisitionNumber);

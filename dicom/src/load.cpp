@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <type_traits>
 
 #include "parallel_for.h"
 #include "pixel_decode.h"
@@ -17,15 +18,17 @@
 namespace sagitta::dicom {
 namespace {
 
-Image::Pointer make_volume(const detail::StackGeometry& g) {
-  auto image = Image::New();
-  Image::RegionType region;
+template <typename TPixel>
+typename itk::Image<TPixel, 3>::Pointer make_volume(const detail::StackGeometry& g) {
+  using ImageType = itk::Image<TPixel, 3>;
+  auto image = ImageType::New();
+  typename ImageType::RegionType region;
   region.SetSize({{static_cast<itk::SizeValueType>(g.columns), static_cast<itk::SizeValueType>(g.rows),
                    static_cast<itk::SizeValueType>(g.slices)}});
   image->SetRegions(region);
-  Image::SpacingType spacing;
-  Image::PointType origin;
-  Image::DirectionType direction;
+  typename ImageType::SpacingType spacing;
+  typename ImageType::PointType origin;
+  typename ImageType::DirectionType direction;
   for (int i = 0; i < 3; ++i) {
     spacing[i] = g.spacing[i];
     origin[i] = g.origin[i];
@@ -55,17 +58,97 @@ float sample(const float* slice, int columns, int rows, double x, double y, floa
   return static_cast<float>(top * (1 - fy) + bottom * fy);
 }
 
+bool integral(double v) { return std::abs(v - std::nearbyint(v)) < 1e-9; }
+
+IntegerType exact_type(const Stack& stack, const detail::StackGeometry& g) {
+  if (g.needs_resampling || stack.frames.empty()) return IntegerType::None;
+  double lo = std::numeric_limits<double>::max(), hi = std::numeric_limits<double>::lowest();
+  for (const Frame& f : stack.frames) {
+    if (!integral(f.rescale_slope) || !integral(f.rescale_intercept)) return IntegerType::None;
+    const double smin = f.pixel_signed ? -std::ldexp(1.0, f.bits_stored - 1) : 0.0;
+    const double smax = f.pixel_signed ? std::ldexp(1.0, f.bits_stored - 1) - 1 : std::ldexp(1.0, f.bits_stored) - 1;
+    const double a = smin * f.rescale_slope + f.rescale_intercept, b = smax * f.rescale_slope + f.rescale_intercept;
+    lo = std::min({lo, a, b});
+    hi = std::max({hi, a, b});
+  }
+  if (lo >= -32768 && hi <= 32767) return IntegerType::Int16;
+  if (lo >= 0 && hi <= 65535) return IntegerType::UInt16;
+  if (lo >= -2147483648.0 && hi <= 2147483647.0) return IntegerType::Int32;
+  return IntegerType::None;
+}
+
+// The type that holds the raw stored values (before rescale) of every frame.
+IntegerType stored_type(const Stack& stack, const detail::StackGeometry& g) {
+  if (g.needs_resampling || stack.frames.empty()) return IntegerType::None;
+  IntegerType widest = IntegerType::Int16;
+  for (const Frame& f : stack.frames) {
+    if (!integral(f.rescale_slope) || !integral(f.rescale_intercept)) return IntegerType::None;
+    const int value_bits = f.bits_stored + (f.pixel_signed ? 0 : 1);  // bits a signed type needs
+    if (value_bits <= 16) continue;
+    if (!f.pixel_signed && f.bits_stored <= 16 && widest == IntegerType::Int16) widest = IntegerType::UInt16;
+    else if (value_bits <= 32) widest = IntegerType::Int32;
+    else return IntegerType::None;
+  }
+  return widest;
+}
+
+template <typename TPixel>
+bool holds(IntegerType t) {
+  if constexpr (std::is_floating_point_v<TPixel>) return true;
+  switch (t) {
+    case IntegerType::Int16: return std::is_signed_v<TPixel> || sizeof(TPixel) > 2;
+    case IntegerType::UInt16: return !(std::is_signed_v<TPixel> && sizeof(TPixel) <= 2);
+    case IntegerType::Int32: return std::is_signed_v<TPixel> && sizeof(TPixel) >= 4;
+    case IntegerType::None: return false;
+  }
+  return false;
+}
+
+// Applies an integral rescale to stored values already in `slice`, or throws when a result
+// would not fit TPixel.
+template <typename TPixel>
+void rescale_in_place(TPixel* slice, std::size_t n, const Frame& f, const std::string& stack_id) {
+  const auto slope = static_cast<std::int64_t>(std::llround(f.rescale_slope));
+  const auto intercept = static_cast<std::int64_t>(std::llround(f.rescale_intercept));
+  if (slope == 1 && intercept == 0) return;
+  const auto [lo, hi] = std::minmax_element(slice, slice + n);
+  const std::int64_t a = *lo * slope + intercept, b = *hi * slope + intercept;
+  if (std::min(a, b) < std::numeric_limits<TPixel>::min() || std::max(a, b) > std::numeric_limits<TPixel>::max())
+    throw DicomError(fmt::format("stack {}: rescaled values {}..{} of {} do not fit the requested integer type; "
+                                 "load it in a wider type or as float",
+                                 stack_id, std::min(a, b), std::max(a, b), f.path));
+  for (std::size_t i = 0; i < n; ++i) slice[i] = static_cast<TPixel>(slice[i] * slope + intercept);
+}
+
 }  // namespace
 
-LoadedSeries load(const Stack& stack, const LoadOptions& options) {
+IntegerType exact_integer_type(const Stack& stack, const LoadOptions& options) {
+  return exact_type(stack, detail::plan_geometry(stack.frames, options));
+}
+
+IntegerType stored_integer_type(const Stack& stack, const LoadOptions& options) {
+  return stored_type(stack, detail::plan_geometry(stack.frames, options));
+}
+
+LoadedSeries load(const Stack& stack, const LoadOptions& options) { return load_as<float>(stack, options); }
+
+template <typename TPixel>
+LoadedSeriesOf<TPixel> load_as(const Stack& stack, const LoadOptions& options) {
   register_codecs();
   if (stack.frames.empty()) throw DicomError("stack " + stack.id + " has no images");
   const detail::StackGeometry g = detail::plan_geometry(stack.frames, options);
+  // An integer type either holds every value the headers allow, or at least the stored values:
+  // then each slice is decoded unscaled and rescaled in place once its actual range is known.
+  const bool via_stored = !holds<TPixel>(exact_type(stack, g));
+  if (via_stored && !holds<TPixel>(stored_type(stack, g)))
+    throw DicomError("stack " + stack.id +
+                     ": its values (stored bits, rescale, resampling) do not fit the requested integer type; "
+                     "load it as float");
 
-  LoadedSeries out;
+  LoadedSeriesOf<TPixel> out;
   out.info = stack.info;
   for (const auto& d : g.decisions) out.decisions.push_back({"stack " + stack.id, d});
-  for (int v = 0; v < g.volumes; ++v) out.volumes.push_back(make_volume(g));
+  for (int v = 0; v < g.volumes; ++v) out.volumes.push_back(make_volume<TPixel>(g));
   const std::size_t slice_pixels = std::size_t(g.columns) * g.rows;
 
   // Frames grouped by file, so each file is opened once (a mosaic or multi-frame file holds many).
@@ -85,7 +168,7 @@ LoadedSeries load(const Stack& stack, const LoadOptions& options) {
   if (!g.needs_resampling)
     for (int v = 0; v < g.volumes; ++v)
       for (int k = 0; k < g.slices; ++k) destination[g.sources[v][k].front().frame] = {v, k};
-  // Resampling needs every frame at hand: decode into a scratch stack first.
+  // Resampling (float only) needs every frame at hand: decode into a scratch stack first.
   std::vector<float> scratch;
   if (g.needs_resampling) scratch.resize(stack.frames.size() * slice_pixels);
 
@@ -95,19 +178,29 @@ LoadedSeries load(const Stack& stack, const LoadOptions& options) {
     detail::FrameReader reader(stack.frames[frame_ids.front()].path);
     formats[f] = reader.format();
     for (std::size_t id : frame_ids) {
-      float* target = nullptr;
       if (g.needs_resampling) {
-        target = scratch.data() + id * slice_pixels;
+        reader.read(stack.frames[id], scratch.data() + id * slice_pixels);
       } else {
         const auto [v, k] = destination[id];
         if (v < 0) continue;
-        target = out.volumes[v]->GetBufferPointer() + std::size_t(k) * slice_pixels;
+        TPixel* slice = out.volumes[v]->GetBufferPointer() + std::size_t(k) * slice_pixels;
+        if (!via_stored) {
+          reader.read(stack.frames[id], slice);
+          continue;
+        }
+        if constexpr (!std::is_floating_point_v<TPixel>) {
+          Frame raw = stack.frames[id];
+          raw.rescale_slope = 1.0;
+          raw.rescale_intercept = 0.0;
+          reader.read(raw, slice);
+          rescale_in_place(slice, slice_pixels, stack.frames[id], stack.id);
+        }
       }
-      reader.read(stack.frames[id], target);
     }
   });
 
-  if (g.needs_resampling) {
+  if constexpr (std::is_floating_point_v<TPixel>) {
+   if (g.needs_resampling) {
     const float fill = scratch.empty() ? 0.f : *std::min_element(scratch.begin(), scratch.end());
     const std::size_t jobs = std::size_t(g.volumes) * g.slices;
     detail::parallel_for(jobs, options.threads, [&](std::size_t job) {
@@ -133,16 +226,11 @@ LoadedSeries load(const Stack& stack, const LoadOptions& options) {
       out.decisions.push_back({"stack " + stack.id,
                                fmt::format("voxels outside the acquired slices after the tilt correction "
                                            "are filled with the stack's minimum ({})", fill)});
+   }
   }
 
-  // Stored representation and provenance.
-  const auto& first = formats.front();
-  out.bits_allocated = first.bits_allocated;
-  out.bits_stored = first.bits_stored;
-  out.pixel_signed = first.pixel_signed;
-  for (const auto& f : stack.frames)
-    if (f.rescale_slope != 1.0 || f.rescale_intercept != 0.0) out.rescaled = true;
-  if (first.photometric == "MONOCHROME1")
+  // Provenance.
+  if (formats.front().photometric == "MONOCHROME1")
     out.decisions.push_back({"stack " + stack.id, "MONOCHROME1: stored values inverted so that higher means brighter"});
   out.info.slices.assign(g.volumes, {});
   for (int v = 0; v < g.volumes; ++v)
@@ -155,5 +243,10 @@ LoadedSeries load(const Stack& stack, const LoadOptions& options) {
     }
   return out;
 }
+
+template LoadedSeriesOf<float> load_as<float>(const Stack&, const LoadOptions&);
+template LoadedSeriesOf<std::int16_t> load_as<std::int16_t>(const Stack&, const LoadOptions&);
+template LoadedSeriesOf<std::uint16_t> load_as<std::uint16_t>(const Stack&, const LoadOptions&);
+template LoadedSeriesOf<std::int32_t> load_as<std::int32_t>(const Stack&, const LoadOptions&);
 
 }  // namespace sagitta::dicom

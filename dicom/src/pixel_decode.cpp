@@ -6,7 +6,9 @@
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "sagitta/dicom/error.h"
 
@@ -38,19 +40,22 @@ struct BitUnpacker {
   }
 };
 
-template <typename TRaw, typename TSigned>
+template <typename TRaw, typename TSigned, typename TOut>
 void convert(const std::uint8_t* buffer, const PixelFormat& f, const Frame& frame, int row0, int col0,
-             float* out) {
+             TOut* out) {
   const BitUnpacker unpack(f);
   const double slope = frame.rescale_slope, intercept = frame.rescale_intercept;
   const bool invert = f.photometric == "MONOCHROME1";
   const std::int64_t min_stored = f.pixel_signed ? -(std::int64_t(1) << (f.bits_stored - 1)) : 0;
   const std::int64_t max_stored =
       f.pixel_signed ? (std::int64_t(1) << (f.bits_stored - 1)) - 1 : (std::int64_t(1) << f.bits_stored) - 1;
+  // Integer outputs: exact integer arithmetic (the caller checked slope and intercept are integral).
+  const auto islope = static_cast<std::int64_t>(std::llround(slope));
+  const auto iintercept = static_cast<std::int64_t>(std::llround(intercept));
   const auto* pixels = reinterpret_cast<const TRaw*>(buffer);
   for (int r = 0; r < frame.rows; ++r) {
     const TRaw* src = pixels + std::size_t(row0 + r) * f.columns + col0;
-    float* dst = out + std::size_t(r) * frame.columns;
+    TOut* dst = out + std::size_t(r) * frame.columns;
     for (int c = 0; c < frame.columns; ++c) {
       std::int64_t v;
       if (unpack.trivial)
@@ -59,7 +64,10 @@ void convert(const std::uint8_t* buffer, const PixelFormat& f, const Frame& fram
         v = unpack(static_cast<std::uint32_t>(src[c]));
       // MONOCHROME1 shows low values bright; invert so that higher always means brighter.
       if (invert) v = min_stored + max_stored - v;
-      dst[c] = static_cast<float>(double(v) * slope + intercept);
+      if constexpr (std::is_floating_point_v<TOut>)
+        dst[c] = static_cast<TOut>(double(v) * slope + intercept);
+      else
+        dst[c] = static_cast<TOut>(v * islope + iintercept);
     }
   }
 }
@@ -89,7 +97,7 @@ FrameReader::FrameReader(const std::string& path) : impl_(std::make_unique<Impl>
 
 FrameReader::~FrameReader() = default;
 
-void FrameReader::read(const Frame& frame, float* out) {
+const std::uint8_t* FrameReader::decode(const Frame& frame) {
   Impl& m = *impl_;
   const int frame_index = frame.frame > 0 ? frame.frame - 1 : 0;
   if (frame_index >= format_.number_of_frames)
@@ -113,6 +121,13 @@ void FrameReader::read(const Frame& frame, float* out) {
     }
     m.decoded_frame = frame_index;
   }
+  return m.buffer.data();
+}
+
+template <typename TOut>
+void FrameReader::read(const Frame& frame, TOut* out) {
+  const std::uint8_t* buffer = decode(frame);
+  const Impl& m = *impl_;
   // Mosaic tiles are cut out of the decoded frame; other frames are the whole frame.
   int row0 = 0, col0 = 0;
   if (frame.mosaic_tile >= 0) {
@@ -123,11 +138,16 @@ void FrameReader::read(const Frame& frame, float* out) {
   if (row0 + frame.rows > format_.rows || col0 + frame.columns > format_.columns)
     throw DicomError(fmt::format("{}: frame geometry exceeds the image", m.path));
   switch (format_.bits_allocated) {
-    case 8: convert<std::uint8_t, std::int8_t>(m.buffer.data(), format_, frame, row0, col0, out); break;
-    case 16: convert<std::uint16_t, std::int16_t>(m.buffer.data(), format_, frame, row0, col0, out); break;
-    case 32: convert<std::uint32_t, std::int32_t>(m.buffer.data(), format_, frame, row0, col0, out); break;
+    case 8: convert<std::uint8_t, std::int8_t>(buffer, format_, frame, row0, col0, out); break;
+    case 16: convert<std::uint16_t, std::int16_t>(buffer, format_, frame, row0, col0, out); break;
+    case 32: convert<std::uint32_t, std::int32_t>(buffer, format_, frame, row0, col0, out); break;
     default: throw DicomError(m.path + ": unsupported BitsAllocated");
   }
 }
+
+template void FrameReader::read<float>(const Frame&, float*);
+template void FrameReader::read<std::int16_t>(const Frame&, std::int16_t*);
+template void FrameReader::read<std::uint16_t>(const Frame&, std::uint16_t*);
+template void FrameReader::read<std::int32_t>(const Frame&, std::int32_t*);
 
 }  // namespace sagitta::dicom::detail

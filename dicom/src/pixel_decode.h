@@ -22,10 +22,14 @@ public:
   const PixelFormat& format() const { return format_; }
 
   // Decodes `frame` (which must come from this file) into `out`, frame.rows * frame.columns
-  // floats in rescaled units, row by row. Throws DicomError on undecodable data.
-  void read(const Frame& frame, float* out);
+  // values in rescaled units, row by row. Throws DicomError on undecodable data. Integer
+  // outputs require an integral rescale (see exact_integer_type). Instantiated for float,
+  // int16_t, uint16_t and int32_t.
+  template <typename TOut>
+  void read(const Frame& frame, TOut* out);
 
 private:
+  const std::uint8_t* decode(const Frame& frame);
   struct Impl;
   std::unique_ptr<Impl> impl_;
   PixelFormat format_;

@@ -63,7 +63,7 @@ nlohmann::json to_json(const ScanResult& scan) {
   return {{"files_seen", scan.files_seen}, {"files_used", scan.files_used}, {"stacks", stacks}, {"decisions", decisions}};
 }
 
-nlohmann::json geometry_json(const Image& image) {
+nlohmann::json geometry_json(const itk::ImageBase<3>& image) {
   nlohmann::json direction = nlohmann::json::array();
   for (int r = 0; r < 3; ++r)
     direction.push_back({image.GetDirection()[r][0], image.GetDirection()[r][1], image.GetDirection()[r][2]});

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <unistd.h>
 
 #include "sagitta/dicom/error.h"
@@ -18,8 +19,6 @@
 namespace sagitta::dicom {
 namespace fs = std::filesystem;
 namespace {
-
-enum class Scalar { Float, Int16, UInt16, Int32 };
 
 std::string one_line(std::string s) {
   std::replace(s.begin(), s.end(), '\n', ' ');
@@ -30,45 +29,36 @@ bool has_suffix(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-void check_format(const fs::path& out) {
+// Checks the destination, writes through `write(temporary path)`, then renames into place: a
+// reader never sees a partial file, and a failure leaves nothing behind. The temporary name keeps
+// the extension, because ITK chooses the format by it.
+template <typename Write>
+void write_atomically(const fs::path& out, Write&& write) {
   const std::string name = out.filename().string();
-  for (const char* ext : {".nrrd", ".nii.gz", ".nii", ".mha"})
-    if (has_suffix(name, ext)) return;
-  throw DicomError(fmt::format("{}: unsupported output format; use .nrrd, .nii.gz, .nii or .mha", out.string()));
-}
-
-Scalar choose_scalar(const std::vector<Image::Pointer>& volumes, const WriteOptions& options,
-                     const LoadedSeries* source) {
-  if (options.pixel_type == OutputPixelType::Float) return Scalar::Float;
-  double lo = std::numeric_limits<double>::max(), hi = std::numeric_limits<double>::lowest();
-  bool integral = true;
-  for (const auto& v : volumes) {
-    const float* p = v->GetBufferPointer();
-    const std::size_t n = v->GetPixelContainer()->Size();
-    for (std::size_t i = 0; i < n; ++i) {
-      lo = std::min<double>(lo, p[i]);
-      hi = std::max<double>(hi, p[i]);
-      if (integral && p[i] != std::nearbyint(p[i])) integral = false;
-    }
+  if (!has_suffix(name, ".nrrd") && !has_suffix(name, ".nii.gz") && !has_suffix(name, ".nii") &&
+      !has_suffix(name, ".mha"))
+    throw DicomError(fmt::format("{}: unsupported output format; use .nrrd, .nii.gz, .nii or .mha", out.string()));
+  const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw DicomError(fmt::format("{}: the output folder {} does not exist", out.string(), dir.string()));
+  if (::access(dir.c_str(), W_OK) != 0)
+    throw DicomError(fmt::format("{}: the output folder {} is not writable", out.string(), dir.string()));
+  if (fs::is_directory(out, ec)) throw DicomError(fmt::format("{}: is a folder, not a file name", out.string()));
+  const fs::path tmp = dir / fmt::format(".partial-{}-{}", ::getpid(), name);
+  try {
+    write(tmp);
+    fs::rename(tmp, out);
+  } catch (const itk::ExceptionObject& e) {
+    fs::remove(tmp, ec);
+    throw DicomError(fmt::format("{}: cannot write ({})", out.string(), one_line(e.GetDescription())));
+  } catch (const fs::filesystem_error& e) {
+    fs::remove(tmp, ec);
+    throw DicomError(fmt::format("{}: cannot write ({})", out.string(), e.code().message()));
+  } catch (...) {
+    fs::remove(tmp, ec);
+    throw;
   }
-  auto fits = [&](double a, double b) { return lo >= a && hi <= b; };
-  if (options.pixel_type == OutputPixelType::Stored) {
-    if (!source) throw DicomError("the stored pixel type needs the DICOM source of the volume");
-    if (!integral)
-      throw DicomError("rescale slope/intercept make the values non-integer; the stored type would lose "
-                       "them: write float (--type float) or let Sagitta choose (--type auto)");
-    Scalar s = source->bits_allocated > 16 ? Scalar::Int32 : source->pixel_signed ? Scalar::Int16 : Scalar::UInt16;
-    if (source->bits_allocated <= 8) s = Scalar::Int16;
-    const bool ok = s == Scalar::Int16 ? fits(-32768, 32767) : s == Scalar::UInt16 ? fits(0, 65535) : fits(-2147483648.0, 2147483647.0);
-    if (!ok)
-      throw DicomError(fmt::format("rescaled values {}..{} do not fit the stored type; use --type auto or float", lo, hi));
-    return s;
-  }
-  if (!integral) return Scalar::Float;
-  if (fits(-32768, 32767)) return Scalar::Int16;
-  if (fits(0, 65535)) return Scalar::UInt16;
-  if (fits(-2147483648.0, 2147483647.0)) return Scalar::Int32;
-  return Scalar::Float;
 }
 
 template <typename TImage>
@@ -78,6 +68,14 @@ void write_image(TImage* image, const fs::path& path, bool compress) {
   writer->SetInput(image);
   writer->SetUseCompression(compress || has_suffix(path.string(), ".gz"));
   writer->Update();
+}
+
+template <typename TOut, typename TIn>
+TOut cast_pixel(TIn v) {
+  if constexpr (std::is_floating_point_v<TIn> && !std::is_floating_point_v<TOut>)
+    return static_cast<TOut>(std::nearbyint(v));
+  else
+    return static_cast<TOut>(v);
 }
 
 // Converts n floats to T front to back inside the same buffer. Safe because T is no wider than
@@ -90,41 +88,42 @@ T* convert_in_place(float* buffer, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) {
     float v;
     std::memcpy(&v, bytes + i * sizeof(float), sizeof v);
-    const T t = static_cast<T>(std::nearbyint(v));
+    const T t = cast_pixel<T>(v);
     std::memcpy(bytes + i * sizeof(T), &t, sizeof t);
   }
   return reinterpret_cast<T*>(buffer);
 }
 
-template <typename T>
-void write_as(const std::vector<Image::Pointer>& volumes, const fs::path& path, bool compress, bool consume) {
-  const Image* first = volumes.front().GetPointer();
+// Writes volumes of pixel type TIn as TOut: 3D for one volume, 4D (4th axis = volume index) for several.
+template <typename TOut, typename TIn>
+void write_as(const std::vector<typename itk::Image<TIn, 3>::Pointer>& volumes, const fs::path& path, bool compress,
+              bool consume) {
+  const auto* first = volumes.front().GetPointer();
+  const std::size_t n = first->GetLargestPossibleRegion().GetNumberOfPixels();
   if (volumes.size() == 1) {
-    if constexpr (std::is_same_v<T, float>) {
-      write_image(const_cast<Image*>(first), path, compress);
-    } else if (consume) {
-      using Out = itk::Image<T, 3>;
-      auto out = Out::New();
-      out->SetRegions(first->GetLargestPossibleRegion());
-      out->CopyInformation(first);
-      const std::size_t n = first->GetPixelContainer()->Size();
-      T* data = convert_in_place<T>(const_cast<float*>(first->GetBufferPointer()), n);
-      out->GetPixelContainer()->SetImportPointer(data, n, false);
-      write_image(out.GetPointer(), path, compress);
+    using Out = itk::Image<TOut, 3>;
+    if constexpr (std::is_same_v<TIn, TOut>) {
+      write_image(const_cast<Out*>(first), path, compress);
     } else {
-      using Out = itk::Image<T, 3>;
       auto out = Out::New();
       out->SetRegions(first->GetLargestPossibleRegion());
       out->CopyInformation(first);
+      if constexpr (std::is_same_v<TIn, float> && sizeof(TOut) <= sizeof(float)) {
+        if (consume) {
+          TOut* data = convert_in_place<TOut>(const_cast<float*>(first->GetBufferPointer()), n);
+          out->GetPixelContainer()->SetImportPointer(data, n, false);
+          write_image(out.GetPointer(), path, compress);
+          return;
+        }
+      }
       allocate_huge(out.GetPointer());
-      std::transform(first->GetBufferPointer(), first->GetBufferPointer() + first->GetPixelContainer()->Size(),
-                     out->GetBufferPointer(), [](float v) { return static_cast<T>(std::nearbyint(v)); });
+      std::transform(first->GetBufferPointer(), first->GetBufferPointer() + n, out->GetBufferPointer(),
+                     cast_pixel<TOut, TIn>);
       write_image(out.GetPointer(), path, compress);
     }
     return;
   }
-  // Several time points: a 4D image whose 4th axis is the volume index.
-  using Out = itk::Image<T, 4>;
+  using Out = itk::Image<TOut, 4>;
   auto out = Out::New();
   typename Out::SizeType size;
   typename Out::SpacingType spacing;
@@ -145,60 +144,65 @@ void write_as(const std::vector<Image::Pointer>& volumes, const fs::path& path, 
   out->SetOrigin(origin);
   out->SetDirection(direction);
   allocate_huge(out.GetPointer());
-  T* dst = out->GetBufferPointer();
+  TOut* dst = out->GetBufferPointer();
   for (const auto& v : volumes) {
-    const std::size_t n = v->GetPixelContainer()->Size();
-    if constexpr (std::is_same_v<T, float>)
-      std::copy_n(v->GetBufferPointer(), n, dst);
-    else
-      std::transform(v->GetBufferPointer(), v->GetBufferPointer() + n, dst,
-                     [](float x) { return static_cast<T>(std::nearbyint(x)); });
-    dst += n;
+    if (v->GetLargestPossibleRegion() != first->GetLargestPossibleRegion())
+      throw DicomError("volumes of one series differ in size; cannot write them as one 4D image");
+    dst = std::transform(v->GetBufferPointer(), v->GetBufferPointer() + n, dst, cast_pixel<TOut, TIn>);
   }
   write_image(out.GetPointer(), path, compress);
 }
 
+enum class Scalar { Float, Int16, UInt16, Int32 };
+
+// The narrowest integer type that holds every value exactly, else float.
+Scalar narrowest(const std::vector<Image::Pointer>& volumes) {
+  double lo = std::numeric_limits<double>::max(), hi = std::numeric_limits<double>::lowest();
+  for (const auto& v : volumes) {
+    const float* p = v->GetBufferPointer();
+    const std::size_t n = v->GetLargestPossibleRegion().GetNumberOfPixels();
+    for (std::size_t i = 0; i < n; ++i) {
+      if (p[i] != std::nearbyint(p[i])) return Scalar::Float;  // also NaN
+      lo = std::min<double>(lo, p[i]);
+      hi = std::max<double>(hi, p[i]);
+    }
+  }
+  if (lo >= -32768 && hi <= 32767) return Scalar::Int16;
+  if (lo >= 0 && hi <= 65535) return Scalar::UInt16;
+  if (lo >= -2147483648.0 && hi <= 2147483647.0) return Scalar::Int32;
+  return Scalar::Float;
+}
+
 }  // namespace
 
-void write_volumes(const std::vector<Image::Pointer>& volumes, const fs::path& out, const WriteOptions& options,
-                   const LoadedSeries* source) {
+void write_volumes(const std::vector<Image::Pointer>& volumes, const fs::path& out, const WriteOptions& options) {
   if (volumes.empty()) throw DicomError("nothing to write");
-  check_format(out);
-  for (const auto& v : volumes)
-    if (v->GetLargestPossibleRegion() != volumes.front()->GetLargestPossibleRegion())
-      throw DicomError("volumes of one series differ in size; cannot write them as one 4D image");
-  const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec))
-    throw DicomError(fmt::format("{}: the output folder {} does not exist", out.string(), dir.string()));
-  if (::access(dir.c_str(), W_OK) != 0)
-    throw DicomError(fmt::format("{}: the output folder {} is not writable", out.string(), dir.string()));
-  if (fs::is_directory(out, ec)) throw DicomError(fmt::format("{}: is a folder, not a file name", out.string()));
-
-  const Scalar scalar = choose_scalar(volumes, options, source);
-  // Write under a temporary name with the same extension (ITK chooses the format by it), then
-  // rename: a reader never sees a partial file, and a failure leaves nothing behind.
-  const fs::path tmp = dir / fmt::format(".{}.partial-{}-{}", out.filename().stem().string(), ::getpid(),
-                                         out.filename().string());
-  try {
+  write_atomically(out, [&](const fs::path& tmp) {
+    const Scalar scalar = options.pixel_type == OutputPixelType::Float ? Scalar::Float : narrowest(volumes);
+    const bool consume = options.consume_input;
     switch (scalar) {
-      case Scalar::Float: write_as<float>(volumes, tmp, options.compress, options.consume_input); break;
-      case Scalar::Int16: write_as<std::int16_t>(volumes, tmp, options.compress, options.consume_input); break;
-      case Scalar::UInt16: write_as<std::uint16_t>(volumes, tmp, options.compress, options.consume_input); break;
-      case Scalar::Int32: write_as<std::int32_t>(volumes, tmp, options.compress, options.consume_input); break;
+      case Scalar::Float: write_as<float, float>(volumes, tmp, options.compress, consume); break;
+      case Scalar::Int16: write_as<std::int16_t, float>(volumes, tmp, options.compress, consume); break;
+      case Scalar::UInt16: write_as<std::uint16_t, float>(volumes, tmp, options.compress, consume); break;
+      case Scalar::Int32: write_as<std::int32_t, float>(volumes, tmp, options.compress, consume); break;
     }
-    fs::rename(tmp, out);
-  } catch (const itk::ExceptionObject& e) {
-    fs::remove(tmp, ec);
-    throw DicomError(fmt::format("{}: cannot write ({})", out.string(), one_line(e.GetDescription())));
-  } catch (const fs::filesystem_error& e) {
-    fs::remove(tmp, ec);
-    throw DicomError(fmt::format("{}: cannot write ({})", out.string(), e.code().message()));
-  } catch (...) {
-    fs::remove(tmp, ec);
-    throw;
-  }
+  });
 }
+
+template <typename TPixel>
+void write_volumes_as(const std::vector<typename itk::Image<TPixel, 3>::Pointer>& volumes, const fs::path& out,
+                      bool compress) {
+  if (volumes.empty()) throw DicomError("nothing to write");
+  write_atomically(out, [&](const fs::path& tmp) { write_as<TPixel, TPixel>(volumes, tmp, compress, false); });
+}
+
+template void write_volumes_as<float>(const std::vector<itk::Image<float, 3>::Pointer>&, const fs::path&, bool);
+template void write_volumes_as<std::int16_t>(const std::vector<itk::Image<std::int16_t, 3>::Pointer>&,
+                                             const fs::path&, bool);
+template void write_volumes_as<std::uint16_t>(const std::vector<itk::Image<std::uint16_t, 3>::Pointer>&,
+                                              const fs::path&, bool);
+template void write_volumes_as<std::int32_t>(const std::vector<itk::Image<std::int32_t, 3>::Pointer>&,
+                                             const fs::path&, bool);
 
 Image::Pointer read_volume(const fs::path& path) {
   auto reader = itk::ImageFileReader<Image>::New();

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <tuple>
 #include <unistd.h>
 
 #include "command.h"
@@ -163,11 +164,12 @@ std::vector<Parameter> convert_parameters(bool output_required) {
   type.type = ParamType::StringEnumeration;
   type.longflag = "type";
   type.default_value = "auto";
-  type.enumeration = {"auto", "float", "stored"};
+  type.enumeration = {"auto", "float", "integer"};
   type.label = "Pixel type";
   type.description =
-      "auto: the smallest integer type that holds every value exactly, else float; float: 32-bit float; "
-      "stored: the DICOM stored type (refused if rescaling makes values non-integer)";
+      "auto: an integer type when the stored bits and rescale make every value an integer (int16 for "
+      "most CT and MR, half the memory of float), else float; float: 32-bit float; integer: like auto "
+      "but refuse when float would be needed";
 
   Parameter compress;
   compress.name = "compress";
@@ -203,10 +205,17 @@ CommandSpec convert_spec() {
   return s;
 }
 
-dcm::OutputPixelType pixel_type(const std::string& s) {
-  if (s == "float") return dcm::OutputPixelType::Float;
-  if (s == "stored") return dcm::OutputPixelType::Stored;
-  return dcm::OutputPixelType::Auto;
+// Loads in `TPixel` and writes; returns (volumes, geometry, decisions).
+template <typename TPixel>
+std::tuple<std::size_t, nlohmann::json, std::vector<dcm::Decision>, double, double> load_and_write(
+    const dcm::Stack& stack, const dcm::LoadOptions& load_options, const fs::path& output, bool compress) {
+  const auto t1 = std::chrono::steady_clock::now();
+  auto loaded = dcm::load_as<TPixel>(stack, load_options);
+  const double t_load = seconds_since(t1);
+  const auto t2 = std::chrono::steady_clock::now();
+  dcm::write_volumes_as<TPixel>(loaded.volumes, output, compress);
+  return {loaded.volumes.size(), dcm::geometry_json(*loaded.volumes.front()), loaded.decisions, t_load,
+          seconds_since(t2)};
 }
 
 // Scan, select, load and write; returns the JSON report.
@@ -221,28 +230,53 @@ nlohmann::json convert(const std::vector<fs::path>& inputs, const fs::path& outp
   dcm::LoadOptions load_options;
   load_options.threads = scan_options.threads;
   if (a.flag("resample_irregular")) load_options.irregular_spacing = dcm::IrregularSpacing::Resample;
-  const auto t1 = std::chrono::steady_clock::now();
-  auto loaded = dcm::load(stack, load_options);
-  const double t_load = seconds_since(t1);
-
-  dcm::WriteOptions write_options;
-  write_options.pixel_type = pixel_type(a.text("type"));
-  write_options.compress = a.flag("compress");
-  write_options.consume_input = true;  // the float volume is not needed after writing
-  const auto t2 = std::chrono::steady_clock::now();
-  dcm::write_volumes(loaded.volumes, output, write_options, &loaded);
-  const double t_write = seconds_since(t2);
+  // Integer stacks load straight into their integer type: no float copy, half the memory. The
+  // narrow type of the stored values is tried first; if an actual value does not fit it, the
+  // type that fits every value the headers allow is used.
+  const std::string type = a.text("type");
+  const dcm::IntegerType exact = type == "float" ? dcm::IntegerType::None : dcm::exact_integer_type(stack, load_options);
+  const dcm::IntegerType stored = type == "float" ? dcm::IntegerType::None : dcm::stored_integer_type(stack, load_options);
+  if (type == "integer" && exact == dcm::IntegerType::None && stored == dcm::IntegerType::None)
+    throw dcm::DicomError("stack " + stack.id + ": rescaling or resampling makes values non-integer; use --type float or auto");
+  const bool compress = a.flag("compress");
+  auto load_write = [&](dcm::IntegerType t) {
+    switch (t) {
+      case dcm::IntegerType::Int16: return load_and_write<std::int16_t>(stack, load_options, output, compress);
+      case dcm::IntegerType::UInt16: return load_and_write<std::uint16_t>(stack, load_options, output, compress);
+      case dcm::IntegerType::Int32: return load_and_write<std::int32_t>(stack, load_options, output, compress);
+      case dcm::IntegerType::None: break;
+    }
+    return load_and_write<float>(stack, load_options, output, compress);
+  };
+  dcm::IntegerType integer = exact;
+  std::tuple<std::size_t, nlohmann::json, std::vector<dcm::Decision>, double, double> result;
+  if (stored != dcm::IntegerType::None && stored != exact && (exact == dcm::IntegerType::None || exact == dcm::IntegerType::Int32)) {
+    try {
+      result = load_write(stored);
+      integer = stored;
+    } catch (const dcm::DicomError&) {
+      result = load_write(exact);  // an actual value needs the wider type
+    }
+  } else {
+    result = load_write(exact);
+  }
+  auto& [volumes, geometry, load_decisions, t_load, t_write] = result;
+  const char* pixel_type = integer == dcm::IntegerType::Int16    ? "int16"
+                           : integer == dcm::IntegerType::UInt16 ? "uint16"
+                           : integer == dcm::IntegerType::Int32  ? "int32"
+                                                                 : "float";
 
   nlohmann::json decisions = nlohmann::json::array();
   for (const auto& d : scan.decisions) decisions.push_back(dcm::to_json(d));
-  for (const auto& d : loaded.decisions) decisions.push_back(dcm::to_json(d));
+  for (const auto& d : load_decisions) decisions.push_back(dcm::to_json(d));
   return {{"sagitta_version", kVersion},
           {"command", "convert"},
           {"inputs", a.list("inputs")},
           {"output", output.string()},
           {"stack", dcm::to_json(stack)},
-          {"volumes", loaded.volumes.size()},
-          {"geometry", dcm::geometry_json(*loaded.volumes.front())},
+          {"volumes", volumes},
+          {"pixel_type", pixel_type},
+          {"geometry", geometry},
           {"decisions", decisions},
           {"timings_s", {{"scan", t_scan}, {"load", t_load}, {"write", t_write}}}};
 }

@@ -7,6 +7,7 @@
 
 #include <fstream>
 
+#include "sagitta/dicom/volume_io.h"
 #include "support/synthetic_dicom.h"
 #include "support/test_paths.h"
 
@@ -125,6 +126,42 @@ TEST(SagittaCli, DemoRunsOnShippedData) {
   std::ifstream report(out / "report.json");
   const auto j = nlohmann::json::parse(report);
   EXPECT_EQ(j["geometry"]["size"], nlohmann::json({64, 64, 40}));
+}
+
+}  // namespace
+
+namespace {
+
+// Converts a one-marker series and returns (pixel type chosen, value read back at the marker).
+std::pair<std::string, float> convert_marker(double intercept, double value) {
+  const fs::path dir = scratch_dir();
+  sagitta::testing::SeriesSpec spec;
+  spec.rows = spec.columns = 16;
+  spec.slices = 5;
+  spec.rescale_intercept = intercept;
+  spec.background = intercept;  // stored 0
+  spec.markers = {{{-8, -8, -12}, 1.0, value}};
+  sagitta::testing::write_series(spec, dir / "in");
+  const fs::path out = dir / "out.nrrd";
+  const auto r = run_command(fmt::format("{} convert '{}' -o '{}' --json", sagitta(), (dir / "in").string(), out.string()));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const auto image = sagitta::dicom::read_volume(out);
+  sagitta::dicom::Image::PointType p;
+  p[0] = -8, p[1] = -8, p[2] = -12;
+  sagitta::dicom::Image::IndexType idx;
+  EXPECT_TRUE(image->TransformPhysicalPointToIndex(p, idx));
+  return {nlohmann::json::parse(r.out)["pixel_type"].get<std::string>(), image->GetPixel(idx)};
+}
+
+// CT-like data (signed 16-bit stored, intercept -1024) is written as int16 when the actual values
+// allow, and as int32 when one does not: the header alone would always say int32.
+TEST(SagittaCli, ConvertChoosesTheNarrowestExactIntegerType) {
+  auto [type, value] = convert_marker(-1024, 3071);
+  EXPECT_EQ(type, "int16");
+  EXPECT_EQ(value, 3071.f);
+  std::tie(type, value) = convert_marker(1024, 33000);  // stored 31976, rescaled beyond int16
+  EXPECT_EQ(type, "int32");
+  EXPECT_EQ(value, 33000.f);
 }
 
 }  // namespace

@@ -24,6 +24,8 @@ struct Frame {
   std::array<double, 6> orientation{};   // ImageOrientationPatient: row then column direction
   std::array<double, 2> pixel_spacing{}; // between rows, between columns (mm)
   double rescale_slope = 1.0, rescale_intercept = 0.0;
+  int bits_stored = 16;       // stored bits and sign: with the rescale, the range of values
+  bool pixel_signed = false;
   int instance_number = 0, acquisition_number = 0, temporal_position = 0, echo_number = 0;
   double acquisition_time = 0.0;  // seconds since midnight; trigger time added when present
   double gantry_tilt = 0.0;       // (0018,1120) degrees, informative only

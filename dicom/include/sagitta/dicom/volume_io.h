@@ -10,9 +10,8 @@
 namespace sagitta::dicom {
 
 enum class OutputPixelType {
-  Float,   // 32-bit float, always lossless
-  Auto,    // the narrowest of int16/uint16/int32 that holds every value exactly, else float
-  Stored,  // the DICOM stored type; refused when rescaling makes values non-integer
+  Float,  // 32-bit float, always lossless
+  Auto,   // the narrowest of int16/uint16/int32 that holds every value exactly, else float
 };
 
 struct WriteOptions {
@@ -23,9 +22,15 @@ struct WriteOptions {
   bool consume_input = false;
 };
 
-// Writes one volume, or several time points as a 4D image (4th axis = volume index).
+// Writes float volumes: one as a 3D image, several time points as a 4D image (4th axis = volume
+// index), narrowed to an integer type when `options` allow and the values permit.
 void write_volumes(const std::vector<Image::Pointer>& volumes, const std::filesystem::path& out,
-                   const WriteOptions& options, const LoadedSeries* source = nullptr);
+                   const WriteOptions& options);
+
+// Writes volumes in their own pixel type (instantiated for int16_t, uint16_t, int32_t, float).
+template <typename TPixel>
+void write_volumes_as(const std::vector<typename itk::Image<TPixel, 3>::Pointer>& volumes,
+                      const std::filesystem::path& out, bool compress = false);
 
 // Reads a 3D volume as float (any ITK-readable format); throws DicomError when unreadable.
 Image::Pointer read_volume(const std::filesystem::path& path);
