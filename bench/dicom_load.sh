@@ -46,10 +46,16 @@ bench_series() {
   printf '  %-18s %8s s %9.1f MiB\n' sagitta "$st" "$(awk -v m="$sm" 'BEGIN{print m/1024}')"
   printf '  %-18s %8s s %9.1f MiB\n' dcm2niix "$dt" "$(awk -v m="$dm" 'BEGIN{print m/1024}')"
   printf '  %-18s %8s s %9.1f MiB\n' itk-gdcm "$it" "$(awk -v m="$im" 'BEGIN{print m/1024}')"
-  awk -v st="$st" -v dt="$dt" -v it="$it" -v sm="$sm" -v dm="$dm" -v im="$im" -v vm="$vol_mb" 'BEGIN{
+  awk -v b="$baseline_kb" -v st="$st" -v dt="$dt" -v it="$it" -v sm="$sm" -v dm="$dm" -v im="$im" -v vm="$vol_mb" 'BEGIN{
     printf "  time ratio sagitta/dcm2niix %.2f, sagitta/itk-gdcm %.2f\n", st/dt, st/it;
-    printf "  peak RSS ratio sagitta/dcm2niix %.2f, sagitta/itk-gdcm %.2f, sagitta/volume %.2f\n", sm/dm, sm/im, sm/1024/vm}'
+    printf "  peak RSS ratio sagitta/dcm2niix %.2f, sagitta/itk-gdcm %.2f, sagitta/volume %.2f (%.2f above the baseline)\n", sm/dm, sm/im, sm/1024/vm, (sm-b)/1024/vm}'
 }
+
+# The executable's own footprint (ITK, DCMTK and their libraries mapped), to separate fixed cost
+# from per-volume cost.
+/usr/bin/time -f "%M" -o "$work/time.txt" "$build/modules/sagitta" --version > /dev/null
+baseline_kb=$(cat "$work/time.txt")
+printf 'sagitta baseline RSS (--version): %.1f MiB\n' "$(awk -v m="$baseline_kb" 'BEGIN{print m/1024}')"
 
 bench_series "uncompressed CT 512x512x400" "$large" $((512 * 512 * 400))
 j2k="$external/ct/totalsegmentator/example_ct_dicom"
