@@ -20,7 +20,10 @@ struct Command {
   std::function<int(const Arguments&)> run;
 };
 
-// The DICOM commands: info, convert, demo.
-std::vector<Command> dicom_commands();
+// Every command of the `sagitta` executable, in --help order.
+std::vector<Command> all_commands();
+
+// Per library (commands_<library>.cpp); all_commands() lists them.
+std::vector<Command> dicom_commands();  // info, convert, demo
 
 }  // namespace sagitta::cli

@@ -34,7 +34,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("sagitta ") + kVersion);
   app.require_subcommand(1, 1);
 
-  const std::vector<Command> commands = dicom_commands();
+  const std::vector<Command> commands = all_commands();
   std::vector<std::unique_ptr<Binding>> bindings;
   std::vector<CLI::App*> subcommands;
   for (const auto& c : commands) {

@@ -1,0 +1,12 @@
+#include "command.h"
+
+namespace sagitta::cli {
+
+std::vector<Command> all_commands() {
+  std::vector<Command> all;
+  for (auto&& list : {dicom_commands()})
+    for (auto& c : list) all.push_back(c);
+  return all;
+}
+
+}  // namespace sagitta::cli
