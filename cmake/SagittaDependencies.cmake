@@ -1,5 +1,5 @@
 # All dependencies come from Debian 12 packages (see scripts/setup.sh).
-find_package(ITK 5.2 REQUIRED COMPONENTS ITKCommon ITKIOImageBase ITKIONRRD ITKIONIFTI ITKIOGDCM
+find_package(ITK 5.2 REQUIRED COMPONENTS ITKCommon ITKIOImageBase ITKIONRRD ITKNrrdIO ITKIONIFTI ITKIOGDCM
              ITKImageGrid ITKImageFunction)
 # Registers ITK's image IO factories (NRRD, NIfTI) for readers and writers.
 include(${ITK_USE_FILE})

@@ -15,6 +15,7 @@
 
 #include "sagitta/dicom/error.h"
 #include "sagitta/dicom/image_memory.h"
+#include "nrrd_sequence.h"
 
 namespace sagitta::dicom {
 namespace fs = std::filesystem;
@@ -94,7 +95,8 @@ T* convert_in_place(float* buffer, std::size_t n) {
   return reinterpret_cast<T*>(buffer);
 }
 
-// Writes volumes of pixel type TIn as TOut: 3D for one volume, 4D (4th axis = volume index) for several.
+// Writes volumes of pixel type TIn as TOut: 3D for one volume; several as a NRRD sequence (list
+// axis first, as Slicer loads it) or a 4D image for other formats (4th axis = volume index).
 template <typename TOut, typename TIn>
 void write_as(const std::vector<typename itk::Image<TIn, 3>::Pointer>& volumes, const fs::path& path, bool compress,
               bool consume) {
@@ -121,6 +123,23 @@ void write_as(const std::vector<typename itk::Image<TIn, 3>::Pointer>& volumes, 
                      cast_pixel<TOut, TIn>);
       write_image(out.GetPointer(), path, compress);
     }
+    return;
+  }
+  if (has_suffix(path.string(), ".nrrd")) {
+    std::vector<typename itk::Image<TOut, 3>::Pointer> converted;
+    for (const auto& v : volumes) {
+      if constexpr (std::is_same_v<TIn, TOut>) {
+        converted.push_back(v);
+      } else {
+        auto c = itk::Image<TOut, 3>::New();
+        c->SetRegions(v->GetLargestPossibleRegion());
+        c->CopyInformation(v);
+        allocate_huge(c.GetPointer());
+        std::transform(v->GetBufferPointer(), v->GetBufferPointer() + n, c->GetBufferPointer(), cast_pixel<TOut, TIn>);
+        converted.push_back(c);
+      }
+    }
+    detail::write_nrrd_sequence<TOut>(converted, path, compress);
     return;
   }
   using Out = itk::Image<TOut, 4>;

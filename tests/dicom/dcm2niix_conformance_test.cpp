@@ -10,18 +10,14 @@
 #include <cmath>
 #include <fmt/format.h>
 
+#include "support/read_4d.h"
 #include "support/test_paths.h"
 
 namespace {
 namespace fs = std::filesystem;
 using Image4 = itk::Image<float, 4>;
 
-Image4::Pointer read4(const fs::path& path) {
-  auto reader = itk::ImageFileReader<Image4>::New();
-  reader->SetFileName(path.string());
-  reader->Update();
-  return reader->GetOutput();
-}
+Image4::Pointer read4(const fs::path& path) { return sagitta::testing::read_4d(path); }
 
 // index -> LPS (mm) of the first three axes.
 struct Affine {

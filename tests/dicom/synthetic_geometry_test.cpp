@@ -25,6 +25,7 @@
 #include "sagitta/dicom/scan.h"
 #include "sagitta/dicom/volume_io.h"
 #include "support/synthetic_dicom.h"
+#include "support/read_4d.h"
 #include "support/test_paths.h"
 
 namespace {
@@ -416,12 +417,7 @@ Image3::Pointer read3(const fs::path& path) {
   return reader->GetOutput();
 }
 
-Image4::Pointer read4(const fs::path& path) {
-  auto reader = itk::ImageFileReader<Image4>::New();
-  reader->SetFileName(path.string());
-  reader->Update();
-  return reader->GetOutput();
-}
+Image4::Pointer read4(const fs::path& path) { return sagitta::testing::read_4d(path); }
 
 struct Expect {
   CheckOptions check;
