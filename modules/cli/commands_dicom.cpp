@@ -25,40 +25,22 @@ namespace dcm = sagitta::dicom;
 namespace {
 
 Parameter inputs_parameter() {
-  Parameter p;
-  p.name = "inputs";
-  p.type = ParamType::Directory;
-  p.index = 0;
+  Parameter p = positional("inputs", ParamType::Directory, 0, "DICOM input", "DICOM folders (searched recursively) or files");
   p.multiple = true;
-  p.required = true;
-  p.channel = Channel::Input;
-  p.label = "DICOM input";
-  p.description = "DICOM folders (searched recursively) or files";
   return p;
 }
 
 Parameter threads_parameter() {
-  Parameter p;
-  p.name = "threads";
-  p.type = ParamType::Integer;
-  p.longflag = "threads";
-  p.default_value = "0";
+  Parameter p = option("threads", ParamType::Integer, "threads", "Threads",
+                       "Worker threads for reading and decoding (0: all cores)", "0");
   p.minimum = 0;
   p.maximum = 256;
-  p.label = "Threads";
-  p.description = "Worker threads for reading and decoding (0: all cores)";
   return p;
 }
 
 Parameter json_parameter(const std::string& what) {
-  Parameter p;
-  p.name = "json";
-  p.type = ParamType::Boolean;
-  p.longflag = "json";
-  p.default_value = "false";
-  p.label = "JSON output";
-  p.description = what;
-  p.slicer = false;
+  Parameter p = switch_option("json", "json", "JSON output", what);
+  p.slicer = false;  // machine-readable stdout is for scripts; Slicer uses the return parameter file
   return p;
 }
 
@@ -142,51 +124,22 @@ int run_info(const Arguments& a) {
 // ---- convert ---------------------------------------------------------------------------------
 
 std::vector<Parameter> convert_parameters(bool output_required) {
-  Parameter out;
-  out.name = "output";
-  out.type = ParamType::Image;
+  Parameter out = option("output", ParamType::Image, "output", "Output volume",
+                         "Volume to write: .nrrd, .nii.gz, .nii or .mha (several time points: a NRRD sequence or 4D image)");
   out.flag = "o";
-  out.longflag = "output";
   out.required = output_required;
   out.channel = Channel::Output;
-  out.label = "Output volume";
-  out.description = "Volume to write: .nrrd, .nii.gz, .nii or .mha (several time points: a 4D image)";
-
-  Parameter series;
-  series.name = "series";
-  series.type = ParamType::String;
-  series.longflag = "series";
-  series.label = "Series";
-  series.description = "Stack id, SeriesNumber or SeriesInstanceUID to convert (needed when there are several)";
-
-  Parameter type;
-  type.name = "type";
-  type.type = ParamType::StringEnumeration;
-  type.longflag = "type";
-  type.default_value = "auto";
-  type.enumeration = {"auto", "float", "integer"};
-  type.label = "Pixel type";
-  type.description =
-      "auto: an integer type when the stored bits and rescale make every value an integer (int16 for "
-      "most CT and MR, half the memory of float), else float; float: 32-bit float; integer: like auto "
-      "but refuse when float would be needed";
-
-  Parameter compress;
-  compress.name = "compress";
-  compress.type = ParamType::Boolean;
-  compress.longflag = "compress";
-  compress.default_value = "false";
-  compress.label = "Compress";
-  compress.description = "Compress the output (always on for .nii.gz)";
-
-  Parameter irregular;
-  irregular.name = "resample_irregular";
-  irregular.type = ParamType::Boolean;
-  irregular.longflag = "resample-irregular";
-  irregular.default_value = "false";
-  irregular.label = "Resample irregular spacing";
-  irregular.description =
-      "When slices are unevenly spaced (e.g. a missing slice), interpolate onto a uniform grid instead of refusing";
+  const Parameter series = option("series", ParamType::String, "series", "Series",
+                                  "Stack id, SeriesNumber or SeriesInstanceUID to convert (needed when there are several)");
+  const Parameter type = choice(
+      "type", "type", {"auto", "float", "integer"}, "auto", "Pixel type",
+      "auto: an integer type when the stored bits and rescale make every value an integer (int16 for most CT and MR, "
+      "half the memory of float), else float; float: 32-bit float; integer: like auto but refuse when float would be "
+      "needed");
+  const Parameter compress = switch_option("compress", "compress", "Compress", "Compress the output (always on for .nii.gz)");
+  const Parameter irregular = switch_option(
+      "resample_irregular", "resample-irregular", "Resample irregular spacing",
+      "When slices are unevenly spaced (e.g. a missing slice), interpolate onto a uniform grid instead of refusing");
   return {out, series, type, compress, irregular};
 }
 
@@ -307,23 +260,13 @@ CommandSpec demo_spec() {
   s.name = "demo";
   s.title = "Sagitta Demo";
   s.description = "Runs the main job on the demo data Sagitta ships: lists the demo CT series and converts it.";
-  Parameter data;
-  data.name = "data";
-  data.type = ParamType::Directory;
-  data.longflag = "data";
-  data.default_value = kDemoDataDir;
+  Parameter data = option("data", ParamType::Directory, "data", "Demo data", "Folder with the demo DICOM series",
+                          kDemoDataDir);
   data.channel = Channel::Input;
-  data.label = "Demo data";
-  data.description = "Folder with the demo DICOM series";
-  Parameter out;
-  out.name = "output";
-  out.type = ParamType::Directory;
+  Parameter out = option("output", ParamType::Directory, "output", "Output folder",
+                         "Folder for the demo's outputs (created if needed)", "sagitta-demo");
   out.flag = "o";
-  out.longflag = "output";
-  out.default_value = "sagitta-demo";
   out.channel = Channel::Output;
-  out.label = "Output folder";
-  out.description = "Folder for the demo's outputs (created if needed)";
   s.groups.push_back({"Demo", "", {data, out, threads_parameter()}});
   return s;
 }

@@ -4,6 +4,45 @@
 
 namespace sagitta::cli {
 
+Parameter positional(std::string name, ParamType type, int index, std::string label, std::string description,
+                     Channel channel) {
+  Parameter p;
+  p.name = std::move(name);
+  p.type = type;
+  p.index = index;
+  p.required = true;
+  p.channel = channel;
+  p.label = std::move(label);
+  p.description = std::move(description);
+  return p;
+}
+
+Parameter option(std::string name, ParamType type, std::string longflag, std::string label, std::string description,
+                 std::string default_value) {
+  Parameter p;
+  p.name = std::move(name);
+  p.type = type;
+  p.longflag = std::move(longflag);
+  p.label = std::move(label);
+  p.description = std::move(description);
+  p.default_value = std::move(default_value);
+  return p;
+}
+
+Parameter switch_option(std::string name, std::string longflag, std::string label, std::string description) {
+  Parameter p = option(std::move(name), ParamType::Boolean, std::move(longflag), std::move(label),
+                       std::move(description), "false");
+  return p;
+}
+
+Parameter choice(std::string name, std::string longflag, std::vector<std::string> values, std::string default_value,
+                 std::string label, std::string description) {
+  Parameter p = option(std::move(name), ParamType::StringEnumeration, std::move(longflag), std::move(label),
+                       std::move(description), std::move(default_value));
+  p.enumeration = std::move(values);
+  return p;
+}
+
 const Parameter* CommandSpec::find(const std::string& name) const {
   for (const auto& g : groups)
     for (const auto& p : g.parameters)

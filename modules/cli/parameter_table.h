@@ -41,6 +41,19 @@ struct Parameter {
   bool slicer = true;         // false: command-line only (e.g. --json), not shown to Slicer
 };
 
+// Builders for the common shapes of parameters; adjust other fields afterwards where needed.
+// A positional input (or output) by index.
+Parameter positional(std::string name, ParamType type, int index, std::string label, std::string description,
+                     Channel channel = Channel::Input);
+// A `--longflag VALUE` option.
+Parameter option(std::string name, ParamType type, std::string longflag, std::string label, std::string description,
+                 std::string default_value = "");
+// A `--longflag` switch, off by default.
+Parameter switch_option(std::string name, std::string longflag, std::string label, std::string description);
+// A `--longflag CHOICE` option with its allowed values.
+Parameter choice(std::string name, std::string longflag, std::vector<std::string> values, std::string default_value,
+                 std::string label, std::string description);
+
 struct ParameterGroup {
   std::string label, description;
   std::vector<Parameter> parameters;
