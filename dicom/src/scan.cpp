@@ -159,9 +159,16 @@ bool same_plane_kind(const Frame& a, const Frame& b) {
 std::string difference(const Frame& a, const Frame& main) {
   if (a.localizer != main.localizer) return "localizer images (ImageType LOCALIZER)";
   for (int i = 0; i < 6; ++i)
-    if (std::abs(a.orientation[i] - main.orientation[i]) > 1e-3)
-      return fmt::format("orientation differs ({} vs {})", orientation_name(a.orientation),
-                         orientation_name(main.orientation));
+    if (std::abs(a.orientation[i] - main.orientation[i]) > 1e-3) {
+      // The angle between the slice normals says how different the planes are.
+      auto normal = [](const std::array<double, 6>& o) {
+        return std::array<double, 3>{o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]};
+      };
+      const auto n1 = normal(a.orientation), n2 = normal(main.orientation);
+      const double c = std::clamp(n1[0] * n2[0] + n1[1] * n2[1] + n1[2] * n2[2], -1.0, 1.0);
+      return fmt::format("orientation differs ({} vs {}, planes {:.1f} degrees apart)", orientation_name(a.orientation),
+                         orientation_name(main.orientation), std::acos(std::abs(c)) * 180.0 / 3.14159265358979323846);
+    }
   if (a.rows != main.rows || a.columns != main.columns)
     return fmt::format("image size differs ({}x{} vs {}x{})", a.columns, a.rows, main.columns, main.rows);
   if (a.echo_number != main.echo_number) return fmt::format("echo {}", a.echo_number);
@@ -233,6 +240,7 @@ ScanResult scan(const std::vector<fs::path>& inputs, const ScanOptions& options)
   // Series UID -> (descriptors, frames), in file order.
   std::map<std::string, std::pair<SeriesInfo, std::vector<Frame>>> series;
   std::vector<std::string> series_order;
+  std::map<std::string, std::string> instance_paths;  // SOPInstanceUID -> first file
   for (std::size_t i = 0; i < files.size(); ++i) {
     auto& o = outcomes[i];
     if (!o.header) {
@@ -245,6 +253,16 @@ ScanResult scan(const std::vector<fs::path>& inputs, const ScanOptions& options)
     if (key.empty()) {
       key = "no-uid:" + o.header->info.study_instance_uid + ":" + o.header->info.series_number;
       result.decisions.push_back({files[i].string(), "no SeriesInstanceUID; grouped by study and series number"});
+    }
+    // The same instance in two files (copied studies, exports next to originals) is read once.
+    const std::string& uid = o.header->frames.front().sop_instance_uid;
+    if (!uid.empty()) {
+      auto [first_path, fresh] = instance_paths.try_emplace(uid, files[i].string());
+      if (!fresh) {
+        --result.files_used;
+        result.decisions.push_back({files[i].string(), "skipped: duplicate of instance " + uid + " in " + first_path->second});
+        continue;
+      }
     }
     auto [it, inserted] = series.try_emplace(key, o.header->info, std::vector<Frame>{});
     if (inserted) series_order.push_back(key);
