@@ -518,7 +518,9 @@ void run_round_trip(SeriesSpec spec, const Expect& e = {}, const sd::LoadOptions
   }
   verify_loaded(loaded, spec, written, out, e);
   const sd::IntegerType integer = sd::exact_integer_type(*stack, options);
-  if (e.integer_type) EXPECT_EQ(integer, *e.integer_type);
+  if (e.integer_type) {
+    EXPECT_EQ(integer, *e.integer_type);
+  }
   switch (integer) {
     case sd::IntegerType::Int16: expect_same_as_float<std::int16_t>(*stack, options, loaded); break;
     case sd::IntegerType::UInt16: expect_same_as_float<std::uint16_t>(*stack, options, loaded); break;

@@ -102,7 +102,7 @@ const Encoder kEncoders[] = {
 };
 
 INSTANTIATE_TEST_SUITE_P(CtSmall, Reencoded, ::testing::ValuesIn(kEncoders),
-                         [](const auto& info) { return std::string(info.param.name); });
+                         [](const auto& param_info) { return std::string(param_info.param.name); });
 
 TEST(PydicomSamples, MrSmallVariantsEqualTheOriginal) {
   REQUIRE_PYDICOM_FILES();
