@@ -22,6 +22,7 @@ packages=(
   libopenjp2-7-dev libopenslide-dev libtiff-dev libopenblas0-openmp
   xvfb xauth libgl1-mesa-dri
   dcmtk libgdcm-tools dcm2niix dicom3tools python3-pydicom time
+  python3-torch
 )
 
 install_packages() {

@@ -25,5 +25,8 @@ std::vector<Command> all_commands();
 
 // Per library (commands_<library>.cpp); all_commands() lists them.
 std::vector<Command> dicom_commands();  // info, convert, demo
+std::vector<Command> segmentation_commands();  // segment
+std::vector<Command> training_commands();  // train
+std::vector<Command> viewer_commands();  // render, view, mesh
 
 }  // namespace sagitta::cli

@@ -10,6 +10,7 @@
 #include "cli11_binding.h"
 #include "command.h"
 #include "sagitta/dicom/error.h"
+#include "sagitta/segmentation/error.h"
 #include "version.h"
 
 namespace {
@@ -66,6 +67,8 @@ int main(int argc, char** argv) {
       bindings[i]->finish(args);
       return commands[i].run(args);
     } catch (const sagitta::dicom::DicomError& e) {
+      return fail(where, e.what(), kExitData);
+    } catch (const sagitta::segmentation::SegmentationError& e) {
       return fail(where, e.what(), kExitData);
     } catch (const itk::ExceptionObject& e) {
       return fail(where, e.GetDescription(), kExitData);

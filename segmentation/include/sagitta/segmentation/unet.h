@@ -28,7 +28,8 @@ struct UNetOptions {
 
 struct UNetOutput {
   torch::Tensor logits;                   // N x classes x (D) x H x W, at input resolution
-  std::vector<torch::Tensor> deep;        // lower-resolution logits (deep supervision, training)
+  std::vector<torch::Tensor> deep;        // lower-resolution logits (deep supervision, training
+                                          // mode only), finest first: 1/2, 1/4... of the input
   torch::Tensor activation;               // the requested layer's activation, if any
 };
 
@@ -39,7 +40,9 @@ public:
   torch::Tensor forward(const torch::Tensor& x);  // logits
   // Logits plus the activation of `layer` (names from layer_names(); "" for none).
   UNetOutput forward_all(const torch::Tensor& x, const std::string& layer = "");
-  std::vector<std::string> layer_names() const;  // e.g. "encoder.0" ... "bottleneck", "decoder.0" ...
+  // "encoder.0" (full resolution) ... "bottleneck", "decoder.0" (deepest) ... "decoder.<depth-2>"
+  // (full resolution, the usual Grad-CAM layer), "logits".
+  std::vector<std::string> layer_names() const;
   const UNetOptions& options() const { return options_; }
   // Input sizes must be multiples of this along every spatial axis.
   int size_divisor() const;
@@ -54,5 +57,9 @@ TORCH_MODULE(UNet);
 // Native checkpoints: the weights (torch::save of the module's parameters and buffers).
 void save_unet(UNet& net, const std::string& path);
 UNet load_unet(const UNetOptions& options, const std::string& path);
+// Copies the weights stored at `path` into `net` by name. strict: every parameter must be present
+// with its shape (else SegmentationError); otherwise mismatching ones keep their values and are
+// returned (fine-tuning with a different number of classes re-learns only the heads).
+std::vector<std::string> load_unet_weights(UNet& net, const std::string& path, bool strict);
 
 }  // namespace sagitta::segmentation

@@ -1,0 +1,300 @@
+// `sagitta segment`: DICOM folders or volume files in, a label map (NRRD/NIfTI), optional
+// probabilities and a JSON report out. A thin wrapper over sagitta::segmentation.
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <unistd.h>
+
+#include "command.h"
+#include "sagitta/dicom/error.h"
+#include "sagitta/dicom/load.h"
+#include "sagitta/dicom/report_json.h"
+#include "sagitta/dicom/scan.h"
+#include "sagitta/dicom/volume_io.h"
+#include "sagitta/segmentation/error.h"
+#include "sagitta/segmentation/model.h"
+#include "sagitta/segmentation/model_card.h"
+#include "sagitta/segmentation/segment.h"
+#include "version.h"
+
+namespace sagitta::cli {
+namespace fs = std::filesystem;
+namespace dcm = sagitta::dicom;
+namespace seg = sagitta::segmentation;
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+Parameter make(const std::string& name, ParamType type, const std::string& longflag, const std::string& def,
+               const std::string& label, const std::string& description) {
+  Parameter p;
+  p.name = name;
+  p.type = type;
+  p.longflag = longflag;
+  p.default_value = def;
+  p.label = label;
+  p.description = description;
+  return p;
+}
+
+CommandSpec segment_spec() {
+  CommandSpec s;
+  s.name = "segment";
+  s.title = "Sagitta Segment";
+  s.description =
+      "Segments a volume with a U-Net (TorchScript or native) described by a model card: resampled to the "
+      "model's spacing, normalised, run by Gaussian-weighted sliding windows, and written back as a label map "
+      "in the source geometry with per-label volumes in a JSON report.";
+  Parameter inputs;
+  inputs.name = "inputs";
+  inputs.type = ParamType::Image;
+  inputs.index = 0;
+  inputs.multiple = true;
+  inputs.required = true;
+  inputs.channel = Channel::Input;
+  inputs.label = "Input";
+  inputs.description = "A DICOM folder or a volume file (NRRD, NIfTI...) per model input channel";
+
+  Parameter model = make("model", ParamType::File, "model", "", "Model card", "The model's card (model.json beside its weights)");
+  model.required = true;
+  model.channel = Channel::Input;
+  Parameter out = make("output", ParamType::Directory, "output", "", "Output folder",
+                       "Folder for labels, probabilities and report.json (created if needed)");
+  out.flag = "o";
+  out.required = true;
+  out.channel = Channel::Output;
+  Parameter format = make("format", ParamType::StringEnumeration, "format", "nrrd", "Format", "Volume format of the outputs");
+  format.enumeration = {"nrrd", "nifti"};
+  Parameter probabilities = make("probabilities", ParamType::Boolean, "probabilities", "false", "Probabilities",
+                                 "Also write the per-class probabilities (a 4D float volume, 4th axis = label value)");
+  Parameter series = make("series", ParamType::String, "series", "", "Series",
+                          "Stack id, SeriesNumber or SeriesInstanceUID when a DICOM folder holds several");
+
+  Parameter device = make("device", ParamType::StringEnumeration, "device", "cpu", "Device",
+                          "cuda when LibTorch has a GPU (falls back to the CPU with a note), else cpu");
+  device.enumeration = {"cpu", "cuda"};
+  Parameter threads = make("threads", ParamType::Integer, "threads", "0", "Threads", "LibTorch and decoding threads (0: all cores)");
+  threads.minimum = 0;
+  threads.maximum = 256;
+  Parameter overlap = make("overlap", ParamType::Float, "overlap", "0.5", "Window overlap",
+                           "Fraction of a patch shared by neighbouring windows");
+  overlap.minimum = 0;
+  overlap.maximum = 0.95;
+  Parameter batch = make("batch", ParamType::Integer, "batch", "1", "Batch size", "Windows per forward pass");
+  batch.minimum = 1;
+  batch.maximum = 64;
+  Parameter mirror = make("mirror", ParamType::Boolean, "mirror", "false", "Mirroring TTA",
+                          "Average the predictions over flips of every axis (8x slower in 3D)");
+  Parameter crop = make("crop_body", ParamType::Boolean, "crop-body", "false", "Crop to body",
+                        "Run the model only on the body's bounding box (CT: voxels above -500 HU)");
+  Parameter largest = make("largest_component", ParamType::Boolean, "largest-component", "false", "Largest component",
+                           "Keep only the largest connected component of each label");
+  Parameter holes = make("fill_holes", ParamType::Boolean, "fill-holes", "false", "Fill holes",
+                         "Background enclosed by a single label becomes that label");
+  Parameter min_size = make("min_size", ParamType::Integer, "min-size", "0", "Minimum component size",
+                            "Remove connected components smaller than this many voxels (0: keep all)");
+  min_size.minimum = 0;
+  Parameter json = make("json", ParamType::Boolean, "json", "false", "JSON output", "Print the report on stdout");
+  json.slicer = false;
+  Parameter quiet = make("no_progress", ParamType::Boolean, "no-progress", "false", "No progress bar",
+                         "Do not draw a progress bar even on a terminal");
+  quiet.slicer = false;
+
+  s.groups.push_back({"Input", "", {inputs, model, series}});
+  s.groups.push_back({"Output", "", {out, format, probabilities}});
+  s.groups.push_back({"Inference", "", {device, threads, overlap, batch, mirror, crop}, true});
+  s.groups.push_back({"Postprocessing", "", {largest, holes, min_size}, true});
+  s.groups.push_back({"Reporting", "", {json, quiet}, true});
+  return s;
+}
+
+struct LoadedInput {
+  dcm::Image::Pointer volume;
+  nlohmann::json description;
+  std::vector<dcm::Decision> decisions;
+};
+
+// A DICOM folder (scanned, one stack selected) or a volume file.
+LoadedInput load_input(const fs::path& path, const Arguments& a) {
+  LoadedInput in;
+  if (fs::is_directory(path)) {
+    dcm::ScanOptions so;
+    so.threads = static_cast<int>(a.integer("threads"));
+    const auto scan = dcm::scan({path}, so);
+    const dcm::Stack& stack = dcm::select_stack(scan, a.text("series"));
+    dcm::LoadOptions lo;
+    lo.threads = so.threads;
+    auto loaded = dcm::load(stack, lo);
+    if (loaded.volumes.size() != 1)
+      throw seg::SegmentationError(fmt::format("{}: stack {} has {} volumes (a time series); segment one volume at a time",
+                                               path.string(), stack.id, loaded.volumes.size()));
+    in.volume = loaded.volumes.front();
+    in.description = {{"path", path.string()}, {"kind", "dicom"}, {"stack", dcm::to_json(stack)}};
+    in.decisions = scan.decisions;
+    in.decisions.insert(in.decisions.end(), loaded.decisions.begin(), loaded.decisions.end());
+  } else if (fs::exists(path)) {
+    in.volume = dcm::read_volume(path);
+    in.description = {{"path", path.string()}, {"kind", "volume"}};
+  } else {
+    throw seg::SegmentationError(path.string() + ": no such file or folder");
+  }
+  in.description["geometry"] = dcm::geometry_json(*in.volume);
+  return in;
+}
+
+// A terminal progress bar on stdout, redrawn in place.
+class ProgressBar {
+public:
+  explicit ProgressBar(bool enabled) : enabled_(enabled) {}
+  bool operator()(int done, int total) {
+    if (!enabled_ || total <= 0) return true;
+    const int width = 40, filled = done * width / total;
+    std::string bar(std::size_t(filled), '#');
+    bar.resize(width, ' ');
+    std::printf("\rsegment [%s] %3d%% window %d/%d", bar.c_str(), done * 100 / total, done, total);
+    if (done == total) std::printf("\n");
+    std::fflush(stdout);
+    return true;
+  }
+
+private:
+  bool enabled_;
+};
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream f(path);
+  f << text;
+  if (!f.flush()) throw seg::SegmentationError(path.string() + ": cannot write");
+}
+
+int run_segment(const Arguments& a) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const fs::path card_path = a.text("model");
+  const fs::path out_dir = a.text("output");
+  const bool nifti = a.text("format") == "nifti";
+  const std::string ext = nifti ? ".nii.gz" : ".nrrd";
+  if (fs::exists(out_dir) && !fs::is_directory(out_dir))
+    throw seg::SegmentationError(out_dir.string() + " exists and is not a folder");
+
+  auto t = std::chrono::steady_clock::now();
+  const seg::ModelCard card = seg::load_card(card_path);
+  seg::ModelOptions mo;
+  mo.device = a.text("device");
+  mo.threads = static_cast<int>(a.integer("threads"));
+  const seg::Model model = seg::Model::load(card, mo);
+  if (mo.device == "cuda" && model.device().rfind("cuda", 0) != 0)
+    std::cerr << "sagitta segment: note: --device cuda requested but this LibTorch has no CUDA device; running on the CPU"
+              << std::endl;
+  const double t_model = seconds_since(t);
+
+  t = std::chrono::steady_clock::now();
+  std::vector<LoadedInput> inputs;
+  for (const auto& p : a.list("inputs")) inputs.push_back(load_input(p, a));
+  const double t_load = seconds_since(t);
+  std::vector<seg::Image::Pointer> volumes;
+  for (const auto& in : inputs) volumes.push_back(in.volume);
+
+  seg::SegmentOptions so;
+  so.preprocess.crop_to_body = a.flag("crop_body");
+  so.window.overlap = a.real("overlap");
+  so.window.batch_size = static_cast<int>(a.integer("batch"));
+  so.window.mirror = a.flag("mirror");
+  so.postprocess.largest_component = a.flag("largest_component");
+  so.postprocess.fill_holes = a.flag("fill_holes");
+  so.postprocess.min_component_voxels = static_cast<std::size_t>(a.integer("min_size"));
+  so.probabilities = a.flag("probabilities");
+  ProgressBar bar(!a.flag("no_progress") && !a.flag("json") && ::isatty(STDOUT_FILENO));
+  so.window.progress = [&bar](int done, int total) { return bar(done, total); };
+  seg::Segmentation result = seg::segment(model, volumes, so);
+
+  // Everything goes to a hidden folder inside the output folder first and is renamed into place
+  // only when all files are complete: a failure leaves no partial outputs.
+  t = std::chrono::steady_clock::now();
+  const bool created = !fs::exists(out_dir);
+  fs::create_directories(out_dir);
+  const fs::path staging = out_dir / (".sagitta-segment-partial-" + std::to_string(::getpid()));
+  std::vector<std::string> written;
+  try {
+    fs::create_directories(staging);
+    written.push_back("labels" + ext);
+    dcm::write_volumes_as<std::uint16_t>({result.labels}, staging / written.back(), true);
+    if (so.probabilities) {
+      written.push_back("probabilities" + ext);
+      dcm::WriteOptions wo;
+      wo.pixel_type = dcm::OutputPixelType::Float;
+      wo.compress = true;
+      dcm::write_volumes(result.probabilities, staging / written.back(), wo);
+    }
+    nlohmann::json input_json = nlohmann::json::array();
+    nlohmann::json decisions = nlohmann::json::array();
+    for (const auto& in : inputs) {
+      input_json.push_back(in.description);
+      for (const auto& d : in.decisions) decisions.push_back(dcm::to_json(d));
+    }
+    for (const auto& d : result.report["decisions"]) decisions.push_back(d);
+    auto timings = result.report["timings_s"];
+    timings["load_model"] = t_model;
+    timings["load_input"] = t_load;
+    timings["write"] = seconds_since(t);
+    timings["total"] = seconds_since(t0);
+    nlohmann::json report = {
+        {"sagitta_version", kVersion},
+        {"command", "segment"},
+        {"inputs", input_json},
+        {"model", {{"card", fs::absolute(card_path).string()},
+                   {"card_sha256", seg::sha256_file(card_path)},
+                   {"name", card.name},
+                   {"version", card.version},
+                   {"format", card.format},
+                   {"weights", card.weights.string()},
+                   {"weights_sha256", card.sha256},
+                   {"device", model.device()}}},
+        {"outputs", written},
+        {"options", {{"overlap", so.window.overlap},
+                     {"batch", so.window.batch_size},
+                     {"mirror", so.window.mirror},
+                     {"crop_body", so.preprocess.crop_to_body},
+                     {"largest_component", so.postprocess.largest_component},
+                     {"fill_holes", so.postprocess.fill_holes},
+                     {"min_size", so.postprocess.min_component_voxels},
+                     {"threads", mo.threads}}},
+        {"geometry", dcm::geometry_json(*result.labels)},
+        {"model_grid", result.report["model_grid"]},
+        {"windows", result.report["windows"]},
+        {"decisions", decisions},
+        {"timings_s", timings},
+        {"labels", result.report["labels"]}};
+    written.push_back("report.json");
+    write_text(staging / "report.json", report.dump(2) + "\n");
+    for (const auto& name : written) fs::rename(staging / name, out_dir / name);
+    fs::remove_all(staging);
+
+    if (a.flag("json")) {
+      std::cout << report.dump(2) << std::endl;
+    } else {
+      fmt::print("wrote {} ({} windows, {:.1f} s)\n", (out_dir / written.front()).string(),
+                 result.report["windows"]["count"].get<int>(), seconds_since(t0));
+      for (const auto& s : result.statistics)
+        if (s.value != 0) fmt::print("  {:>3} {:<24} {:>10} voxels {:>10.2f} mL\n", s.value, s.name, s.voxels, s.volume_ml);
+    }
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(staging, ec);
+    if (created) fs::remove(out_dir, ec);  // only if still empty
+    throw;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+std::vector<Command> segmentation_commands() { return {{segment_spec(), run_segment}}; }
+
+}  // namespace sagitta::cli

@@ -1,0 +1,283 @@
+// `sagitta train`: trains, resumes or fine-tunes a native U-Net on image/label pairs and writes
+// the model with its card. A thin wrapper over sagitta::segmentation::train_unet.
+#include <fmt/format.h>
+
+#include <atomic>
+#include <csignal>
+#include <iostream>
+#include <sstream>
+#include <unistd.h>
+
+#include "command.h"
+#include "sagitta/segmentation/error.h"
+#include "sagitta/segmentation/train.h"
+
+namespace sagitta::cli {
+namespace fs = std::filesystem;
+namespace seg = sagitta::segmentation;
+namespace {
+
+std::atomic<bool> g_stop{false};
+extern "C" void on_interrupt(int) { g_stop = true; }
+
+Parameter param(const std::string& name, ParamType type, const std::string& longflag, const std::string& def,
+                const std::string& label, const std::string& description) {
+  Parameter p;
+  p.name = name;
+  p.type = type;
+  p.longflag = longflag;
+  p.default_value = def;
+  p.label = label;
+  p.description = description;
+  return p;
+}
+
+Parameter files(const std::string& name, ParamType type, const std::string& longflag, const std::string& label,
+                const std::string& description, bool required = false) {
+  Parameter p = param(name, type, longflag, "", label, description);
+  p.multiple = true;
+  p.required = required;
+  p.channel = Channel::Input;
+  return p;
+}
+
+Parameter ranged(Parameter p, double lo, double hi) {
+  p.minimum = lo;
+  p.maximum = hi;
+  return p;
+}
+
+CommandSpec train_spec() {
+  CommandSpec s;
+  s.name = "train";
+  s.title = "Sagitta Train U-Net";
+  s.description =
+      "Trains a native U-Net (2D or 3D, instance norm + LeakyReLU) on image/label pairs: patches with "
+      "foreground oversampling, Dice + cross-entropy, Adam or SGD with a poly learning rate, flips, "
+      "rotation/scale and intensity augmentation. Writes model.pt + model.json (its card), a checkpoint "
+      "and the per-epoch history after every epoch; Ctrl-C stops after the current iteration and "
+      "--resume continues. --init fine-tunes an existing native model.";
+  Parameter output = param("output", ParamType::Directory, "output", "", "Output folder",
+                           "Folder for model.pt, model.json, checkpoint.pt and training.json");
+  output.flag = "o";
+  output.required = true;
+  output.channel = Channel::Output;
+  s.groups.push_back(
+      {"Data", "", {
+           files("image", ParamType::Image, "image", "Training images",
+                 "Training volumes (NRRD, NIfTI, MHA) or DICOM folders (required unless --evaluate-only)"),
+           files("label", ParamType::LabelImage, "label", "Training labels",
+                 "Label maps, one per --image, in the same order"),
+           param("series", ParamType::String, "series", "", "DICOM series",
+                 "Stack selector for DICOM folders that hold several series"),
+           files("val_image", ParamType::Image, "val-image", "Validation images",
+                 "Validation volumes (default: validate on the training pairs)"),
+           files("val_label", ParamType::LabelImage, "val-label", "Validation labels", "Label maps for --val-image"),
+           files("test_image", ParamType::Image, "test-image", "Test images",
+                 "Held-out volumes or DICOM folders scored with the final model (Dice in the label map's geometry)"),
+           files("test_label", ParamType::LabelImage, "test-label", "Test labels", "Label maps for --test-image"),
+           param("labels", ParamType::String, "labels", "", "Labels",
+                 "Classes to learn and the label values merged into each, e.g. liver=5,spleen=1,kidneys=2+3 "
+                 "(default: every value of the label maps)"),
+           output,
+           param("name", ParamType::String, "name", "sagitta-unet", "Model name", "Name written in the card"),
+       }});
+  s.groups.push_back(
+      {"Network", "", {
+           ranged(param("dimensions", ParamType::Integer, "dimensions", "3", "Dimensions", "2 (slice by slice) or 3"), 2, 3),
+           ranged(param("base_channels", ParamType::Integer, "base-channels", "16", "Base channels",
+                        "Channels at full resolution, doubled per level"), 1, 512),
+           ranged(param("depth", ParamType::Integer, "depth", "4", "Depth", "Resolution levels (depth-1 downsamplings)"), 1, 8),
+           ranged(param("dropout", ParamType::Float, "dropout", "0", "Dropout", "Channel dropout in the decoder"), 0, 0.9),
+           param("no_deep_supervision", ParamType::Boolean, "no-deep-supervision", "false", "No deep supervision",
+                 "Train the full-resolution output only"),
+           param("spacing", ParamType::String, "spacing", "", "Spacing",
+                 "Model grid spacing in mm, x,y[,z] (default: the first image's)"),
+           param("patch", ParamType::String, "patch", "96,96,32", "Patch size",
+                 "Patch size in voxels, x,y[,z], multiples of 2^(depth-1)"),
+           param("normalization", ParamType::StringEnumeration, "normalization", "ct", "Normalisation",
+                 "ct: clip + z-score fixed from the training foreground; zscore: per volume; none"),
+           param("init", ParamType::File, "init", "", "Initial model",
+                 "Fine-tune from this native-unet model card (architecture and normalisation kept)"),
+       }});
+  s.groups.back().parameters[7].enumeration = {"ct", "zscore", "none"};
+  s.groups.push_back(
+      {"Optimisation", "", {
+           param("optimizer", ParamType::StringEnumeration, "optimizer", "adam", "Optimiser", "adam or sgd"),
+           ranged(param("lr", ParamType::Float, "lr", "0", "Learning rate",
+                        "Initial learning rate, decayed as (1 - step/steps)^0.9 (0: 1e-3 Adam, 1e-2 SGD)"), 0, 10),
+           ranged(param("weight_decay", ParamType::Float, "weight-decay", "3e-5", "Weight decay", ""), 0, 1),
+           ranged(param("epochs", ParamType::Integer, "epochs", "50", "Epochs", ""), 1, 100000),
+           ranged(param("iterations", ParamType::Integer, "iterations", "50", "Iterations per epoch", ""), 1, 1000000),
+           ranged(param("batch", ParamType::Integer, "batch", "2", "Batch size", ""), 1, 1024),
+           ranged(param("foreground", ParamType::Float, "foreground", "0.33", "Foreground oversampling",
+                        "Share of patches centred on a labelled voxel"), 0, 1),
+           param("no_augment", ParamType::Boolean, "no-augment", "false", "No augmentation", "Plain patches"),
+           param("flip", ParamType::String, "flip", "xyz", "Flip axes",
+                 "Axes mirrored at random (e.g. z, or none: laterality matters for left/right organs)"),
+           ranged(param("rotation", ParamType::Float, "rotation", "15", "Rotation (degrees)", "Random rotation about each axis"), 0, 180),
+           ranged(param("scale", ParamType::Float, "scale", "0.15", "Scale range", "Random scale in [1-s, 1+s]"), 0, 0.9),
+           ranged(param("intensity", ParamType::Float, "intensity", "0.1", "Intensity jitter",
+                        "Brightness, contrast and noise, in normalised units"), 0, 5),
+           param("seed", ParamType::Integer, "seed", "1", "Seed", "Random seed (patches, augmentation, weights)"),
+           ranged(param("threads", ParamType::Integer, "threads", "0", "Threads", "LibTorch threads (0: all cores)"), 0, 256),
+           param("resume", ParamType::Boolean, "resume", "false", "Resume", "Continue from the output folder's checkpoint"),
+           param("evaluate_only", ParamType::Boolean, "evaluate-only", "false", "Evaluate only",
+                 "Do not train: score the output folder's model on the --test pairs (recorded in its card)"),
+       }});
+  s.groups.back().parameters[0].enumeration = {"adam", "sgd"};
+  return s;
+}
+
+std::vector<seg::TrainingPair> pairs(const Arguments& a, const std::string& images, const std::string& labels) {
+  const auto im = a.list(images), lb = a.list(labels);
+  if (im.size() != lb.size())
+    throw seg::SegmentationError(fmt::format("--{} has {} entries but --{} has {}; give one label map per image",
+                                             images, im.size(), labels, lb.size()));
+  std::vector<seg::TrainingPair> out;
+  for (std::size_t i = 0; i < im.size(); ++i) out.push_back({im[i], lb[i], a.text("series")});
+  return out;
+}
+
+template <typename T>
+std::vector<T> numbers(const std::string& text, const std::string& what) {
+  std::vector<T> out;
+  if (text.empty()) return out;
+  std::stringstream ss(text);
+  for (std::string item; std::getline(ss, item, ',');) {
+    try {
+      std::size_t used = 0;
+      const double v = std::stod(item, &used);
+      if (used != item.size() || v <= 0) throw std::invalid_argument(item);
+      out.push_back(T(v));
+    } catch (const std::exception&) {
+      throw seg::SegmentationError(fmt::format("--{}: '{}' is not a positive number", what, item));
+    }
+  }
+  return out;
+}
+
+std::string dice_text(const std::vector<seg::LabelDice>& dice) {
+  std::string s;
+  for (const auto& d : dice)
+    s += fmt::format(" {} {}", d.name, d.dice ? fmt::format("{:.3f}", *d.dice) : std::string("-"));
+  return s;
+}
+
+// The effective command line (every parameter with its value), recorded in the card.
+std::string command_line(const Arguments& a) {
+  std::string cmd = "sagitta train";
+  for (const auto& g : train_spec().groups)
+    for (const auto& p : g.parameters) {
+      if (p.type == ParamType::Boolean) {
+        if (a.flag(p.name)) cmd += " --" + p.longflag;
+        continue;
+      }
+      const auto values = a.list(p.name);
+      if (values.empty() || (values.size() == 1 && values[0].empty())) continue;
+      cmd += " --" + p.longflag;
+      for (const auto& v : values) cmd += " " + v;
+    }
+  return cmd;
+}
+
+int run_train(const Arguments& a) {
+  seg::TrainOptions o;
+  o.command = command_line(a);
+  o.training = pairs(a, "image", "label");
+  o.validation = pairs(a, "val_image", "val_label");
+  o.test = pairs(a, "test_image", "test_label");
+  if (!a.text("labels").empty()) o.labels = seg::parse_label_specs(a.text("labels"));
+  o.output = a.text("output");
+  o.name = a.text("name");
+  o.dimensions = int(a.integer("dimensions"));
+  o.base_channels = int(a.integer("base_channels"));
+  o.depth = int(a.integer("depth"));
+  o.dropout = a.real("dropout");
+  o.deep_supervision = !a.flag("no_deep_supervision");
+  o.spacing = numbers<double>(a.text("spacing"), "spacing");
+  o.patch_size = numbers<int>(a.text("patch"), "patch");
+  if (!a.has("patch") || a.text("patch") == "96,96,32") {
+    if (o.dimensions == 2) o.patch_size = {128, 128};
+  }
+  o.normalization = a.text("normalization");
+  o.init = a.text("init");
+  o.optimizer = a.text("optimizer");
+  o.learning_rate = a.real("lr");
+  o.weight_decay = a.real("weight_decay");
+  o.epochs = int(a.integer("epochs"));
+  o.iterations_per_epoch = int(a.integer("iterations"));
+  o.batch_size = int(a.integer("batch"));
+  o.foreground_fraction = a.real("foreground");
+  o.augment = !a.flag("no_augment");
+  o.flip_axes = a.text("flip") == "none" ? "" : a.text("flip");
+  o.rotation_degrees = a.real("rotation");
+  o.scale_range = a.real("scale");
+  o.intensity_range = a.real("intensity");
+  o.seed = unsigned(a.integer("seed"));
+  o.threads = int(a.integer("threads"));
+  o.resume = a.flag("resume");
+
+  if (a.flag("evaluate_only")) {
+    if (o.test.empty()) throw seg::SegmentationError("--evaluate-only needs --test-image and --test-label");
+    const auto results = seg::evaluate_into_card(o.output / "model.json", o.test, o.labels, o.threads);
+    for (std::size_t i = 0; i < results.size(); ++i)
+      fmt::print("test {}: Dice{}\n", o.test[i].image.string(), dice_text(results[i]));
+    return kExitOk;
+  }
+
+  const bool tty = ::isatty(STDOUT_FILENO);
+  auto show = [&](const seg::TrainProgress& p) {
+    if (p.finished) {
+      const auto& e = *p.finished;
+      if (tty) fmt::print("\r\033[K");
+      fmt::print("epoch {}/{}  loss {:.4f}  lr {:.2e}  Dice{}  ({:.1f} s)\n", e.epoch, p.epochs, e.loss, e.learning_rate,
+                 dice_text(e.dice), e.seconds);
+      std::fflush(stdout);
+      return;
+    }
+    if (!tty) return;
+    const int width = 30, done = p.iteration * width / std::max(1, p.iterations);
+    fmt::print("\r\033[Kepoch {}/{} [{}{}] {}/{}  loss {:.4f}", p.epoch, p.epochs, std::string(std::size_t(done), '#'),
+               std::string(std::size_t(width - done), '.'), p.iteration, p.iterations, p.loss);
+    std::fflush(stdout);
+  };
+  g_stop = false;
+  auto previous = std::signal(SIGINT, on_interrupt);
+  seg::TrainResult result;
+  try {
+    result = seg::train_unet(o, show, &g_stop);
+  } catch (...) {
+    std::signal(SIGINT, previous);
+    throw;
+  }
+  std::signal(SIGINT, previous);
+  if (result.stopped) {
+    const int last = result.history.empty() ? 0 : result.history.back().epoch;
+    fmt::print("\nstopped; the model of epoch {} is in {} — continue with the same command and --resume\n", last,
+               o.output.string());
+    return kExitOk;
+  }
+  for (std::size_t i = 0; i < result.test.size(); ++i)
+    fmt::print("test {}: Dice{}\n", o.test[i].image.string(), dice_text(result.test[i]));
+  fmt::print("model: {} ({:.1f} s)\n", result.card.string(), result.seconds);
+  return kExitOk;
+}
+
+}  // namespace
+
+std::vector<Command> training_commands() {
+  Command train;
+  train.spec = train_spec();
+  train.run = [](const Arguments& a) {
+    try {
+      return run_train(a);
+    } catch (const seg::SegmentationError& e) {
+      std::cerr << "sagitta train: error: " << e.what() << std::endl;
+      return int(kExitData);
+    }
+  };
+  return {train};
+}
+
+}  // namespace sagitta::cli

@@ -1,0 +1,15 @@
+#pragma once
+// The image types segmentation works with. Every image carries its geometry (origin, spacing,
+// direction; LPS as in ITK and DICOM).
+#include <itkImage.h>
+
+#include <cstdint>
+
+#include "sagitta/dicom/load.h"
+
+namespace sagitta::segmentation {
+
+using Image = sagitta::dicom::Image;               // itk::Image<float, 3>: intensities, logits, probabilities
+using LabelImage = itk::Image<std::uint16_t, 3>;   // label values as in the model card
+
+}  // namespace sagitta::segmentation

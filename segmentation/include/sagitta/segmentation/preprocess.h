@@ -1,0 +1,45 @@
+#pragma once
+// From source volumes to the model's grid and intensities, and back: resampling to the card's
+// spacing (ITK, linear), optional crop to the body, per-channel normalisation; model-grid labels
+// and probabilities are mapped back onto the exact source grid (nearest neighbour for labels,
+// linear for probabilities).
+#include <string>
+#include <vector>
+
+#include "sagitta/segmentation/images.h"
+#include "sagitta/segmentation/model_card.h"
+
+namespace sagitta::segmentation {
+
+struct PreprocessOptions {
+  // Crop to the bounding box of the body (CT: voxels above body_threshold_hu; other modalities:
+  // voxels above the channel's minimum) plus a margin, to skip windows of air.
+  bool crop_to_body = false;
+  double body_threshold_hu = -500;
+  double crop_margin_mm = 10;
+};
+
+struct Preprocessed {
+  std::vector<Image::Pointer> channels;  // normalised, on the model grid (all share one geometry)
+  bool resampled = false;
+  bool cropped = false;
+  std::vector<std::string> decisions;    // what was done and why, for the report
+};
+
+// Checks the inputs against the card (channel count, non-empty, same grid, finite values) and
+// prepares them. Throws SegmentationError naming the problem.
+Preprocessed preprocess(const std::vector<Image::Pointer>& inputs, const ModelCard& card,
+                        const PreprocessOptions& options = {});
+
+// The grid a volume is resampled to for `card` (spacing from the card, same direction, same
+// physical extent), as an image without pixels.
+Image::Pointer model_grid(const itk::ImageBase<3>& source, const ModelCard& card);
+
+// Model-grid results onto the source grid: the output's origin, spacing, direction and size are
+// exactly the source's. Voxels outside the model grid (body crop) get `outside`.
+LabelImage::Pointer labels_to_source(const LabelImage& labels, const itk::ImageBase<3>& source);
+Image::Pointer probability_to_source(const Image& probability, const itk::ImageBase<3>& source, float outside);
+
+bool same_grid(const itk::ImageBase<3>& a, const itk::ImageBase<3>& b);
+
+}  // namespace sagitta::segmentation

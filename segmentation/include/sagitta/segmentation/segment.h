@@ -1,0 +1,33 @@
+#pragma once
+// The whole segmentation of one volume: preprocess -> sliding window -> softmax/argmax -> back to
+// the source grid -> postprocess -> statistics, with the decisions and timings for the report.
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sagitta/segmentation/model.h"
+#include "sagitta/segmentation/postprocess.h"
+#include "sagitta/segmentation/preprocess.h"
+#include "sagitta/segmentation/sliding_window.h"
+
+namespace sagitta::segmentation {
+
+struct SegmentOptions {
+  PreprocessOptions preprocess;
+  SlidingWindowOptions window;
+  PostprocessOptions postprocess;
+  bool probabilities = false;  // also return per-class probabilities on the source grid
+};
+
+struct Segmentation {
+  LabelImage::Pointer labels;                 // on the source grid (geometry identical to inputs[0])
+  std::vector<Image::Pointer> probabilities;  // one per class (value = index), source grid; when asked
+  std::vector<LabelStatistics> statistics;    // per card label, on the source grid
+  nlohmann::json report;                      // decisions, windows, timings (seconds), statistics
+};
+
+// `inputs`: one volume per card channel, all on one grid. Throws SegmentationError.
+Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inputs, const SegmentOptions& options = {});
+
+}  // namespace sagitta::segmentation

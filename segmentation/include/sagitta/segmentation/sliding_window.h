@@ -1,0 +1,45 @@
+#pragma once
+// Sliding-window inference: the model runs on patches of the card's size that overlap, each
+// patch's logits are weighted by a Gaussian importance map (centres count more than borders, where
+// the network sees less context) and accumulated in buffers sized to the volume, then divided by
+// the accumulated weights. Memory is the volume's logits plus one batch, never all patches.
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "sagitta/segmentation/images.h"
+#include "sagitta/segmentation/model.h"
+
+namespace sagitta::segmentation {
+
+struct SlidingWindowOptions {
+  double overlap = 0.5;         // fraction of the patch shared by neighbouring windows, [0, 1)
+  int batch_size = 1;           // windows per forward pass
+  bool mirror = false;          // test-time augmentation: average over flips of every spatial axis
+  double sigma_scale = 1.0 / 8; // Gaussian sigma as a fraction of the patch size
+  // Called after each batch with (windows done, windows total); return false to cancel
+  // (sliding_window then throws SegmentationError).
+  std::function<bool(int, int)> progress;
+};
+
+struct SlidingWindowResult {
+  std::vector<Image::Pointer> logits;  // one per class, on the input grid (geometry of channels[0])
+  int windows = 0;                     // patches evaluated
+  int forward_passes = 0;              // network calls (batches x mirror flips)
+  double forward_seconds = 0;          // time inside the network
+  double total_seconds = 0;            // everything: extraction, forward, weighting, accumulation
+  std::vector<int> patch;              // x y z patch used (z = 1 for 2D models)
+  std::vector<std::string> decisions;  // padding, windows per axis...
+};
+
+// `channels` are the model's inputs on one grid (preprocessed). 3D models slide over the volume;
+// 2D models run slice by slice (along the third axis), their windows batched across slices.
+// Volumes smaller than a patch are padded with each channel's minimum and cropped back.
+SlidingWindowResult sliding_window(const Model& model, const std::vector<Image::Pointer>& channels,
+                                   const SlidingWindowOptions& options = {});
+
+// Window start positions along one axis of `size` voxels for `patch` and `overlap`: evenly
+// spaced, first at 0, last at size - patch; {0} when size <= patch.
+std::vector<int> window_starts(int size, int patch, double overlap);
+
+}  // namespace sagitta::segmentation

@@ -1,0 +1,34 @@
+#pragma once
+// Torch-facing side of Model, for code inside sagitta::segmentation (sliding window) and the
+// explain library (logits, activation and gradients). Includes LibTorch.
+#include <torch/script.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sagitta/segmentation/model.h"
+
+namespace sagitta::segmentation {
+
+struct ModelOutput {
+  torch::Tensor logits;      // N x classes x spatial
+  torch::Tensor activation;  // the card's Grad-CAM layer, undefined when the model has none
+};
+
+struct Model::Impl {
+  ModelCard card;
+  torch::Device device{torch::kCPU};
+  std::vector<std::string> notes;
+  int size_divisor = 1;
+  // Exactly one of these is set.
+  std::optional<torch::jit::Module> script;
+  std::shared_ptr<void> native;  // a UNet (kept opaque here so this header does not need unet.h)
+
+  // Logits and (when available) the activation. Gradients flow unless the caller disables them
+  // (inference paths hold an InferenceMode guard). `x` is on any device; outputs are on `device`.
+  ModelOutput run(const torch::Tensor& x) const;
+  torch::Tensor logits(const torch::Tensor& x) const { return run(x).logits; }
+};
+
+}  // namespace sagitta::segmentation

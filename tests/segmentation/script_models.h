@@ -1,0 +1,28 @@
+#pragma once
+// Tiny TorchScript models written from C++ (torch::jit::Module::define), with their cards, so
+// the segmentation tests need neither Python nor shipped weights. Torch stays in script_models.cpp.
+#include <filesystem>
+#include <string>
+
+#include "sagitta/segmentation/model_card.h"
+
+namespace sagitta::testing {
+
+// Kinds of model:
+//  "pointwise"  per-voxel: 1x1 conv -> tanh -> 1x1 conv (exactly translation-equivariant)
+//  "conv3"      3x3(x3) conv (zero padding) -> tanh -> 1x1 conv (receptive radius 1)
+//  "threshold"  class 1 logit = 10 * (x - 1), class 0 logit = 0 (a threshold at x = 1)
+//  "tuple"      "pointwise" returning (logits, hidden activation)
+//  "one_channel" a 1x1 conv that takes exactly one input channel whatever the card says
+// Writes dir/model.pt and dir/model.json (card's weights/sha256 filled) and returns the card path.
+std::filesystem::path write_script_model(const std::filesystem::path& dir, const std::string& kind,
+                                         segmentation::ModelCard card);
+
+// A native U-Net (unet.h) with random weights: dir/model.unet + dir/model.json; returns the card path.
+std::filesystem::path write_native_unet(const std::filesystem::path& dir, segmentation::ModelCard card, int depth = 2,
+                                        int base_channels = 4);
+
+// A card with `classes` labels, one CT-like channel (normalisation None unless changed).
+segmentation::ModelCard test_card(int dimensions, int classes, int patch, double spacing = 1.0);
+
+}  // namespace sagitta::testing
