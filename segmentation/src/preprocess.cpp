@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "sagitta/dicom/image_memory.h"
 #include "sagitta/segmentation/error.h"
@@ -121,36 +122,48 @@ bool same_grid(const itk::ImageBase<3>& a, const itk::ImageBase<3>& b) {
   return true;
 }
 
+// Models see patient space on an axis-aligned LPS grid (identity direction), whatever the order
+// and sign of the source's axes: a NIfTI stored mirrored, or a sagittal DICOM stack, reaches the
+// network the way training saw its data (see train_data.cpp's resample_canonical). The grid covers
+// the source's voxel centres, centred on them, at the card's spacing; a 2D model keeps the
+// source's spacing along the axis closest to z (it runs slice by slice).
 Image::Pointer model_grid(const itk::ImageBase<3>& source, const ModelCard& card) {
-  auto grid = Image::New();
   const auto size = source.GetLargestPossibleRegion().GetSize();
+  const auto& d = source.GetDirection();
+  double lo[3], hi[3];
+  for (int a = 0; a < 3; ++a) lo[a] = std::numeric_limits<double>::max(), hi[a] = std::numeric_limits<double>::lowest();
+  for (int corner = 0; corner < 8; ++corner) {
+    itk::ContinuousIndex<double, 3> index;
+    for (int a = 0; a < 3; ++a) index[a] = (corner >> a & 1) ? double(size[a]) - 1 : 0.0;
+    itk::Point<double, 3> p;
+    source.TransformContinuousIndexToPhysicalPoint(index, p);
+    for (int a = 0; a < 3; ++a) lo[a] = std::min(lo[a], p[a]), hi[a] = std::max(hi[a], p[a]);
+  }
+  auto grid = Image::New();
   Image::SizeType new_size;
   Image::SpacingType spacing;
-  itk::Vector<double, 3> shift;  // in index units of the source, along each axis
-  for (unsigned i = 0; i < 3; ++i) {
-    const double s = source.GetSpacing()[i];
-    const double target = i < card.spacing.size() ? card.spacing[i] : s;  // 2D models keep z
-    if (std::abs(target - s) <= kSpacingTolerance * target) {
-      spacing[i] = s;
-      new_size[i] = size[i];
-      shift[i] = 0;
-      continue;
-    }
-    // Same physical extent (voxel edges): the first new voxel's centre sits half a new voxel in.
-    new_size[i] = std::max<itk::SizeValueType>(1, itk::SizeValueType(std::lround(double(size[i]) * s / target)));
-    spacing[i] = target;
-    shift[i] = (target - s) / 2;
+  Image::PointType origin;
+  for (unsigned w = 0; w < 3; ++w) {
+    // The source axis that runs closest to world axis w gives the spacing to keep.
+    unsigned axis = 0;
+    for (unsigned c = 1; c < 3; ++c)
+      if (std::abs(d[w][c]) > std::abs(d[w][axis])) axis = c;
+    const double s = source.GetSpacing()[axis];
+    double target = w < card.spacing.size() ? card.spacing[w] : s;  // 2D models keep z
+    if (std::abs(target - s) <= kSpacingTolerance * target) target = s;
+    const double extent = hi[w] - lo[w];
+    new_size[w] = itk::SizeValueType(std::floor(extent / target + 1e-3)) + 1;
+    spacing[w] = target;
+    origin[w] = lo[w] + (extent - double(new_size[w] - 1) * target) / 2;
   }
-  Image::PointType origin = source.GetOrigin();
-  const auto& d = source.GetDirection();
-  for (unsigned r = 0; r < 3; ++r)
-    for (unsigned c = 0; c < 3; ++c) origin[r] += d[r][c] * shift[c];
   Image::RegionType region;
   region.SetSize(new_size);
   grid->SetRegions(region);
   grid->SetSpacing(spacing);
   grid->SetOrigin(origin);
-  grid->SetDirection(d);
+  Image::DirectionType identity;
+  identity.SetIdentity();
+  grid->SetDirection(identity);
   return grid;
 }
 

@@ -1,6 +1,7 @@
 // Preprocessing (grid, normalisation, crop, back to the source) and postprocessing (argmax,
 // components, holes, statistics) on synthetic volumes with known answers.
 #include <gtest/gtest.h>
+#include <itkImageRegionConstIteratorWithIndex.h>
 
 #include <cmath>
 
@@ -55,22 +56,53 @@ auto ball(double cx, double cy, double cz, double r, float inside, float outside
 
 }  // namespace
 
-TEST(Preprocess, ModelGridKeepsThePhysicalExtent) {
+// The model grid is axis-aligned in LPS at the card's spacing and covers every source voxel
+// centre, whatever the source's direction (oblique here).
+TEST(Preprocess, ModelGridIsAxisAlignedAndCoversTheSource) {
   auto image = make_volume({40, 30, 10}, {0.8, 0.8, 5.0}, [](double, double, double) { return 0.f; }, {10, -20, 30}, 20);
   auto grid = seg::model_grid(*image, card(2.0));
-  const auto s = grid->GetLargestPossibleRegion().GetSize();
-  EXPECT_EQ(s[0], 16u);  // 40 * 0.8 / 2
-  EXPECT_EQ(s[1], 12u);
-  EXPECT_EQ(s[2], 25u);
-  // The first voxels' outer corners coincide: origin - direction * spacing / 2 is the same point.
-  for (int r = 0; r < 3; ++r) {
-    double a = image->GetOrigin()[r], b = grid->GetOrigin()[r];
-    for (int c = 0; c < 3; ++c) {
-      a -= image->GetDirection()[r][c] * image->GetSpacing()[c] / 2;
-      b -= grid->GetDirection()[r][c] * grid->GetSpacing()[c] / 2;
+  seg::Image::DirectionType identity;
+  identity.SetIdentity();
+  EXPECT_EQ(grid->GetDirection(), identity);
+  for (int a = 0; a < 3; ++a) EXPECT_EQ(grid->GetSpacing()[a], 2.0);
+  const auto size = image->GetLargestPossibleRegion().GetSize();
+  for (int corner = 0; corner < 8; ++corner) {
+    itk::ContinuousIndex<double, 3> index;
+    for (int a = 0; a < 3; ++a) index[a] = (corner >> a & 1) ? double(size[a]) - 1 : 0.0;
+    itk::Point<double, 3> p;
+    image->TransformContinuousIndexToPhysicalPoint(index, p);
+    itk::ContinuousIndex<double, 3> in_grid;
+    grid->TransformPhysicalPointToContinuousIndex(p, in_grid);
+    for (int a = 0; a < 3; ++a) {
+      EXPECT_GE(in_grid[a], -0.5 - 1e-9) << "corner " << corner;
+      EXPECT_LE(in_grid[a], double(grid->GetLargestPossibleRegion().GetSize()[a]) - 0.5 + 1e-9) << "corner " << corner;
     }
-    EXPECT_NEAR(a, b, 1e-9);
   }
+}
+
+// A volume stored mirrored (as many NIfTI files are) reaches the model in LPS order: the same
+// physical point has the same value before and after preprocessing.
+TEST(Preprocess, MirroredSourceIsReorderedNotMirroredForTheModel) {
+  auto image = make_volume({20, 16, 8}, {2.0, 2.0, 2.0}, ball(6, 4, 3, 3, 1, 0), {0, 0, 0}, 0);
+  seg::Image::DirectionType mirrored;
+  mirrored.SetIdentity();
+  mirrored[0][0] = -1;
+  image->SetDirection(mirrored);
+  const auto pre = seg::preprocess({image}, card(2.0));
+  const auto& model = *pre.channels[0];
+  seg::Image::DirectionType identity;
+  identity.SetIdentity();
+  EXPECT_EQ(model.GetDirection(), identity);
+  std::size_t compared = 0;
+  for (itk::ImageRegionConstIteratorWithIndex<seg::Image> it(image, image->GetLargestPossibleRegion()); !it.IsAtEnd(); ++it) {
+    seg::Image::PointType p;
+    image->TransformIndexToPhysicalPoint(it.GetIndex(), p);
+    seg::Image::IndexType idx;
+    ASSERT_TRUE(model.TransformPhysicalPointToIndex(p, idx));
+    EXPECT_NEAR(model.GetPixel(idx), it.Get(), 1e-5);
+    ++compared;
+  }
+  EXPECT_EQ(compared, 20u * 16 * 8);
 }
 
 TEST(Preprocess, LabelsComeBackOnTheExactSourceGrid) {

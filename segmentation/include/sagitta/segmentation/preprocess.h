@@ -31,8 +31,9 @@ struct Preprocessed {
 Preprocessed preprocess(const std::vector<Image::Pointer>& inputs, const ModelCard& card,
                         const PreprocessOptions& options = {});
 
-// The grid a volume is resampled to for `card` (spacing from the card, same direction, same
-// physical extent), as an image without pixels.
+// The grid a volume is resampled to for `card`, as an image without pixels: axis-aligned in LPS
+// (identity direction, the orientation models are trained in), the card's spacing, covering every
+// source voxel centre.
 Image::Pointer model_grid(const itk::ImageBase<3>& source, const ModelCard& card);
 
 // Model-grid results onto the source grid: the output's origin, spacing, direction and size are
