@@ -32,18 +32,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-Parameter make(const std::string& name, ParamType type, const std::string& longflag, const std::string& def,
-               const std::string& label, const std::string& description) {
-  Parameter p;
-  p.name = name;
-  p.type = type;
-  p.longflag = longflag;
-  p.default_value = def;
-  p.label = label;
-  p.description = description;
-  return p;
-}
-
 CommandSpec segment_spec() {
   CommandSpec s;
   s.name = "segment";
@@ -62,48 +50,48 @@ CommandSpec segment_spec() {
   inputs.label = "Input";
   inputs.description = "A DICOM folder or a volume file (NRRD, NIfTI...) per model input channel";
 
-  Parameter model = make("model", ParamType::File, "model", "", "Model card", "The model's card (model.json beside its weights)");
+  Parameter model = parameter("model", ParamType::File, "model", "", "Model card", "The model's card (model.json beside its weights)");
   model.required = true;
   model.channel = Channel::Input;
-  Parameter out = make("output", ParamType::Directory, "output", "", "Output folder",
+  Parameter out = parameter("output", ParamType::Directory, "output", "", "Output folder",
                        "Folder for labels, probabilities and report.json (created if needed)");
   out.flag = "o";
   out.required = true;
   out.channel = Channel::Output;
-  Parameter format = make("format", ParamType::StringEnumeration, "format", "nrrd", "Format", "Volume format of the outputs");
+  Parameter format = parameter("format", ParamType::StringEnumeration, "format", "nrrd", "Format", "Volume format of the outputs");
   format.enumeration = {"nrrd", "nifti"};
-  Parameter probabilities = make("probabilities", ParamType::Boolean, "probabilities", "false", "Probabilities",
+  Parameter probabilities = parameter("probabilities", ParamType::Boolean, "probabilities", "false", "Probabilities",
                                  "Also write the per-class probabilities (a 4D float volume, 4th axis = label value)");
-  Parameter series = make("series", ParamType::String, "series", "", "Series",
+  Parameter series = parameter("series", ParamType::String, "series", "", "Series",
                           "Stack id, SeriesNumber or SeriesInstanceUID when a DICOM folder holds several");
 
-  Parameter device = make("device", ParamType::StringEnumeration, "device", "cpu", "Device",
+  Parameter device = parameter("device", ParamType::StringEnumeration, "device", "cpu", "Device",
                           "cuda when LibTorch has a GPU (falls back to the CPU with a note), else cpu");
   device.enumeration = {"cpu", "cuda"};
-  Parameter threads = make("threads", ParamType::Integer, "threads", "0", "Threads", "LibTorch and decoding threads (0: all cores)");
+  Parameter threads = parameter("threads", ParamType::Integer, "threads", "0", "Threads", "LibTorch and decoding threads (0: all cores)");
   threads.minimum = 0;
   threads.maximum = 256;
-  Parameter overlap = make("overlap", ParamType::Float, "overlap", "0.5", "Window overlap",
+  Parameter overlap = parameter("overlap", ParamType::Float, "overlap", "0.5", "Window overlap",
                            "Fraction of a patch shared by neighbouring windows");
   overlap.minimum = 0;
   overlap.maximum = 0.95;
-  Parameter batch = make("batch", ParamType::Integer, "batch", "1", "Batch size", "Windows per forward pass");
+  Parameter batch = parameter("batch", ParamType::Integer, "batch", "1", "Batch size", "Windows per forward pass");
   batch.minimum = 1;
   batch.maximum = 64;
-  Parameter mirror = make("mirror", ParamType::Boolean, "mirror", "false", "Mirroring TTA",
+  Parameter mirror = parameter("mirror", ParamType::Boolean, "mirror", "false", "Mirroring TTA",
                           "Average the predictions over flips of every axis (8x slower in 3D)");
-  Parameter crop = make("crop_body", ParamType::Boolean, "crop-body", "false", "Crop to body",
+  Parameter crop = parameter("crop_body", ParamType::Boolean, "crop-body", "false", "Crop to body",
                         "Run the model only on the body's bounding box (CT: voxels above -500 HU)");
-  Parameter largest = make("largest_component", ParamType::Boolean, "largest-component", "false", "Largest component",
+  Parameter largest = parameter("largest_component", ParamType::Boolean, "largest-component", "false", "Largest component",
                            "Keep only the largest connected component of each label");
-  Parameter holes = make("fill_holes", ParamType::Boolean, "fill-holes", "false", "Fill holes",
+  Parameter holes = parameter("fill_holes", ParamType::Boolean, "fill-holes", "false", "Fill holes",
                          "Background enclosed by a single label becomes that label");
-  Parameter min_size = make("min_size", ParamType::Integer, "min-size", "0", "Minimum component size",
+  Parameter min_size = parameter("min_size", ParamType::Integer, "min-size", "0", "Minimum component size",
                             "Remove connected components smaller than this many voxels (0: keep all)");
   min_size.minimum = 0;
-  Parameter json = make("json", ParamType::Boolean, "json", "false", "JSON output", "Print the report on stdout");
+  Parameter json = parameter("json", ParamType::Boolean, "json", "false", "JSON output", "Print the report on stdout");
   json.slicer = false;
-  Parameter quiet = make("no_progress", ParamType::Boolean, "no-progress", "false", "No progress bar",
+  Parameter quiet = parameter("no_progress", ParamType::Boolean, "no-progress", "false", "No progress bar",
                          "Do not draw a progress bar even on a terminal");
   quiet.slicer = false;
 

@@ -23,20 +23,8 @@ namespace fs = std::filesystem;
 namespace vw = sagitta::viewer;
 namespace {
 
-Parameter make(const std::string& name, ParamType type, const std::string& longflag, const std::string& def,
-               const std::string& label, const std::string& description) {
-  Parameter p;
-  p.name = name;
-  p.type = type;
-  p.longflag = longflag;
-  p.default_value = def;
-  p.label = label;
-  p.description = description;
-  return p;
-}
-
 Parameter input_parameter() {
-  Parameter p = make("input", ParamType::Image, "", "", "Volume", "Volume file (.nrrd, .nii.gz, .mha...) or DICOM folder");
+  Parameter p = parameter("input", ParamType::Image, "", "", "Volume", "Volume file (.nrrd, .nii.gz, .mha...) or DICOM folder");
   p.index = 0;
   p.required = true;
   p.channel = Channel::Input;
@@ -44,43 +32,43 @@ Parameter input_parameter() {
 }
 
 std::vector<Parameter> overlay_parameters() {
-  Parameter labels = make("labels", ParamType::LabelImage, "labels", "", "Label map", "Label map on the volume's grid");
+  Parameter labels = parameter("labels", ParamType::LabelImage, "labels", "", "Label map", "Label map on the volume's grid");
   labels.channel = Channel::Input;
-  Parameter heat = make("heatmap", ParamType::Image, "heatmap", "", "Heatmap", "Heatmap (e.g. Grad-CAM) on the volume's grid");
+  Parameter heat = parameter("heatmap", ParamType::Image, "heatmap", "", "Heatmap", "Heatmap (e.g. Grad-CAM) on the volume's grid");
   heat.channel = Channel::Input;
-  Parameter card = make("colors", ParamType::File, "colors", "", "Label colours",
+  Parameter card = parameter("colors", ParamType::File, "colors", "", "Label colours",
                         "Model card (JSON) whose \"labels\" give names and colours");
   card.channel = Channel::Input;
-  Parameter resample = make("resample_overlays", ParamType::Boolean, "resample-overlays", "false", "Resample overlays",
+  Parameter resample = parameter("resample_overlays", ParamType::Boolean, "resample-overlays", "false", "Resample overlays",
                             "Resample a label map or heatmap whose geometry differs from the volume's (else refused)");
-  Parameter series = make("series", ParamType::String, "series", "", "Series",
+  Parameter series = parameter("series", ParamType::String, "series", "", "Series",
                           "Stack id, SeriesNumber or SeriesInstanceUID when the input folder holds several");
   return {labels, heat, card, resample, series};
 }
 
 std::vector<Parameter> display_parameters() {
-  Parameter preset = make("preset", ParamType::StringEnumeration, "preset", "default", "Window preset",
+  Parameter preset = parameter("preset", ParamType::StringEnumeration, "preset", "default", "Window preset",
                           "default (soft tissue for CT, percentiles otherwise), brain 80/40, soft-tissue 400/40, "
                           "lung 1500/-600, bone 1800/400, or auto (1st-99th percentile)");
   preset.enumeration = {"default", "auto", "brain", "soft-tissue", "lung", "bone"};
-  Parameter window = make("window", ParamType::Float, "window", "", "Window", "Window width (overrides the preset)");
+  Parameter window = parameter("window", ParamType::Float, "window", "", "Window", "Window width (overrides the preset)");
   window.minimum = 0;
-  Parameter level = make("level", ParamType::Float, "level", "", "Level", "Window centre (overrides the preset)");
-  Parameter opacity = make("label_opacity", ParamType::Float, "label-opacity", "0.5", "Label opacity",
+  Parameter level = parameter("level", ParamType::Float, "level", "", "Level", "Window centre (overrides the preset)");
+  Parameter opacity = parameter("label_opacity", ParamType::Float, "label-opacity", "0.5", "Label opacity",
                            "Opacity of the label overlay, 0..1");
   opacity.minimum = 0;
   opacity.maximum = 1;
-  Parameter per_label = make("label_opacities", ParamType::String, "label-opacities", "", "Per-label opacity",
+  Parameter per_label = parameter("label_opacities", ParamType::String, "label-opacities", "", "Per-label opacity",
                              "Opacity per label value, e.g. \"2=0.2,3=0\" (0 hides a label)");
-  Parameter outline = make("outline", ParamType::Boolean, "outline", "false", "Outline labels",
+  Parameter outline = parameter("outline", ParamType::Boolean, "outline", "false", "Outline labels",
                            "Draw label outlines instead of filled regions");
-  Parameter threshold = make("heatmap_threshold", ParamType::Float, "heatmap-threshold", "0.2", "Heatmap threshold",
+  Parameter threshold = parameter("heatmap_threshold", ParamType::Float, "heatmap-threshold", "0.2", "Heatmap threshold",
                              "Heatmap values below this are transparent");
-  Parameter heat_opacity = make("heatmap_opacity", ParamType::Float, "heatmap-opacity", "0.5", "Heatmap opacity",
+  Parameter heat_opacity = parameter("heatmap_opacity", ParamType::Float, "heatmap-opacity", "0.5", "Heatmap opacity",
                                 "Opacity of the heatmap overlay, 0..1");
   heat_opacity.minimum = 0;
   heat_opacity.maximum = 1;
-  Parameter colormap = make("colormap", ParamType::StringEnumeration, "colormap", "jet", "Heatmap colours",
+  Parameter colormap = parameter("colormap", ParamType::StringEnumeration, "colormap", "jet", "Heatmap colours",
                             "Colour map of the heatmap");
   colormap.enumeration = {"jet", "hot", "viridis"};
   return {preset, window, level, opacity, per_label, outline, threshold, heat_opacity, colormap};
@@ -187,23 +175,23 @@ CommandSpec render_spec() {
       "Needs an X display; under a server use xvfb-run.";
   auto overlays = overlay_parameters();
   s.groups.push_back({"Input", "", {input_parameter(), overlays[0], overlays[1], overlays[2]}});
-  Parameter out = make("output", ParamType::File, "output", "", "Picture", "PNG file to write");
+  Parameter out = parameter("output", ParamType::File, "output", "", "Picture", "PNG file to write");
   out.flag = "o";
   out.required = true;
   out.channel = Channel::Output;
-  Parameter view = make("view", ParamType::StringEnumeration, "view", "axial", "View", "What to render");
+  Parameter view = parameter("view", ParamType::StringEnumeration, "view", "axial", "View", "What to render");
   view.enumeration = {"axial", "coronal", "sagittal", "3d", "grid", "montage"};
-  Parameter slice = make("slice", ParamType::String, "slice", "auto", "Slice",
+  Parameter slice = parameter("slice", ParamType::String, "slice", "auto", "Slice",
                          "Slice index of the view (0 = lowest patient coordinate along its normal), or auto: through "
                          "the labels' centroid, else the heatmap's peak, else the centre");
-  Parameter count = make("montage_count", ParamType::Integer, "montage-count", "9", "Montage slices",
+  Parameter count = parameter("montage_count", ParamType::Integer, "montage-count", "9", "Montage slices",
                          "Number of axial slices in a montage");
   count.minimum = 1;
   count.maximum = 64;
-  Parameter size = make("size", ParamType::String, "size", "512x512", "Size", "Picture size WIDTHxHEIGHT in pixels");
-  Parameter volume_rendering = make("volume_rendering", ParamType::Boolean, "volume-rendering", "false",
+  Parameter size = parameter("size", ParamType::String, "size", "512x512", "Size", "Picture size WIDTHxHEIGHT in pixels");
+  Parameter volume_rendering = parameter("volume_rendering", ParamType::Boolean, "volume-rendering", "false",
                                     "Volume rendering", "3D: render the volume behind the surfaces");
-  Parameter no_annotations = make("no_annotations", ParamType::Boolean, "no-annotations", "false", "No annotations",
+  Parameter no_annotations = parameter("no_annotations", ParamType::Boolean, "no-annotations", "false", "No annotations",
                                   "Leave out letters, position, W/L, scale bar and legend");
   s.groups.push_back({"Output", "", {out, view, slice, count, size}});
   s.groups.push_back({"Display", "", display_parameters()});
@@ -250,10 +238,10 @@ CommandSpec view_spec() {
   auto overlays = overlay_parameters();
   s.groups.push_back({"Input", "", {input_parameter(), overlays[0], overlays[1], overlays[2]}});
   s.groups.push_back({"Display", "", display_parameters()});
-  Parameter size = make("size", ParamType::String, "size", "1024x1024", "Window size", "Window size WIDTHxHEIGHT");
-  Parameter shots = make("screenshots", ParamType::Directory, "screenshots", ".", "Screenshot folder",
+  Parameter size = parameter("size", ParamType::String, "size", "1024x1024", "Window size", "Window size WIDTHxHEIGHT");
+  Parameter shots = parameter("screenshots", ParamType::Directory, "screenshots", ".", "Screenshot folder",
                          "Where the s key writes PNGs");
-  Parameter no_surfaces = make("no_surfaces", ParamType::Boolean, "no-surfaces", "false", "No surfaces",
+  Parameter no_surfaces = parameter("no_surfaces", ParamType::Boolean, "no-surfaces", "false", "No surfaces",
                                "Skip the 3D label surfaces (faster start for large label maps)");
   s.groups.push_back({"Options", "", {overlays[3], overlays[4], size, shots, no_surfaces}, true});
   return s;
@@ -281,32 +269,32 @@ CommandSpec mesh_spec() {
   s.description =
       "Builds one smoothed surface per label of a label map in patient coordinates (mm) for 3D printing and "
       "Slicer: .vtp holds all surfaces, .stl/.obj one per file (<name>_<label>_<label name>.stl when several).";
-  Parameter labels = make("input", ParamType::LabelImage, "", "", "Label map", "Label map (.nrrd, .nii.gz...)");
+  Parameter labels = parameter("input", ParamType::LabelImage, "", "", "Label map", "Label map (.nrrd, .nii.gz...)");
   labels.index = 0;
   labels.required = true;
   labels.channel = Channel::Input;
-  Parameter out = make("output", ParamType::File, "output", "", "Mesh", "Mesh file: .stl, .vtp or .obj");
+  Parameter out = parameter("output", ParamType::File, "output", "", "Mesh", "Mesh file: .stl, .vtp or .obj");
   out.flag = "o";
   out.required = true;
   out.channel = Channel::Output;
-  Parameter which = make("only", ParamType::String, "only", "", "Labels", "Label values to mesh, e.g. \"1,3\" (default: all)");
-  Parameter smoothing = make("smoothing", ParamType::Integer, "smoothing", "20", "Smoothing iterations",
+  Parameter which = parameter("only", ParamType::String, "only", "", "Labels", "Label values to mesh, e.g. \"1,3\" (default: all)");
+  Parameter smoothing = parameter("smoothing", ParamType::Integer, "smoothing", "20", "Smoothing iterations",
                              "Windowed sinc smoothing iterations (0: none)");
   smoothing.minimum = 0;
   smoothing.maximum = 200;
-  Parameter band = make("pass_band", ParamType::Float, "pass-band", "0.1", "Pass band",
+  Parameter band = parameter("pass_band", ParamType::Float, "pass-band", "0.1", "Pass band",
                         "Smoothing pass band, 0.001..1 (smaller: smoother)");
   band.minimum = 0.001;
   band.maximum = 1;
-  Parameter decimate = make("decimate", ParamType::Float, "decimate", "0", "Decimation",
+  Parameter decimate = parameter("decimate", ParamType::Float, "decimate", "0", "Decimation",
                             "Fraction of triangles to remove, 0..0.95");
   decimate.minimum = 0;
   decimate.maximum = 0.95;
-  Parameter card = make("colors", ParamType::File, "colors", "", "Model card", "Model card whose labels name the surfaces");
-  Parameter coords = make("coordinates", ParamType::StringEnumeration, "coordinates", "lps", "Coordinates",
+  Parameter card = parameter("colors", ParamType::File, "colors", "", "Model card", "Model card whose labels name the surfaces");
+  Parameter coords = parameter("coordinates", ParamType::StringEnumeration, "coordinates", "lps", "Coordinates",
                           "Patient coordinate system of the points (Slicer reads LPS by default)");
   coords.enumeration = {"lps", "ras"};
-  Parameter json = make("json", ParamType::Boolean, "json", "false", "JSON", "Print a JSON report on stdout");
+  Parameter json = parameter("json", ParamType::Boolean, "json", "false", "JSON", "Print a JSON report on stdout");
   json.slicer = false;
   s.groups.push_back({"Input", "", {labels}});
   s.groups.push_back({"Output", "", {out, coords}});

@@ -17,6 +17,18 @@ Parameter positional(std::string name, ParamType type, int index, std::string la
   return p;
 }
 
+Parameter parameter(const std::string& name, ParamType type, const std::string& longflag, const std::string& default_value,
+                    const std::string& label, const std::string& description) {
+  Parameter p;
+  p.name = name;
+  p.type = type;
+  p.longflag = longflag;
+  p.default_value = default_value;
+  p.label = label;
+  p.description = description;
+  return p;
+}
+
 Parameter option(std::string name, ParamType type, std::string longflag, std::string label, std::string description,
                  std::string default_value) {
   Parameter p;

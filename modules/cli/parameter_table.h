@@ -45,6 +45,9 @@ struct Parameter {
 // A positional input (or output) by index.
 Parameter positional(std::string name, ParamType type, int index, std::string label, std::string description,
                      Channel channel = Channel::Input);
+// Any parameter by its common fields (positional when `longflag` is empty: set index then).
+Parameter parameter(const std::string& name, ParamType type, const std::string& longflag, const std::string& default_value,
+                    const std::string& label, const std::string& description);
 // A `--longflag VALUE` option.
 Parameter option(std::string name, ParamType type, std::string longflag, std::string label, std::string description,
                  std::string default_value = "");
