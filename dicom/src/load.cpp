@@ -58,6 +58,39 @@ float sample(const float* slice, int columns, int rows, double x, double y, floa
   return static_cast<float>(top * (1 - fy) + bottom * fy);
 }
 
+// Output slices from the decoded frames in `scratch`: linear interpolation along the normal and
+// bilinear in-plane shifts (gantry tilt), as planned in `g`.
+void resample_slices(const detail::StackGeometry& g, const std::vector<float>& scratch,
+                     std::vector<Image::Pointer>& volumes, int threads, const std::string& stack_id,
+                     std::vector<Decision>& decisions) {
+  const std::size_t slice_pixels = std::size_t(g.columns) * g.rows;
+  const float fill = scratch.empty() ? 0.f : *std::min_element(scratch.begin(), scratch.end());
+  const std::size_t jobs = std::size_t(g.volumes) * g.slices;
+  detail::parallel_for(jobs, threads, [&](std::size_t job) {
+    const int v = static_cast<int>(job / g.slices), k = static_cast<int>(job % g.slices);
+    float* dst = volumes[v]->GetBufferPointer() + std::size_t(k) * slice_pixels;
+    std::fill(dst, dst + slice_pixels, 0.f);
+    for (const auto& src : g.sources[v][k]) {
+      const float* slice = scratch.data() + src.frame * slice_pixels;
+      const bool whole_pixels = std::abs(src.shift_columns) < 1e-6 && std::abs(src.shift_rows) < 1e-6;
+      for (int y = 0; y < g.rows; ++y)
+        for (int x = 0; x < g.columns; ++x) {
+          const std::size_t i = std::size_t(y) * g.columns + x;
+          const float value = whole_pixels ? slice[i]
+                                           : sample(slice, g.columns, g.rows, x - src.shift_columns,
+                                                    y - src.shift_rows, fill);
+          dst[i] += static_cast<float>(src.weight * value);
+        }
+    }
+  });
+  if (std::any_of(g.sources.front().begin(), g.sources.front().end(), [](const auto& s) {
+        return std::abs(s.front().shift_columns) > 1e-6 || std::abs(s.front().shift_rows) > 1e-6;
+      }))
+    decisions.push_back({"stack " + stack_id,
+                         fmt::format("voxels outside the acquired slices after the tilt correction "
+                                     "are filled with the stack's minimum ({})", fill)});
+}
+
 bool integral(double v) { return std::abs(v - std::nearbyint(v)) < 1e-9; }
 
 IntegerType exact_type(const Stack& stack, const detail::StackGeometry& g) {
@@ -199,35 +232,9 @@ LoadedSeriesOf<TPixel> load_as(const Stack& stack, const LoadOptions& options) {
     }
   });
 
-  if constexpr (std::is_floating_point_v<TPixel>) {
-   if (g.needs_resampling) {
-    const float fill = scratch.empty() ? 0.f : *std::min_element(scratch.begin(), scratch.end());
-    const std::size_t jobs = std::size_t(g.volumes) * g.slices;
-    detail::parallel_for(jobs, options.threads, [&](std::size_t job) {
-      const int v = static_cast<int>(job / g.slices), k = static_cast<int>(job % g.slices);
-      float* dst = out.volumes[v]->GetBufferPointer() + std::size_t(k) * slice_pixels;
-      std::fill(dst, dst + slice_pixels, 0.f);
-      for (const auto& src : g.sources[v][k]) {
-        const float* slice = scratch.data() + src.frame * slice_pixels;
-        const bool whole_pixels = std::abs(src.shift_columns) < 1e-6 && std::abs(src.shift_rows) < 1e-6;
-        for (int y = 0; y < g.rows; ++y)
-          for (int x = 0; x < g.columns; ++x) {
-            const std::size_t i = std::size_t(y) * g.columns + x;
-            const float value = whole_pixels ? slice[i]
-                                             : sample(slice, g.columns, g.rows, x - src.shift_columns,
-                                                      y - src.shift_rows, fill);
-            dst[i] += static_cast<float>(src.weight * value);
-          }
-      }
-    });
-    if (std::any_of(g.sources.front().begin(), g.sources.front().end(), [](const auto& s) {
-          return std::abs(s.front().shift_columns) > 1e-6 || std::abs(s.front().shift_rows) > 1e-6;
-        }))
-      out.decisions.push_back({"stack " + stack.id,
-                               fmt::format("voxels outside the acquired slices after the tilt correction "
-                                           "are filled with the stack's minimum ({})", fill)});
-   }
-  }
+  // Only float volumes are ever resampled: exact_type() refuses integers for such stacks.
+  if constexpr (std::is_floating_point_v<TPixel>)
+    if (g.needs_resampling) resample_slices(g, scratch, out.volumes, options.threads, stack.id, out.decisions);
 
   // Provenance.
   if (formats.front().photometric == "MONOCHROME1")
