@@ -20,21 +20,9 @@ namespace {
 std::atomic<bool> g_stop{false};
 extern "C" void on_interrupt(int) { g_stop = true; }
 
-Parameter param(const std::string& name, ParamType type, const std::string& longflag, const std::string& def,
-                const std::string& label, const std::string& description) {
-  Parameter p;
-  p.name = name;
-  p.type = type;
-  p.longflag = longflag;
-  p.default_value = def;
-  p.label = label;
-  p.description = description;
-  return p;
-}
-
 Parameter files(const std::string& name, ParamType type, const std::string& longflag, const std::string& label,
                 const std::string& description, bool required = false) {
-  Parameter p = param(name, type, longflag, "", label, description);
+  Parameter p = parameter(name, type, longflag, "", label, description);
   p.multiple = true;
   p.required = required;
   p.channel = Channel::Input;
@@ -57,7 +45,7 @@ CommandSpec train_spec() {
       "rotation/scale and intensity augmentation. Writes model.pt + model.json (its card), a checkpoint "
       "and the per-epoch history after every epoch; Ctrl-C stops after the current iteration and "
       "--resume continues. --init fine-tunes an existing native model.";
-  Parameter output = param("output", ParamType::Directory, "output", "", "Output folder",
+  Parameter output = parameter("output", ParamType::Directory, "output", "", "Output folder",
                            "Folder for model.pt, model.json, checkpoint.pt and training.json");
   output.flag = "o";
   output.required = true;
@@ -68,7 +56,7 @@ CommandSpec train_spec() {
                  "Training volumes (NRRD, NIfTI, MHA) or DICOM folders (required unless --evaluate-only)"),
            files("label", ParamType::LabelImage, "label", "Training labels",
                  "Label maps, one per --image, in the same order"),
-           param("series", ParamType::String, "series", "", "DICOM series",
+           parameter("series", ParamType::String, "series", "", "DICOM series",
                  "Stack selector for DICOM folders that hold several series"),
            files("val_image", ParamType::Image, "val-image", "Validation images",
                  "Validation volumes (default: validate on the training pairs)"),
@@ -76,53 +64,53 @@ CommandSpec train_spec() {
            files("test_image", ParamType::Image, "test-image", "Test images",
                  "Held-out volumes or DICOM folders scored with the final model (Dice in the label map's geometry)"),
            files("test_label", ParamType::LabelImage, "test-label", "Test labels", "Label maps for --test-image"),
-           param("labels", ParamType::String, "labels", "", "Labels",
+           parameter("labels", ParamType::String, "labels", "", "Labels",
                  "Classes to learn and the label values merged into each, e.g. liver=5,spleen=1,kidneys=2+3 "
                  "(default: every value of the label maps)"),
            output,
-           param("name", ParamType::String, "name", "sagitta-unet", "Model name", "Name written in the card"),
+           parameter("name", ParamType::String, "name", "sagitta-unet", "Model name", "Name written in the card"),
        }});
   s.groups.push_back(
       {"Network", "", {
-           ranged(param("dimensions", ParamType::Integer, "dimensions", "3", "Dimensions", "2 (slice by slice) or 3"), 2, 3),
-           ranged(param("base_channels", ParamType::Integer, "base-channels", "16", "Base channels",
+           ranged(parameter("dimensions", ParamType::Integer, "dimensions", "3", "Dimensions", "2 (slice by slice) or 3"), 2, 3),
+           ranged(parameter("base_channels", ParamType::Integer, "base-channels", "16", "Base channels",
                         "Channels at full resolution, doubled per level"), 1, 512),
-           ranged(param("depth", ParamType::Integer, "depth", "4", "Depth", "Resolution levels (depth-1 downsamplings)"), 1, 8),
-           ranged(param("dropout", ParamType::Float, "dropout", "0", "Dropout", "Channel dropout in the decoder"), 0, 0.9),
-           param("no_deep_supervision", ParamType::Boolean, "no-deep-supervision", "false", "No deep supervision",
+           ranged(parameter("depth", ParamType::Integer, "depth", "4", "Depth", "Resolution levels (depth-1 downsamplings)"), 1, 8),
+           ranged(parameter("dropout", ParamType::Float, "dropout", "0", "Dropout", "Channel dropout in the decoder"), 0, 0.9),
+           parameter("no_deep_supervision", ParamType::Boolean, "no-deep-supervision", "false", "No deep supervision",
                  "Train the full-resolution output only"),
-           param("spacing", ParamType::String, "spacing", "", "Spacing",
+           parameter("spacing", ParamType::String, "spacing", "", "Spacing",
                  "Model grid spacing in mm, x,y[,z] (default: the first image's)"),
-           param("patch", ParamType::String, "patch", "96,96,32", "Patch size",
+           parameter("patch", ParamType::String, "patch", "96,96,32", "Patch size",
                  "Patch size in voxels, x,y[,z], multiples of 2^(depth-1)"),
-           param("normalization", ParamType::StringEnumeration, "normalization", "ct", "Normalisation",
+           parameter("normalization", ParamType::StringEnumeration, "normalization", "ct", "Normalisation",
                  "ct: clip + z-score fixed from the training foreground; zscore: per volume; none"),
-           param("init", ParamType::File, "init", "", "Initial model",
+           parameter("init", ParamType::File, "init", "", "Initial model",
                  "Fine-tune from this native-unet model card (architecture and normalisation kept)"),
        }});
   s.groups.back().parameters[7].enumeration = {"ct", "zscore", "none"};
   s.groups.push_back(
       {"Optimisation", "", {
-           param("optimizer", ParamType::StringEnumeration, "optimizer", "adam", "Optimiser", "adam or sgd"),
-           ranged(param("lr", ParamType::Float, "lr", "0", "Learning rate",
+           parameter("optimizer", ParamType::StringEnumeration, "optimizer", "adam", "Optimiser", "adam or sgd"),
+           ranged(parameter("lr", ParamType::Float, "lr", "0", "Learning rate",
                         "Initial learning rate, decayed as (1 - step/steps)^0.9 (0: 1e-3 Adam, 1e-2 SGD)"), 0, 10),
-           ranged(param("weight_decay", ParamType::Float, "weight-decay", "3e-5", "Weight decay", ""), 0, 1),
-           ranged(param("epochs", ParamType::Integer, "epochs", "50", "Epochs", ""), 1, 100000),
-           ranged(param("iterations", ParamType::Integer, "iterations", "50", "Iterations per epoch", ""), 1, 1000000),
-           ranged(param("batch", ParamType::Integer, "batch", "2", "Batch size", ""), 1, 1024),
-           ranged(param("foreground", ParamType::Float, "foreground", "0.33", "Foreground oversampling",
+           ranged(parameter("weight_decay", ParamType::Float, "weight-decay", "3e-5", "Weight decay", ""), 0, 1),
+           ranged(parameter("epochs", ParamType::Integer, "epochs", "50", "Epochs", ""), 1, 100000),
+           ranged(parameter("iterations", ParamType::Integer, "iterations", "50", "Iterations per epoch", ""), 1, 1000000),
+           ranged(parameter("batch", ParamType::Integer, "batch", "2", "Batch size", ""), 1, 1024),
+           ranged(parameter("foreground", ParamType::Float, "foreground", "0.33", "Foreground oversampling",
                         "Share of patches centred on a labelled voxel"), 0, 1),
-           param("no_augment", ParamType::Boolean, "no-augment", "false", "No augmentation", "Plain patches"),
-           param("flip", ParamType::String, "flip", "xyz", "Flip axes",
+           parameter("no_augment", ParamType::Boolean, "no-augment", "false", "No augmentation", "Plain patches"),
+           parameter("flip", ParamType::String, "flip", "xyz", "Flip axes",
                  "Axes mirrored at random (e.g. z, or none: laterality matters for left/right organs)"),
-           ranged(param("rotation", ParamType::Float, "rotation", "15", "Rotation (degrees)", "Random rotation about each axis"), 0, 180),
-           ranged(param("scale", ParamType::Float, "scale", "0.15", "Scale range", "Random scale in [1-s, 1+s]"), 0, 0.9),
-           ranged(param("intensity", ParamType::Float, "intensity", "0.1", "Intensity jitter",
+           ranged(parameter("rotation", ParamType::Float, "rotation", "15", "Rotation (degrees)", "Random rotation about each axis"), 0, 180),
+           ranged(parameter("scale", ParamType::Float, "scale", "0.15", "Scale range", "Random scale in [1-s, 1+s]"), 0, 0.9),
+           ranged(parameter("intensity", ParamType::Float, "intensity", "0.1", "Intensity jitter",
                         "Brightness, contrast and noise, in normalised units"), 0, 5),
-           param("seed", ParamType::Integer, "seed", "1", "Seed", "Random seed (patches, augmentation, weights)"),
-           ranged(param("threads", ParamType::Integer, "threads", "0", "Threads", "LibTorch threads (0: all cores)"), 0, 256),
-           param("resume", ParamType::Boolean, "resume", "false", "Resume", "Continue from the output folder's checkpoint"),
-           param("evaluate_only", ParamType::Boolean, "evaluate-only", "false", "Evaluate only",
+           parameter("seed", ParamType::Integer, "seed", "1", "Seed", "Random seed (patches, augmentation, weights)"),
+           ranged(parameter("threads", ParamType::Integer, "threads", "0", "Threads", "LibTorch threads (0: all cores)"), 0, 256),
+           parameter("resume", ParamType::Boolean, "resume", "false", "Resume", "Continue from the output folder's checkpoint"),
+           parameter("evaluate_only", ParamType::Boolean, "evaluate-only", "false", "Evaluate only",
                  "Do not train: score the output folder's model on the --test pairs (recorded in its card)"),
        }});
   s.groups.back().parameters[0].enumeration = {"adam", "sgd"};

@@ -127,9 +127,8 @@ bool same_grid(const itk::ImageBase<3>& a, const itk::ImageBase<3>& b) {
 // network the way training saw its data (see train_data.cpp's resample_canonical). The grid covers
 // the source's voxel centres, centred on them, at the card's spacing; a 2D model keeps the
 // source's spacing along the axis closest to z (it runs slice by slice).
-Image::Pointer model_grid(const itk::ImageBase<3>& source, const ModelCard& card) {
+Image::Pointer axis_aligned_grid(const itk::ImageBase<3>& source, const std::array<double, 3>& spacing) {
   const auto size = source.GetLargestPossibleRegion().GetSize();
-  const auto& d = source.GetDirection();
   double lo[3], hi[3];
   for (int a = 0; a < 3; ++a) lo[a] = std::numeric_limits<double>::max(), hi[a] = std::numeric_limits<double>::lowest();
   for (int corner = 0; corner < 8; ++corner) {
@@ -141,30 +140,42 @@ Image::Pointer model_grid(const itk::ImageBase<3>& source, const ModelCard& card
   }
   auto grid = Image::New();
   Image::SizeType new_size;
-  Image::SpacingType spacing;
+  Image::SpacingType new_spacing;
   Image::PointType origin;
+  for (unsigned w = 0; w < 3; ++w) {
+    const double extent = hi[w] - lo[w];
+    new_size[w] = itk::SizeValueType(std::floor(extent / spacing[w] + 1e-3)) + 1;
+    new_spacing[w] = spacing[w];
+    origin[w] = lo[w] + (extent - double(new_size[w] - 1) * spacing[w]) / 2;
+  }
+  Image::RegionType region;
+  region.SetSize(new_size);
+  grid->SetRegions(region);
+  grid->SetSpacing(new_spacing);
+  grid->SetOrigin(origin);
+  Image::DirectionType identity;
+  identity.SetIdentity();
+  grid->SetDirection(identity);
+  return grid;
+}
+
+// Models see patient space on an axis-aligned LPS grid (identity direction), whatever the order
+// and sign of the source's axes: a NIfTI stored mirrored, or a sagittal DICOM stack, reaches the
+// network the way training saw its data. A 2D model keeps the source's spacing along the axis
+// closest to z (it runs slice by slice); spacings within tolerance of the source's are kept.
+Image::Pointer model_grid(const itk::ImageBase<3>& source, const ModelCard& card) {
+  const auto& d = source.GetDirection();
+  std::array<double, 3> spacing{};
   for (unsigned w = 0; w < 3; ++w) {
     // The source axis that runs closest to world axis w gives the spacing to keep.
     unsigned axis = 0;
     for (unsigned c = 1; c < 3; ++c)
       if (std::abs(d[w][c]) > std::abs(d[w][axis])) axis = c;
     const double s = source.GetSpacing()[axis];
-    double target = w < card.spacing.size() ? card.spacing[w] : s;  // 2D models keep z
-    if (std::abs(target - s) <= kSpacingTolerance * target) target = s;
-    const double extent = hi[w] - lo[w];
-    new_size[w] = itk::SizeValueType(std::floor(extent / target + 1e-3)) + 1;
-    spacing[w] = target;
-    origin[w] = lo[w] + (extent - double(new_size[w] - 1) * target) / 2;
+    const double target = w < card.spacing.size() ? card.spacing[w] : s;  // 2D models keep z
+    spacing[w] = std::abs(target - s) <= kSpacingTolerance * target ? s : target;
   }
-  Image::RegionType region;
-  region.SetSize(new_size);
-  grid->SetRegions(region);
-  grid->SetSpacing(spacing);
-  grid->SetOrigin(origin);
-  Image::DirectionType identity;
-  identity.SetIdentity();
-  grid->SetDirection(identity);
-  return grid;
+  return axis_aligned_grid(source, spacing);
 }
 
 Preprocessed preprocess(const std::vector<Image::Pointer>& inputs, const ModelCard& card,

@@ -1,5 +1,7 @@
 #include "train_data.h"
 
+#include "sagitta/segmentation/preprocess.h"
+
 #include <fmt/format.h>
 #include <itkIdentityTransform.h>
 #include <itkLinearInterpolateImageFunction.h>
@@ -72,38 +74,7 @@ Image::Pointer resample_like(const Image& image, const itk::ImageBase<3>& refere
 
 Image::Pointer resample_canonical(const Image& image, const std::array<double, 3>& spacing, bool nearest,
                                   float outside) {
-  const auto size = image.GetLargestPossibleRegion().GetSize();
-  std::array<double, 3> lo{}, hi{};
-  lo.fill(std::numeric_limits<double>::max());
-  hi.fill(std::numeric_limits<double>::lowest());
-  // Extent of the voxel centres: the eight corners of the index box.
-  for (int corner = 0; corner < 8; ++corner) {
-    itk::ContinuousIndex<double, 3> index;
-    for (int a = 0; a < 3; ++a) index[a] = (corner >> a & 1) ? double(size[a]) - 1 : 0.0;
-    itk::Point<double, 3> p;
-    image.TransformContinuousIndexToPhysicalPoint(index, p);
-    for (int a = 0; a < 3; ++a) lo[a] = std::min(lo[a], p[a]), hi[a] = std::max(hi[a], p[a]);
-  }
-  auto grid = Image::New();
-  Image::SizeType new_size;
-  Image::SpacingType new_spacing;
-  Image::PointType origin;
-  for (int a = 0; a < 3; ++a) {
-    new_spacing[a] = spacing[a];
-    const double extent = hi[a] - lo[a];
-    new_size[a] = itk::SizeValueType(std::floor(extent / spacing[a] + 1e-3)) + 1;
-    // Centre the new grid on the old extent.
-    origin[a] = lo[a] + (extent - double(new_size[a] - 1) * spacing[a]) / 2;
-  }
-  Image::RegionType region;
-  region.SetSize(new_size);
-  grid->SetRegions(region);
-  grid->SetSpacing(new_spacing);
-  grid->SetOrigin(origin);
-  Image::DirectionType identity;
-  identity.SetIdentity();
-  grid->SetDirection(identity);
-  return resample(image, *grid, nearest, outside);
+  return resample(image, *axis_aligned_grid(image, spacing), nearest, outside);
 }
 
 std::vector<std::uint8_t> remap_labels(const Image& labels, const std::vector<LabelSpec>& specs) {

@@ -1,4 +1,5 @@
 #pragma once
+#include <array>
 // From source volumes to the model's grid and intensities, and back: resampling to the card's
 // spacing (ITK, linear), optional crop to the body, per-channel normalisation; model-grid labels
 // and probabilities are mapped back onto the exact source grid (nearest neighbour for labels,
@@ -35,6 +36,11 @@ Preprocessed preprocess(const std::vector<Image::Pointer>& inputs, const ModelCa
 // (identity direction, the orientation models are trained in), the card's spacing, covering every
 // source voxel centre.
 Image::Pointer model_grid(const itk::ImageBase<3>& source, const ModelCard& card);
+
+// An axis-aligned LPS grid (identity direction) at `spacing` (x, y, z mm), centred on the
+// bounding box of the source's voxel centres, as an image without pixels. Shared by inference
+// (model_grid) and training, so both present patient space to the network the same way.
+Image::Pointer axis_aligned_grid(const itk::ImageBase<3>& source, const std::array<double, 3>& spacing);
 
 // Model-grid results onto the source grid: the output's origin, spacing, direction and size are
 // exactly the source's. Voxels outside the model grid (body crop) get `outside`.
