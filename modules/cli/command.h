@@ -13,6 +13,7 @@ enum ExitCode : int {
   kExitInternal = 1,  // a bug: an unexpected exception
   kExitUsage = 2,     // bad command line
   kExitData = 3,      // unreadable/invalid input data or unwritable output
+  kExitCancelled = 4, // stopped by SIGTERM/SIGINT; nothing partial was left behind
 };
 
 struct Command {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "command.h"
+#include "progress.h"
 #include "sagitta/dicom/error.h"
 #include "sagitta/dicom/load.h"
 #include "sagitta/dicom/report_json.h"
@@ -137,25 +138,6 @@ LoadedInput load_input(const fs::path& path, const Arguments& a) {
   return in;
 }
 
-// A terminal progress bar on stdout, redrawn in place.
-class ProgressBar {
-public:
-  explicit ProgressBar(bool enabled) : enabled_(enabled) {}
-  bool operator()(int done, int total) {
-    if (!enabled_ || total <= 0) return true;
-    const int width = 40, filled = done * width / total;
-    std::string bar(std::size_t(filled), '#');
-    bar.resize(width, ' ');
-    std::printf("\rsegment [%s] %3d%% window %d/%d", bar.c_str(), done * 100 / total, done, total);
-    if (done == total) std::printf("\n");
-    std::fflush(stdout);
-    return true;
-  }
-
-private:
-  bool enabled_;
-};
-
 void write_text(const fs::path& path, const std::string& text) {
   std::ofstream f(path);
   f << text;
@@ -171,6 +153,8 @@ int run_segment(const Arguments& a) {
   if (fs::exists(out_dir) && !fs::is_directory(out_dir))
     throw seg::SegmentationError(out_dir.string() + " exists and is not a folder");
 
+  Progress progress("Sagitta Segment", "U-Net segmentation with sliding windows", a.flag("no_progress") || a.flag("json"));
+  progress.stage("loading model", 0.0, 0.05);
   auto t = std::chrono::steady_clock::now();
   const seg::ModelCard card = seg::load_card(card_path);
   seg::ModelOptions mo;
@@ -182,6 +166,8 @@ int run_segment(const Arguments& a) {
               << std::endl;
   const double t_model = seconds_since(t);
 
+  progress.stage("loading input", 0.05, 0.15);
+  if (cancel_requested()) throw Cancelled();
   t = std::chrono::steady_clock::now();
   std::vector<LoadedInput> inputs;
   for (const auto& p : a.list("inputs")) inputs.push_back(load_input(p, a));
@@ -198,9 +184,11 @@ int run_segment(const Arguments& a) {
   so.postprocess.fill_holes = a.flag("fill_holes");
   so.postprocess.min_component_voxels = static_cast<std::size_t>(a.integer("min_size"));
   so.probabilities = a.flag("probabilities");
-  ProgressBar bar(!a.flag("no_progress") && !a.flag("json") && ::isatty(STDOUT_FILENO));
-  so.window.progress = [&bar](int done, int total) { return bar(done, total); };
+  progress.stage("sliding windows", 0.15, 0.95);
+  so.window.progress = [&progress](int done, int total) { return progress.update(done, total); };
   seg::Segmentation result = seg::segment(model, volumes, so);
+  if (cancel_requested()) throw Cancelled();
+  progress.stage("writing", 0.95, 1.0);
 
   // Everything goes to a hidden folder inside the output folder first and is renamed into place
   // only when all files are complete: a failure leaves no partial outputs.
@@ -261,8 +249,11 @@ int run_segment(const Arguments& a) {
         {"labels", result.report["labels"]}};
     written.push_back("report.json");
     write_text(staging / "report.json", report.dump(2) + "\n");
+    // Last chance to stop before anything becomes visible in the output folder.
+    if (cancel_requested()) throw Cancelled();
     for (const auto& name : written) fs::rename(staging / name, out_dir / name);
     fs::remove_all(staging);
+    progress.finish();
 
     if (a.flag("json")) {
       std::cout << report.dump(2) << std::endl;

@@ -9,6 +9,7 @@
 
 #include "cli11_binding.h"
 #include "command.h"
+#include "progress.h"
 #include "sagitta/dicom/error.h"
 #include "sagitta/segmentation/error.h"
 #include "version.h"
@@ -22,6 +23,11 @@ std::string one_line(std::string s) {
 }
 
 int fail(const std::string& where, const std::string& message, int code) {
+  // A loop that saw the cancellation request stops with whatever error it raises; report the cause.
+  if (sagitta::cli::cancel_requested()) {
+    std::cerr << where << ": cancelled" << std::endl;
+    return sagitta::cli::kExitCancelled;
+  }
   std::cerr << where << ": error: " << one_line(message) << std::endl;
   return code;
 }
@@ -65,7 +71,10 @@ int main(int argc, char** argv) {
     try {
       Arguments args;
       bindings[i]->finish(args);
+      install_cancel_handlers();
       return commands[i].run(args);
+    } catch (const Cancelled&) {
+      return fail(where, "cancelled", kExitCancelled);
     } catch (const sagitta::dicom::DicomError& e) {
       return fail(where, e.what(), kExitData);
     } catch (const sagitta::segmentation::SegmentationError& e) {
