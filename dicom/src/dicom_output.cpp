@@ -1,0 +1,182 @@
+#include "dicom_output.h"
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcitem.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <ctime>
+#include <set>
+
+#include "sagitta/dicom/error.h"
+#include "sagitta/dicom/series_info.h"
+
+namespace sagitta::dicom::detail {
+namespace fs = std::filesystem;
+
+std::string ds(double v) {
+  if (std::abs(v) < 1e-12) return "0";
+  for (int precision = 12; precision > 1; --precision) {
+    std::string s = fmt::format("{:.{}g}", v, precision);
+    if (s.size() <= 16) return s;
+  }
+  return fmt::format("{:.1g}", v);
+}
+
+std::string new_uid(const char* root) {
+  char buf[100];
+  dcmGenerateUniqueIdentifier(buf, root);
+  return buf;
+}
+
+namespace {
+std::tm now_tm() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  return tm;
+}
+}  // namespace
+
+std::string dicom_date() {
+  const auto tm = now_tm();
+  return fmt::format("{:04}{:02}{:02}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+}
+
+std::string dicom_time() {
+  const auto tm = now_tm();
+  return fmt::format("{:02}{:02}{:02}", tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+void save_atomically(DcmFileFormat& file, const fs::path& out, int xfer) {
+  const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw DicomError(fmt::format("{}: the output folder {} does not exist", out.string(), dir.string()));
+  if (::access(dir.c_str(), W_OK) != 0)
+    throw DicomError(fmt::format("{}: the output folder {} is not writable", out.string(), dir.string()));
+  if (fs::is_directory(out, ec)) throw DicomError(fmt::format("{}: is a folder, not a file name", out.string()));
+  const fs::path tmp = dir / fmt::format(".partial-{}-{}", ::getpid(), out.filename().string());
+  const E_TransferSyntax ts = xfer < 0 ? EXS_LittleEndianExplicit : static_cast<E_TransferSyntax>(xfer);
+  const OFCondition status = file.saveFile(tmp.c_str(), ts, EET_ExplicitLength, EGL_recalcGL, EPD_withoutPadding);
+  if (status.bad()) {
+    fs::remove(tmp, ec);
+    throw DicomError(fmt::format("{}: cannot write ({})", out.string(), status.text()));
+  }
+  fs::rename(tmp, out, ec);
+  if (ec) {
+    fs::remove(tmp, ec);
+    throw DicomError(fmt::format("{}: cannot write ({})", out.string(), ec.message()));
+  }
+}
+
+void check_on_source_grid(const itk::ImageBase<3>& image, const itk::ImageBase<3>& grid, const SeriesInfo& source,
+                          const std::string& what) {
+  const auto a = image.GetLargestPossibleRegion().GetSize();
+  const auto b = grid.GetLargestPossibleRegion().GetSize();
+  if (a != b)
+    throw DicomError(fmt::format("{}: size {}x{}x{} does not match the source series ({}x{}x{})", what, a[0], a[1], a[2],
+                                 b[0], b[1], b[2]));
+  for (unsigned i = 0; i < 3; ++i) {
+    if (std::abs(image.GetOrigin()[i] - grid.GetOrigin()[i]) > 1e-3 * std::max(1.0, grid.GetSpacing()[i]))
+      throw DicomError(fmt::format("{}: origin ({:.3f}, {:.3f}, {:.3f}) differs from the source series' ({:.3f}, {:.3f}, "
+                                   "{:.3f}); resample it onto the source grid first",
+                                   what, image.GetOrigin()[0], image.GetOrigin()[1], image.GetOrigin()[2],
+                                   grid.GetOrigin()[0], grid.GetOrigin()[1], grid.GetOrigin()[2]));
+    if (std::abs(image.GetSpacing()[i] - grid.GetSpacing()[i]) > 1e-4 * grid.GetSpacing()[i])
+      throw DicomError(fmt::format("{}: spacing {:.4f}x{:.4f}x{:.4f} differs from the source series' {:.4f}x{:.4f}x{:.4f}",
+                                   what, image.GetSpacing()[0], image.GetSpacing()[1], image.GetSpacing()[2],
+                                   grid.GetSpacing()[0], grid.GetSpacing()[1], grid.GetSpacing()[2]));
+    for (unsigned j = 0; j < 3; ++j)
+      if (std::abs(image.GetDirection()[i][j] - grid.GetDirection()[i][j]) > 1e-4)
+        throw DicomError(fmt::format("{}: orientation differs from the source series'", what));
+  }
+  if (source.slices.empty() || source.slices.front().size() != b[2])
+    throw DicomError(fmt::format("{}: the source series lists {} slices but its grid has {}", what,
+                                 source.slices.empty() ? 0 : source.slices.front().size(), b[2]));
+  for (const auto& s : source.slices.front())
+    if (s.sop_instance_uid.empty() || s.sop_class_uid.empty())
+      throw DicomError(fmt::format("{}: a source slice has no SOP Instance/Class UID", what));
+}
+
+namespace {
+void put(DcmItem& item, const DcmTagKey& tag, const std::string& value) {
+  item.putAndInsertString(DcmTag(tag), value.c_str());
+}
+}  // namespace
+
+void source_dataset(DcmFileFormat& out, const SeriesInfo& source) {
+  for (const auto& volume : source.slices)
+    for (const auto& s : volume) {
+      std::error_code ec;
+      if (s.path.empty() || !fs::is_regular_file(s.path, ec)) continue;
+      // Headers only: the pixel data of the source is never needed here.
+      if (out.loadFile(s.path.c_str(), EXS_Unknown, EGL_noChange, 4096).good()) return;
+    }
+  DcmItem& d = *out.getDataset();
+  put(d, DCM_PatientName, source.patient_name);
+  put(d, DCM_PatientID, source.patient_id);
+  put(d, DCM_PatientBirthDate, source.patient_birth_date);
+  put(d, DCM_PatientSex, source.patient_sex);
+  put(d, DCM_StudyInstanceUID, source.study_instance_uid);
+  put(d, DCM_StudyDate, source.study_date);
+  put(d, DCM_StudyTime, source.study_time);
+  put(d, DCM_StudyID, source.study_id);
+  put(d, DCM_StudyDescription, source.study_description);
+  put(d, DCM_AccessionNumber, source.accession_number);
+  put(d, DCM_ReferringPhysicianName, source.referring_physician_name);
+  if (!source.frame_of_reference_uid.empty()) put(d, DCM_FrameOfReferenceUID, source.frame_of_reference_uid);
+}
+
+void copy_patient_study(DcmItem& item, const SeriesInfo& source) {
+  DcmFileFormat file;
+  source_dataset(file, source);
+  DcmItem& d = *file.getDataset();
+  // Patient module, general study module, patient study module, frame of reference module.
+  static const DcmTagKey tags[] = {
+      DCM_SpecificCharacterSet, DCM_PatientName, DCM_PatientID, DCM_IssuerOfPatientID, DCM_PatientBirthDate,
+      DCM_PatientSex, DCM_PatientAge, DCM_PatientWeight, DCM_PatientSize, DCM_StudyInstanceUID, DCM_StudyDate,
+      DCM_StudyTime, DCM_StudyID, DCM_StudyDescription, DCM_AccessionNumber, DCM_ReferringPhysicianName,
+      DCM_FrameOfReferenceUID, DCM_PositionReferenceIndicator};
+  for (const auto& tag : tags) {
+    DcmElement* e = nullptr;
+    if (d.findAndGetElement(tag, e).good() && e) {
+      // An empty Specific Character Set (type 1C) is invalid; absent means the default repertoire.
+      if (tag == DCM_SpecificCharacterSet && e->getLength() == 0) {
+        item.findAndDeleteElement(tag);
+        continue;
+      }
+      item.findAndDeleteElement(tag);
+      item.insert(static_cast<DcmElement*>(e->clone()), true);
+    }
+  }
+  // Type 2 attributes of those modules must be present, even empty.
+  for (const auto& tag : {DCM_PatientName, DCM_PatientID, DCM_PatientBirthDate, DCM_PatientSex, DCM_StudyDate,
+                          DCM_StudyTime, DCM_StudyID, DCM_AccessionNumber, DCM_ReferringPhysicianName})
+    if (!item.tagExists(tag)) item.insertEmptyElement(DcmTag(tag));
+  if (item.tagExists(DCM_FrameOfReferenceUID) && !item.tagExists(DCM_PositionReferenceIndicator))
+    item.insertEmptyElement(DcmTag(DCM_PositionReferenceIndicator));
+}
+
+void put_referenced_series(DcmItem& item, const SeriesInfo& source) {
+  item.findAndDeleteElement(DCM_ReferencedSeriesSequence);
+  DcmItem* series = nullptr;
+  item.findOrCreateSequenceItem(DCM_ReferencedSeriesSequence, series, 0);
+  put(*series, DCM_SeriesInstanceUID, source.series_instance_uid);
+  std::set<std::string> seen;
+  long n = 0;
+  for (const auto& volume : source.slices)
+    for (const auto& s : volume) {
+      if (!seen.insert(s.sop_instance_uid).second) continue;
+      DcmItem* ref = nullptr;
+      series->findOrCreateSequenceItem(DCM_ReferencedInstanceSequence, ref, n++);
+      put(*ref, DCM_ReferencedSOPClassUID, s.sop_class_uid);
+      put(*ref, DCM_ReferencedSOPInstanceUID, s.sop_instance_uid);
+    }
+}
+
+}  // namespace sagitta::dicom::detail

@@ -1,0 +1,51 @@
+#pragma once
+// Shared by the writers of derived DICOM objects (SEG, Parametric Map, Secondary Capture):
+// DS formatting, new UIDs, and saving a DcmFileFormat atomically.
+#include <array>
+#include <filesystem>
+#include <string>
+
+#include <itkImage.h>
+
+class DcmFileFormat;
+class DcmItem;
+
+namespace sagitta::dicom {
+struct SeriesInfo;
+}
+
+namespace sagitta::dicom::detail {
+
+// A decimal string (DS, at most 16 characters) as exact as fits.
+std::string ds(double v);
+
+// A fresh UID under DCMTK's root (`root`: SITE_SERIES_UID_ROOT, SITE_INSTANCE_UID_ROOT...).
+std::string new_uid(const char* root);
+
+// Today's date (YYYYMMDD) and time (HHMMSS).
+std::string dicom_date();
+std::string dicom_time();
+
+// Saves with a meta header in `xfer` (default: explicit VR little endian) to a hidden temporary
+// name in the destination folder, then renames it into place. Throws DicomError (nothing left
+// behind) when the folder is missing or unwritable, or the write fails.
+void save_atomically(DcmFileFormat& file, const std::filesystem::path& out, int xfer = -1);
+
+// Checks that `image` lies on `grid` (size, origin, spacing, direction) and that `source` lists
+// one slice per slice of the grid; throws DicomError saying what differs.
+void check_on_source_grid(const itk::ImageBase<3>& image, const itk::ImageBase<3>& grid, const SeriesInfo& source,
+                          const std::string& what);
+
+// Patient, study, series-independent attributes copied into `item` from the first readable
+// source file, else from `source`'s descriptors: patient and general study modules, frame of
+// reference, and the study-level equipment-independent attributes.
+void copy_patient_study(DcmItem& item, const SeriesInfo& source);
+
+// A dataset with the patient/study/frame-of-reference attributes of `source` (for importers that
+// want a source dataset): the first readable source file, else one made from `source`.
+void source_dataset(DcmFileFormat& out, const SeriesInfo& source);
+
+// Adds the Referenced Series Sequence (0008,1115): the source series and every source instance.
+void put_referenced_series(DcmItem& item, const SeriesInfo& source);
+
+}  // namespace sagitta::dicom::detail

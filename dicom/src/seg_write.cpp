@@ -1,0 +1,257 @@
+// DICOM SEG writing with DCMTK's dcmseg: the IOD classes build the segmentation image, segment,
+// multi-frame functional group and dimension modules; the few attributes dcmseg leaves to the
+// caller (referenced series, copied patient/study data) are added with dcmdata afterwards.
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmfg/fgderimg.h>
+#include <dcmtk/dcmfg/fgfracon.h>
+#include <dcmtk/dcmfg/fgpixmsr.h>
+#include <dcmtk/dcmfg/fgplanor.h>
+#include <dcmtk/dcmfg/fgplanpo.h>
+#include <dcmtk/dcmiod/cielabutil.h>
+#include <dcmtk/dcmiod/iodmacro.h>
+#include <dcmtk/dcmseg/segdoc.h>
+#include <dcmtk/dcmseg/segment.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <map>
+#include <memory>
+
+#include "dicom_output.h"
+#include "sagitta/dicom/error.h"
+#include "sagitta/dicom/seg.h"
+
+namespace sagitta::dicom {
+namespace fs = std::filesystem;
+using detail::ds;
+
+namespace {
+
+// SCT "Tissue": true of anything a model segments; used when a label carries no codes.
+const CodedConcept kTissue{"85756007", "SCT", "Tissue"};
+// DCM "Artificial Intelligence" (CID 7162, algorithm families).
+const CodedConcept kArtificialIntelligence{"123110", "DCM", "Artificial Intelligence"};
+
+void check(const OFCondition& c, const fs::path& out, const std::string& what) {
+  if (c.bad()) throw DicomError(fmt::format("{}: cannot build the SEG ({}: {})", out.string(), what, c.text()));
+}
+
+CodeSequenceMacro code(const CodedConcept& c) { return CodeSequenceMacro(c.value, c.scheme, c.meaning); }
+
+// Fills one frame (rows*columns bytes) for a segment index and slice; returns false when empty.
+using FrameFiller = std::function<bool(std::size_t segment, std::size_t slice, Uint8* frame)>;
+
+SegWriteResult write_common(bool fractional, const itk::ImageBase<3>& image, const itk::ImageBase<3>& source_grid,
+                            const SeriesInfo& source, const std::vector<SegmentDescription>& segments,
+                            const fs::path& out, const SegWriteOptions& options, const FrameFiller& fill) {
+  detail::check_on_source_grid(image, source_grid, source, out.string());
+  if (segments.empty()) throw DicomError(out.string() + ": no segments to write");
+  const auto size = image.GetLargestPossibleRegion().GetSize();
+  if (size[0] > 65535 || size[1] > 65535) throw DicomError(out.string() + ": slices larger than 65535 pixels");
+  const auto columns = static_cast<Uint16>(size[0]), rows = static_cast<Uint16>(size[1]);
+
+  IODGeneralEquipmentModule::EquipmentInfo equipment("Sagitta", options.algorithm_name, "1", options.software_version);
+  ContentIdentificationMacro content;
+  content.setInstanceNumber("1");
+  content.setContentLabel(options.content_label);
+  content.setContentDescription(options.content_description.substr(0, 64), false);
+  content.setContentCreatorName("Sagitta^" + options.algorithm_name.substr(0, 50), false);
+
+  DcmSegmentation* raw = nullptr;
+  const OFCondition created =
+      fractional ? DcmSegmentation::createFractionalSegmentation(raw, rows, columns, DcmSegTypes::SFT_PROBABILITY, 255,
+                                                                  equipment, content)
+                 : DcmSegmentation::createBinarySegmentation(raw, rows, columns, equipment, content);
+  check(created, out, "create");
+  std::unique_ptr<DcmSegmentation> seg(raw);
+
+  // Patient, study and frame of reference from the source.
+  {
+    DcmFileFormat src;
+    detail::source_dataset(src, source);
+    check(seg->importFromSourceImage(*src.getDataset()), out, "import patient and study");
+  }
+  int series_number = options.series_number;
+  if (series_number <= 0) {
+    try {
+      series_number = std::stoi(source.series_number) + 1000;
+    } catch (...) {
+      series_number = 1000;
+    }
+  }
+  check(seg->getSeries().setSeriesInstanceUID(detail::new_uid(SITE_SERIES_UID_ROOT)), out, "series UID");
+  check(seg->getSeries().setSeriesNumber(std::to_string(series_number)), out, "series number");
+  check(seg->getSeries().setSeriesDescription(options.series_description.substr(0, 64), false), out, "series description");
+  check(seg->getSeries().setSeriesDate(detail::dicom_date()), out, "series date");
+  check(seg->getSeries().setSeriesTime(detail::dicom_time()), out, "series time");
+  check(seg->getSOPCommon().setSOPInstanceUID(detail::new_uid(SITE_INSTANCE_UID_ROOT)), out, "instance UID");
+  check(seg->getGeneralImage().setContentDate(detail::dicom_date()), out, "content date");
+  check(seg->getGeneralImage().setContentTime(detail::dicom_time()), out, "content time");
+
+  // Segments, numbered 1..n in the order given.
+  for (const auto& d : segments) {
+    DcmSegment* segment = nullptr;
+    check(DcmSegment::create(segment, d.name.empty() ? fmt::format("label {}", d.label) : d.name.substr(0, 64),
+                             code(d.category.empty() ? kTissue : d.category), code(d.type.empty() ? kTissue : d.type),
+                             DcmSegTypes::SAT_AUTOMATIC, options.algorithm_name.substr(0, 64)),
+          out, "segment " + d.name);
+    std::unique_ptr<DcmSegment> owned(segment);
+    double L = 0, a = 0, b = 0;
+    IODCIELabUtil::rgb2DicomLab(L, a, b, d.color[0] / 255.0, d.color[1] / 255.0, d.color[2] / 255.0);
+    check(segment->setRecommendedDisplayCIELabValue(static_cast<Uint16>(std::lround(L)), static_cast<Uint16>(std::lround(a)),
+                                                    static_cast<Uint16>(std::lround(b))),
+          out, "segment colour");
+    AlgorithmIdentificationMacro& algorithm = segment->getSegmentationAlgorithmIdentification();
+    algorithm.getAlgorithmFamilyCode().set(kArtificialIntelligence.value, kArtificialIntelligence.scheme,
+                                           kArtificialIntelligence.meaning);
+    algorithm.setAlgorithmName(options.algorithm_name.substr(0, 64));
+    algorithm.setAlgorithmVersion(options.algorithm_version.substr(0, 64));
+    Uint16 number = 0;
+    check(seg->addSegment(segment, number), out, "add segment " + d.name);
+    owned.release();
+  }
+
+  // Shared functional groups: orientation and pixel measures of the source grid.
+  const auto& dir = image.GetDirection();
+  const auto& spacing = image.GetSpacing();
+  std::unique_ptr<FGPlaneOrientationPatient> orientation(FGPlaneOrientationPatient::createMinimal(
+      ds(dir[0][0]), ds(dir[1][0]), ds(dir[2][0]), ds(dir[0][1]), ds(dir[1][1]), ds(dir[2][1])));
+  if (!orientation) throw DicomError(out.string() + ": cannot build the plane orientation");
+  check(seg->addForAllFrames(*orientation), out, "plane orientation");
+  FGPixelMeasures measures;
+  check(measures.setPixelSpacing(ds(spacing[1]) + "\\" + ds(spacing[0])), out, "pixel spacing");
+  check(measures.setSliceThickness(ds(spacing[2])), out, "slice thickness");
+  check(measures.setSpacingBetweenSlices(ds(spacing[2])), out, "spacing between slices");
+  check(seg->addForAllFrames(measures), out, "pixel measures");
+
+  // Frames are indexed by (segment, position): the dimension organisation viewers expect.
+  const std::string dimension_uid = detail::new_uid(SITE_INSTANCE_UID_ROOT);
+  check(seg->getDimensions().addDimensionIndex(DCM_ReferencedSegmentNumber, dimension_uid, DCM_SegmentIdentificationSequence,
+                                               "ReferencedSegmentNumber"),
+        out, "dimension index");
+  check(seg->getDimensions().addDimensionIndex(DCM_ImagePositionPatient, dimension_uid, DCM_PlanePositionSequence,
+                                               "ImagePositionPatient"),
+        out, "dimension index");
+
+  // Per-slice groups, built once and shared by every segment's frame on that slice.
+  const auto& slices = source.slices.front();
+  std::vector<std::unique_ptr<FGPlanePosPatient>> positions(size[2]);
+  std::vector<std::unique_ptr<FGDerivationImage>> derivations(size[2]);
+  for (std::size_t k = 0; k < size[2]; ++k) {
+    itk::Index<3> index{{0, 0, static_cast<itk::IndexValueType>(k)}};
+    itk::Point<double, 3> p;
+    image.TransformIndexToPhysicalPoint(index, p);
+    positions[k].reset(FGPlanePosPatient::createMinimal(ds(p[0]), ds(p[1]), ds(p[2])));
+    OFVector<ImageSOPInstanceReferenceMacro> refs(1);
+    check(refs[0].setReferencedSOPClassUID(slices[k].sop_class_uid), out, "source SOP class");
+    check(refs[0].setReferencedSOPInstanceUID(slices[k].sop_instance_uid), out, "source SOP instance");
+    if (slices[k].frame > 0) refs[0].addReferencedFrameNumber(static_cast<Uint16>(slices[k].frame));
+    derivations[k].reset(DcmSegmentation::createDerivationImageFG(refs, ""));
+    if (!positions[k] || !derivations[k]) throw DicomError(out.string() + ": cannot build per-frame groups");
+  }
+
+  SegWriteResult result;
+  result.frames_per_segment.assign(segments.size(), 0);
+  std::vector<Uint8> frame(static_cast<std::size_t>(rows) * columns);
+  FGFrameContent frame_content;
+  for (std::size_t s = 0; s < segments.size(); ++s) {
+    for (std::size_t k = 0; k < size[2]; ++k) {
+      if (!fill(s, k, frame.data())) continue;  // empty frames are not stored
+      check(frame_content.setDimensionIndexValues(static_cast<Uint32>(s + 1), 0), out, "frame content");
+      check(frame_content.setDimensionIndexValues(static_cast<Uint32>(k + 1), 1), out, "frame content");
+      OFVector<FGBase*> groups;
+      groups.push_back(&frame_content);
+      groups.push_back(positions[k].get());
+      groups.push_back(derivations[k].get());
+      check(seg->addFrame(frame.data(), static_cast<Uint16>(s + 1), groups), out, "add frame");
+      ++result.frames_per_segment[s];
+      ++result.frames;
+    }
+  }
+  if (result.frames == 0)
+    throw DicomError(out.string() + ": the label map holds none of the described labels; nothing to write");
+
+  DcmFileFormat file;
+  DcmDataset& dataset = *file.getDataset();
+  check(seg->writeDataset(dataset), out, "write");
+  // dcmseg imports only the patient/study modules it models; keep every attribute of those
+  // modules from the source, and name the source series and instances.
+  detail::copy_patient_study(dataset, source);
+  detail::put_referenced_series(dataset, source);
+  detail::save_atomically(file, out);
+
+  OFString uid;
+  seg->getSOPCommon().getSOPInstanceUID(uid);
+  result.sop_instance_uid = uid.c_str();
+  seg->getSeries().getSeriesInstanceUID(uid);
+  result.series_instance_uid = uid.c_str();
+  return result;
+}
+
+}  // namespace
+
+SegWriteResult write_seg(const LabelMap& labels, const itk::ImageBase<3>& source_grid, const SeriesInfo& source,
+                         const std::vector<SegmentDescription>& segments, const fs::path& out,
+                         const SegWriteOptions& options) {
+  // Every non-zero voxel value must be described: a SEG that silently drops a label would look
+  // complete in a PACS while missing a structure.
+  std::map<int, std::size_t> segment_of_label;
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    if (segments[i].label <= 0 || segments[i].label > 65535)
+      throw DicomError(fmt::format("{}: segment '{}' has label value {}; values are 1..65535", out.string(),
+                                   segments[i].name, segments[i].label));
+    if (!segment_of_label.emplace(segments[i].label, i).second)
+      throw DicomError(fmt::format("{}: label value {} is described twice", out.string(), segments[i].label));
+  }
+  const auto size = labels.GetLargestPossibleRegion().GetSize();
+  const std::size_t plane = size[0] * size[1];
+  const std::uint16_t* voxels = labels.GetBufferPointer();
+  const std::size_t total = plane * size[2];
+  std::vector<bool> present(65536, false);
+  for (std::size_t i = 0; i < total; ++i) present[voxels[i]] = true;
+  for (int v = 1; v < 65536; ++v)
+    if (present[v] && !segment_of_label.count(v))
+      throw DicomError(fmt::format("{}: the label map has value {} but no segment describes it", out.string(), v));
+
+  return write_common(false, labels, source_grid, source, segments, out, options,
+                      [&](std::size_t s, std::size_t k, Uint8* frame) {
+                        const auto value = static_cast<std::uint16_t>(segments[s].label);
+                        const std::uint16_t* slice = voxels + k * plane;
+                        bool any = false;
+                        for (std::size_t i = 0; i < plane; ++i) {
+                          const bool on = slice[i] == value;
+                          frame[i] = on;
+                          any |= on;
+                        }
+                        return any;
+                      });
+}
+
+SegWriteResult write_fractional_seg(const std::vector<Image::Pointer>& probabilities, const itk::ImageBase<3>& source_grid,
+                                    const SeriesInfo& source, const std::vector<SegmentDescription>& segments,
+                                    const fs::path& out, const SegWriteOptions& options) {
+  if (probabilities.size() != segments.size() || probabilities.empty())
+    throw DicomError(fmt::format("{}: {} probability maps for {} segments", out.string(), probabilities.size(),
+                                 segments.size()));
+  for (const auto& p : probabilities) detail::check_on_source_grid(*p, source_grid, source, out.string());
+  const auto size = probabilities.front()->GetLargestPossibleRegion().GetSize();
+  const std::size_t plane = size[0] * size[1];
+  return write_common(true, *probabilities.front(), source_grid, source, segments, out, options,
+                      [&](std::size_t s, std::size_t k, Uint8* frame) {
+                        const float* slice = probabilities[s]->GetBufferPointer() + k * plane;
+                        bool any = false;
+                        for (std::size_t i = 0; i < plane; ++i) {
+                          const float p = std::clamp(slice[i], 0.0f, 1.0f);
+                          frame[i] = static_cast<Uint8>(std::lround(p * 255.0f));
+                          any |= frame[i] != 0;
+                        }
+                        return any;
+                      });
+}
+
+}  // namespace sagitta::dicom
