@@ -29,5 +29,6 @@ std::vector<Command> dicom_commands();  // info, convert, demo
 std::vector<Command> segmentation_commands();  // segment
 std::vector<Command> training_commands();  // train
 std::vector<Command> viewer_commands();  // render, view, mesh
+std::vector<Command> explain_commands();  // explain
 
 }  // namespace sagitta::cli

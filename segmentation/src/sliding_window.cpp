@@ -66,6 +66,12 @@ std::vector<int> window_starts(int size, int patch, double overlap) {
   return starts;
 }
 
+std::vector<float> importance_weights(const std::vector<int>& patch_xyz, double sigma_scale) {
+  if (patch_xyz.size() != 3) throw SegmentationError("importance_weights: the patch needs x y z sizes");
+  const torch::Tensor map = importance_map({patch_xyz[2], patch_xyz[1], patch_xyz[0]}, sigma_scale);
+  return {map.data_ptr<float>(), map.data_ptr<float>() + map.numel()};
+}
+
 SlidingWindowResult sliding_window(const Model& model, const std::vector<Image::Pointer>& channels,
                                    const SlidingWindowOptions& options) {
   const auto t0 = Clock::now();

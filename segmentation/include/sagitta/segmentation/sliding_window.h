@@ -42,4 +42,9 @@ SlidingWindowResult sliding_window(const Model& model, const std::vector<Image::
 // spaced, first at 0, last at size - patch; {0} when size <= patch.
 std::vector<int> window_starts(int size, int patch, double overlap);
 
+// The Gaussian importance map sliding_window weights every patch with, for a patch of x y z voxels
+// (z = 1 for 2D models), as z y x floats (x fastest), peak 1. Public so that explanations blend
+// their per-window heatmaps with exactly the segmentation's weights.
+std::vector<float> importance_weights(const std::vector<int>& patch_xyz, double sigma_scale);
+
 }  // namespace sagitta::segmentation
