@@ -20,6 +20,13 @@ enum class ParamType {
   Integer,
   Float,
   Boolean,            // a flag without a value
+  // Also expressible in Slicer's module description, for tables that need them:
+  Double,             // <double>
+  IntegerVector,      // <integer-vector>: one argument, comma-separated ("1,2,3")
+  FloatVector,        // <float-vector>
+  DoubleVector,       // <double-vector>
+  StringVector,       // <string-vector>
+  Geometry,           // a surface mesh file (Slicer: <geometry type="model">, loaded as a model node)
 };
 
 enum class Channel { None, Input, Output };
@@ -39,6 +46,12 @@ struct Parameter {
   bool required = false;
   bool multiple = false;      // a positional that takes every remaining value
   bool slicer = true;         // false: command-line only (e.g. --json), not shown to Slicer
+  std::string file_extensions;  // Slicer's fileExtensions attribute, e.g. ".nrrd" (files Slicer writes or reads)
+  std::string reference;        // Slicer's reference attribute: an output image takes this input's geometry
+
+  // A "simple return parameter" in Slicer's terms: an output with no flag and no index, reported
+  // through --returnparameterfile instead of being passed on the command line.
+  bool is_return_value() const { return channel == Channel::Output && flag.empty() && longflag.empty() && index < 0; }
 };
 
 // Builders for the common shapes of parameters; adjust other fields afterwards where needed.
