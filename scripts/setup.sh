@@ -21,7 +21,7 @@ packages=(
   libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libfmt-dev
   libopenjp2-7-dev libopenslide-dev libtiff-dev libopenblas0-openmp
   xvfb xauth libgl1-mesa-dri
-  dcmtk libgdcm-tools dcm2niix dicom3tools python3-pydicom time
+  dcmtk libgdcm-tools dcm2niix dicom3tools python3-pydicom time orthanc
   python3-torch
 )
 

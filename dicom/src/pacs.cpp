@@ -75,6 +75,7 @@ std::string upper(std::string s) {
 }
 
 void configure(DcmSCU& scu, const PacsPeer& peer) {
+  register_codecs();  // also silences DCMTK's own logging: errors reach the user once, as DicomError
   if (peer.port <= 0 || peer.port > 65535) throw DicomError(fmt::format("PACS port {} is not a TCP port", peer.port));
   if (peer.called_ae.empty() || peer.called_ae.size() > 16 || peer.calling_ae.empty() || peer.calling_ae.size() > 16)
     throw DicomError("AE titles must have 1 to 16 characters");
@@ -329,8 +330,41 @@ RetrieveResult pacs_get(const PacsPeer& peer, QueryLevel level, const QueryKeys&
   scu.setStorageDir(staging.dir.c_str());
   const char* model = UID_GETStudyRootQueryRetrieveInformationModel;
   scu.addPresentationContext(model, uncompressed_syntaxes());
+  // For C-GET the PACS is the acceptor and picks one syntax per presentation context; offered
+  // several in one, Orthanc picks uncompressed and then fails to transcode JPEG 2000. So the
+  // image classes get one context per compressed syntax (the PACS sends on the one matching how
+  // it stores the object) plus one uncompressed; the other classes one context with all syntaxes.
+  // At most 128 contexts fit in an association.
   const OFList<OFString> syntaxes = decodable_syntaxes();
-  for (const auto& sop : retrievable_sop_classes()) scu.addPresentationContext(sop.c_str(), syntaxes, ASC_SC_ROLE_SCP);
+  std::size_t contexts = 1;
+  const std::set<std::string> image_classes{UID_CTImageStorage,
+                                            UID_MRImageStorage,
+                                            UID_EnhancedCTImageStorage,
+                                            UID_EnhancedMRImageStorage,
+                                            UID_PositronEmissionTomographyImageStorage,
+                                            UID_LegacyConvertedEnhancedCTImageStorage,
+                                            UID_SecondaryCaptureImageStorage,
+                                            UID_DigitalXRayImageStorageForPresentation};
+  for (const auto& sop : retrievable_sop_classes()) {
+    if (image_classes.count(sop)) {
+      for (const auto& ts : syntaxes) {
+        if (ts == UID_LittleEndianExplicitTransferSyntax || ts == UID_LittleEndianImplicitTransferSyntax ||
+            ts == UID_BigEndianExplicitTransferSyntax)
+          continue;
+        OFList<OFString> one;
+        one.push_back(ts);
+        scu.addPresentationContext(sop.c_str(), one, ASC_SC_ROLE_SCP);
+        ++contexts;
+      }
+      scu.addPresentationContext(sop.c_str(), uncompressed_syntaxes(), ASC_SC_ROLE_SCP);
+      ++contexts;
+    }
+  }
+  for (const auto& sop : retrievable_sop_classes()) {
+    if (image_classes.count(sop) || contexts >= 128) continue;
+    scu.addPresentationContext(sop.c_str(), syntaxes, ASC_SC_ROLE_SCP);
+    ++contexts;
+  }
   connect(scu, peer, "get");
   Association a{scu};
   const T_ASC_PresentationContextID pc = scu.findPresentationContextID(model, "");
@@ -435,7 +469,14 @@ StoreResult pacs_store(const PacsPeer& peer, const std::vector<fs::path>& inputs
     f.getMetaInfo()->findAndGetOFString(DCM_TransferSyntaxUID, ts);
     if (ts.empty()) ts = DcmXfer(f.getDataset()->getOriginalXfer()).getXferID();
     if (cls.empty() || inst.empty())
-      throw DicomError(fmt::format("store: {} has no SOP Class/Instance UID in its dataset", p.string()));
+      throw DicomError(fmt::format("store: {} has no SOP Class/Instance UID in its dataset; nothing was sent", p.string()));
+    // A PACS files instances under their study and series: without those UIDs it refuses them,
+    // so refuse before sending anything rather than after half of a series.
+    OFString study, series;
+    f.getDataset()->findAndGetOFString(DCM_StudyInstanceUID, study);
+    f.getDataset()->findAndGetOFString(DCM_SeriesInstanceUID, series);
+    if (study.empty() || series.empty())
+      throw DicomError(fmt::format("store: {} has no Study/Series Instance UID (anonymised?); nothing was sent", p.string()));
     items.push_back({p, cls.c_str(), inst.c_str(), ts.c_str()});
   };
   for (const auto& in : inputs) {

@@ -74,6 +74,16 @@ Vec cross(const Vec& a, const Vec& b) {
 
 }  // namespace
 
+bool is_seg_file(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return false;
+  DcmFileFormat file;
+  if (file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, 256, ERM_autoDetect).bad()) return false;
+  OFString sop_class;
+  file.getDataset()->findAndGetOFString(DCM_SOPClassUID, sop_class);
+  return sop_class == kSegmentationStorage || sop_class == kLabelMapSegmentationStorage;
+}
+
 ReadSegResult read_seg(const fs::path& path, const ReadSegOptions& options) {
   register_codecs();
   const std::string where = path.string();

@@ -23,6 +23,7 @@
 #include <memory>
 
 #include "dicom_output.h"
+#include "sagitta/dicom/codecs.h"
 #include "sagitta/dicom/error.h"
 #include "sagitta/dicom/seg.h"
 
@@ -49,6 +50,7 @@ using FrameFiller = std::function<bool(std::size_t segment, std::size_t slice, U
 SegWriteResult write_common(bool fractional, const itk::ImageBase<3>& image, const itk::ImageBase<3>& source_grid,
                             const SeriesInfo& source, const std::vector<SegmentDescription>& segments,
                             const fs::path& out, const SegWriteOptions& options, const FrameFiller& fill) {
+  register_codecs();  // silences dcmseg's logging: failures reach the caller once, as DicomError
   detail::check_on_source_grid(image, source_grid, source, out.string());
   if (segments.empty()) throw DicomError(out.string() + ": no segments to write");
   const auto size = image.GetLargestPossibleRegion().GetSize();
@@ -218,8 +220,22 @@ SegWriteResult write_seg(const LabelMap& labels, const itk::ImageBase<3>& source
     if (present[v] && !segment_of_label.count(v))
       throw DicomError(fmt::format("{}: the label map has value {} but no segment describes it", out.string(), v));
 
+  // Which labels each slice holds, from one pass: frames are then built only where a label is.
+  std::vector<std::vector<bool>> in_slice(size[2], std::vector<bool>(segments.size(), false));
+  std::vector<int> segment_index(65536, -1);
+  for (std::size_t i = 0; i < segments.size(); ++i) segment_index[segments[i].label] = static_cast<int>(i);
+  for (std::size_t k = 0; k < size[2]; ++k) {
+    const std::uint16_t* slice = voxels + k * plane;
+    std::uint16_t last = 0;
+    for (std::size_t i = 0; i < plane; ++i)
+      if (slice[i] != 0 && slice[i] != last) {
+        last = slice[i];
+        in_slice[k][segment_index[last]] = true;
+      }
+  }
   return write_common(false, labels, source_grid, source, segments, out, options,
                       [&](std::size_t s, std::size_t k, Uint8* frame) {
+                        if (!in_slice[k][s]) return false;
                         const auto value = static_cast<std::uint16_t>(segments[s].label);
                         const std::uint16_t* slice = voxels + k * plane;
                         bool any = false;

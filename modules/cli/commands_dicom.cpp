@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -16,7 +17,9 @@
 #include "sagitta/dicom/load.h"
 #include "sagitta/dicom/report_json.h"
 #include "sagitta/dicom/scan.h"
+#include "sagitta/dicom/seg.h"
 #include "sagitta/dicom/volume_io.h"
+#include "sagitta/segmentation/model_card.h"
 #include "version.h"
 
 namespace sagitta::cli {
@@ -143,6 +146,18 @@ std::vector<Parameter> convert_parameters(bool output_required) {
   return {out, series, type, compress, irregular};
 }
 
+// Options that apply when the input is a DICOM SEG.
+std::vector<Parameter> convert_seg_parameters() {
+  Parameter reference = option("reference", ParamType::Directory, "reference", "Source series",
+                               "DICOM SEG input: the folder of the segmented series; the label map is then made on its "
+                               "grid, and the SEG must reference its images");
+  reference.channel = Channel::Input;
+  Parameter labels = option("label_card", ParamType::File, "labels-from", "Label values from",
+                            "DICOM SEG input: a model card whose label names give the label values (else segment numbers)");
+  labels.channel = Channel::Input;
+  return {reference, labels};
+}
+
 CommandSpec convert_spec() {
   CommandSpec s;
   s.name = "convert";
@@ -155,6 +170,7 @@ CommandSpec convert_spec() {
   s.groups.push_back({"Output", "", {outputs[0], outputs[2], outputs[3]}});
   s.groups.push_back({"Options", "", {outputs[1], outputs[4], threads_parameter(),
                                        json_parameter("Print a JSON report on stdout")}, true});
+  s.groups.push_back({"DICOM SEG input", "", convert_seg_parameters(), true});
   return s;
 }
 
@@ -234,7 +250,93 @@ nlohmann::json convert(const std::vector<fs::path>& inputs, const fs::path& outp
           {"timings_s", {{"scan", t_scan}, {"load", t_load}, {"write", t_write}}}};
 }
 
+// A DICOM SEG into a label map (plus one mask per segment when segments overlap, and the
+// fractions of a FRACTIONAL SEG).
+int run_convert_seg(const fs::path& input, const fs::path& output, const Arguments& a) {
+  const auto t0 = std::chrono::steady_clock::now();
+  dcm::ReadSegOptions options;
+  dcm::LoadedSeries reference;
+  if (!a.text("reference").empty()) {
+    dcm::ScanOptions so;
+    so.threads = static_cast<int>(a.integer("threads"));
+    reference = dcm::load(dcm::select_stack(dcm::scan({fs::path(a.text("reference"))}, so), a.text("series")));
+    options.reference_grid = reference.volumes.front().GetPointer();
+    options.reference = &reference.info;
+  }
+  if (!a.text("label_card").empty()) {
+    const auto card = sagitta::segmentation::load_card(a.text("label_card"), false);
+    for (const auto& l : card.labels) options.label_template.push_back({l.value, l.name, l.color, {}, {}});
+  }
+  const auto seg = dcm::read_seg(input, options);
+  // Extra outputs are named after the main one: labels.nrrd -> labels-segment-2.nrrd.
+  std::string name = output.filename().string();
+  std::string ext;
+  for (const char* e : {".nii.gz", ".nrrd", ".nii", ".mha"})
+    if (name.size() > std::strlen(e) && name.compare(name.size() - std::strlen(e), std::strlen(e), e) == 0) {
+      ext = e;
+      name = name.substr(0, name.size() - ext.size());
+      break;
+    }
+  std::vector<std::string> written;
+  const bool compress = a.flag("compress");
+  dcm::write_volumes_as<std::uint16_t>({seg.labels}, output, compress);
+  written.push_back(output.string());
+  try {
+    for (std::size_t s = 0; s < seg.masks.size(); ++s) {
+      const fs::path p = output.parent_path() / fmt::format("{}-segment-{}{}", name, s + 1, ext);
+      dcm::write_volumes_as<std::uint16_t>({seg.masks[s]}, p, compress);
+      written.push_back(p.string());
+    }
+    if (!seg.fractions.empty()) {
+      const fs::path p = output.parent_path() / fmt::format("{}-fractions{}", name, ext);
+      dcm::WriteOptions wo;
+      wo.pixel_type = dcm::OutputPixelType::Float;
+      wo.compress = compress;
+      dcm::write_volumes(seg.fractions, p, wo);
+      written.push_back(p.string());
+    }
+  } catch (...) {
+    std::error_code ec;
+    for (const auto& w : written) fs::remove(w, ec);  // all or nothing
+    throw;
+  }
+  nlohmann::json segments = nlohmann::json::array();
+  for (std::size_t i = 0; i < seg.segments.size(); ++i) {
+    const auto& d = seg.segments[i];
+    segments.push_back({{"segment_number", i + 1},
+                        {"label", d.label},
+                        {"name", d.name},
+                        {"color", d.color},
+                        {"category", {d.category.value, d.category.scheme, d.category.meaning}},
+                        {"type", {d.type.value, d.type.scheme, d.type.meaning}}});
+  }
+  const nlohmann::json report = {{"sagitta_version", kVersion},
+                                 {"command", "convert"},
+                                 {"input", input.string()},
+                                 {"kind", "dicom-seg"},
+                                 {"segmentation_type", seg.segmentation_type},
+                                 {"outputs", written},
+                                 {"segments", segments},
+                                 {"overlapping", seg.overlapping},
+                                 {"warnings", seg.warnings},
+                                 {"referenced_series", seg.referenced_series_uid},
+                                 {"geometry", dcm::geometry_json(*seg.labels)},
+                                 {"timings_s", {{"total", seconds_since(t0)}}}};
+  if (a.flag("json")) {
+    std::cout << report.dump(2) << std::endl;
+  } else {
+    for (const auto& w : seg.warnings) std::cerr << "sagitta convert: warning: " << w << "\n";
+    const auto size = seg.labels->GetLargestPossibleRegion().GetSize();
+    fmt::print("wrote {} ({} SEG, {} segments, {}x{}x{} voxels)\n", output.string(), seg.segmentation_type,
+               seg.segments.size(), size[0], size[1], size[2]);
+    for (std::size_t i = 1; i < written.size(); ++i) fmt::print("wrote {}\n", written[i]);
+  }
+  return kExitOk;
+}
+
 int run_convert(const Arguments& a) {
+  const auto inputs = a.list("inputs");
+  if (inputs.size() == 1 && dcm::is_seg_file(inputs.front())) return run_convert_seg(inputs.front(), a.text("output"), a);
   const auto report = convert(paths(a.list("inputs")), a.text("output"), a);
   if (a.flag("json")) {
     std::cout << report.dump(2) << std::endl;

@@ -8,12 +8,17 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <unistd.h>
 
 #include "command.h"
+#include "dicom_seg_output.h"
+#include "pacs_options.h"
 #include "progress.h"
 #include "sagitta/dicom/error.h"
 #include "sagitta/dicom/load.h"
+#include "sagitta/dicom/pacs.h"
+#include "sagitta/dicom/seg.h"
 #include "sagitta/dicom/report_json.h"
 #include "sagitta/dicom/scan.h"
 #include "sagitta/dicom/volume_io.h"
@@ -46,7 +51,6 @@ CommandSpec segment_spec() {
   inputs.type = ParamType::Image;
   inputs.index = 0;
   inputs.multiple = true;
-  inputs.required = true;
   inputs.channel = Channel::Input;
   inputs.label = "Input";
   inputs.description = "A DICOM folder or a volume file (NRRD, NIfTI...) per model input channel";
@@ -65,6 +69,15 @@ CommandSpec segment_spec() {
                                  "Also write the per-class probabilities (a 4D float volume, 4th axis = label value)");
   Parameter series = parameter("series", ParamType::String, "series", "", "Series",
                           "Stack id, SeriesNumber or SeriesInstanceUID when a DICOM folder holds several");
+  Parameter dicom_seg = parameter("dicom_seg", ParamType::Boolean, "dicom-seg", "false", "DICOM SEG",
+                                  "Also write seg.dcm: a DICOM SEG of the labels referencing the source images "
+                                  "(DICOM input only)");
+  Parameter pacs = parameter("pacs", ParamType::String, "pacs", "", "PACS",
+                             "AE@host:port of a PACS: retrieve --study from it (C-GET), segment it, and store the "
+                             "DICOM SEG back (C-STORE); the input folder argument is then not needed");
+  pacs.slicer = false;
+  Parameter study = parameter("study", ParamType::String, "study", "", "Study", "StudyInstanceUID to retrieve with --pacs");
+  study.slicer = false;
 
   Parameter device = parameter("device", ParamType::StringEnumeration, "device", "cpu", "Device",
                           "cuda when LibTorch has a GPU (falls back to the CPU with a note), else cpu");
@@ -97,7 +110,15 @@ CommandSpec segment_spec() {
   quiet.slicer = false;
 
   s.groups.push_back({"Input", "", {inputs, model, series}});
-  s.groups.push_back({"Output", "", {out, format, probabilities}});
+  s.groups.push_back({"Output", "", {out, format, probabilities, dicom_seg}});
+  {
+    // PACS: --pacs and --study, plus our AE title and timeouts (host, port and the PACS' AE
+    // title come from --pacs).
+    std::vector<Parameter> pacs_group{pacs, study};
+    for (const auto& p : pacs_peer_parameters())
+      if (p.name == "pacs_aet" || p.name == "pacs_timeout" || p.name == "pacs_dimse_timeout") pacs_group.push_back(p);
+    s.groups.push_back({"PACS", "", pacs_group, true});
+  }
   s.groups.push_back({"Inference", "", {device, threads, overlap, batch, mirror, crop}, true});
   s.groups.push_back({"Postprocessing", "", {largest, holes, min_size}, true});
   s.groups.push_back({"Reporting", "", {json, quiet}, true});
@@ -106,6 +127,7 @@ CommandSpec segment_spec() {
 
 struct LoadedInput {
   dcm::Image::Pointer volume;
+  std::optional<dcm::SeriesInfo> info;  // DICOM inputs: what a DICOM SEG must reference
   nlohmann::json description;
   std::vector<dcm::Decision> decisions;
 };
@@ -125,6 +147,7 @@ LoadedInput load_input(const fs::path& path, const Arguments& a) {
       throw seg::SegmentationError(fmt::format("{}: stack {} has {} volumes (a time series); segment one volume at a time",
                                                path.string(), stack.id, loaded.volumes.size()));
     in.volume = loaded.volumes.front();
+    in.info = loaded.info;
     in.description = {{"path", path.string()}, {"kind", "dicom"}, {"stack", dcm::to_json(stack)}};
     in.decisions = scan.decisions;
     in.decisions.insert(in.decisions.end(), loaded.decisions.begin(), loaded.decisions.end());
@@ -154,6 +177,45 @@ int run_segment(const Arguments& a) {
     throw seg::SegmentationError(out_dir.string() + " exists and is not a folder");
 
   Progress progress("Sagitta Segment", "U-Net segmentation with sliding windows", a.flag("no_progress") || a.flag("json"));
+
+  // --pacs: the study is retrieved into a hidden folder of the output folder, removed at the end.
+  const bool from_pacs = !a.text("pacs").empty();
+  const bool dicom_seg = a.flag("dicom_seg") || from_pacs;
+  std::vector<std::string> input_paths = a.list("inputs");
+  dcm::PacsPeer peer;
+  struct RemoveOnExit {
+    fs::path dir;
+    ~RemoveOnExit() {
+      std::error_code ec;
+      if (!dir.empty()) fs::remove_all(dir, ec);
+    }
+  } retrieved;
+  bool created_for_pacs = false;
+  if (from_pacs) {
+    if (a.text("study").empty()) throw dcm::DicomError("--pacs needs --study <StudyInstanceUID>");
+    if (!input_paths.empty()) throw seg::SegmentationError("give either input folders/files or --pacs, not both");
+    peer = pacs_peer(a);
+    parse_pacs_address(a.text("pacs"), peer);
+    created_for_pacs = !fs::exists(out_dir);
+    fs::create_directories(out_dir);
+    retrieved.dir = out_dir / (".sagitta-pacs-study-" + std::to_string(::getpid()));
+    progress.stage("retrieving from PACS", 0.0, 0.05);
+    try {
+      dcm::pacs_get(peer, dcm::QueryLevel::Study, {{"StudyInstanceUID", a.text("study")}}, retrieved.dir,
+                    [&progress](std::size_t done, std::size_t total) {
+                      return total ? progress.update(static_cast<long long>(done), static_cast<long long>(total))
+                                   : !cancel_requested();
+                    });
+    } catch (...) {
+      std::error_code ec;
+      if (created_for_pacs) fs::remove(out_dir, ec);
+      if (cancel_requested()) throw Cancelled();
+      throw;
+    }
+    input_paths = {retrieved.dir.string()};
+  }
+  if (input_paths.empty()) throw seg::SegmentationError("no input: give a DICOM folder or volume file, or --pacs and --study");
+
   progress.stage("loading model", 0.0, 0.05);
   auto t = std::chrono::steady_clock::now();
   const seg::ModelCard card = seg::load_card(card_path);
@@ -170,7 +232,9 @@ int run_segment(const Arguments& a) {
   if (cancel_requested()) throw Cancelled();
   t = std::chrono::steady_clock::now();
   std::vector<LoadedInput> inputs;
-  for (const auto& p : a.list("inputs")) inputs.push_back(load_input(p, a));
+  for (const auto& p : input_paths) inputs.push_back(load_input(p, a));
+  if (dicom_seg && !inputs.front().info)
+    throw seg::SegmentationError("--dicom-seg needs a DICOM series as the first input (a SEG references source images)");
   const double t_load = seconds_since(t);
   std::vector<seg::Image::Pointer> volumes;
   for (const auto& in : inputs) volumes.push_back(in.volume);
@@ -193,7 +257,7 @@ int run_segment(const Arguments& a) {
   // Everything goes to a hidden folder inside the output folder first and is renamed into place
   // only when all files are complete: a failure leaves no partial outputs.
   t = std::chrono::steady_clock::now();
-  const bool created = !fs::exists(out_dir);
+  const bool created = created_for_pacs || !fs::exists(out_dir);
   fs::create_directories(out_dir);
   const fs::path staging = out_dir / (".sagitta-segment-partial-" + std::to_string(::getpid()));
   std::vector<std::string> written;
@@ -208,6 +272,28 @@ int run_segment(const Arguments& a) {
       wo.compress = true;
       dcm::write_volumes(result.probabilities, staging / written.back(), wo);
     }
+    nlohmann::json dicom_outputs = nlohmann::json::object();
+    if (dicom_seg) {
+      const auto segments = segment_descriptions(card, labels_present(*result.labels));
+      if (segments.empty()) {
+        dicom_outputs["seg"] = "not written: the model found none of its labels";
+      } else {
+        const auto w = dcm::write_seg(*result.labels, *inputs.front().volume, *inputs.front().info, segments,
+                                      staging / "seg.dcm", seg_write_options(card, kVersion));
+        written.push_back("seg.dcm");
+        dicom_outputs["seg"] = {{"file", "seg.dcm"},
+                                {"sop_instance_uid", w.sop_instance_uid},
+                                {"series_instance_uid", w.series_instance_uid},
+                                {"frames", w.frames}};
+        if (from_pacs) {
+          // Stored before anything appears in the output folder: a refused store leaves nothing.
+          if (cancel_requested()) throw Cancelled();
+          const auto stored = dcm::pacs_store(peer, {staging / "seg.dcm"});
+          dicom_outputs["seg"]["stored_to"] = fmt::format("{}@{}:{}", peer.called_ae, peer.host, peer.port);
+          dicom_outputs["seg"]["stored"] = stored.sent;
+        }
+      }
+    }
     nlohmann::json input_json = nlohmann::json::array();
     nlohmann::json decisions = nlohmann::json::array();
     for (const auto& in : inputs) {
@@ -215,6 +301,7 @@ int run_segment(const Arguments& a) {
       for (const auto& d : in.decisions) decisions.push_back(dcm::to_json(d));
     }
     for (const auto& d : result.report["decisions"]) decisions.push_back(d);
+    if (from_pacs) input_json.front()["pacs"] = {{"peer", a.text("pacs")}, {"study", a.text("study")}};
     auto timings = result.report["timings_s"];
     timings["load_model"] = t_model;
     timings["load_input"] = t_load;
@@ -233,6 +320,7 @@ int run_segment(const Arguments& a) {
                    {"weights_sha256", card.sha256},
                    {"device", model.device()}}},
         {"outputs", written},
+        {"dicom", dicom_outputs},
         {"options", {{"overlap", so.window.overlap},
                      {"batch", so.window.batch_size},
                      {"mirror", so.window.mirror},

@@ -108,4 +108,7 @@ struct ReadSegResult {
 // grid.
 ReadSegResult read_seg(const std::filesystem::path& path, const ReadSegOptions& options = {});
 
+// True when `path` is a DICOM file of a SEG SOP class (reads the header only; false otherwise).
+bool is_seg_file(const std::filesystem::path& path);
+
 }  // namespace sagitta::dicom
