@@ -55,7 +55,12 @@ build
 case "$mode" in
   build) ;;
   demo)
-    "$build_dir/modules/sagitta" demo --output "$build_dir/demo-output"
+    # The overview picture needs an X server (Debian's VTK renders through X only).
+    if [ -n "${DISPLAY:-}" ]; then
+      "$build_dir/modules/sagitta" demo --output "$build_dir/demo-output"
+    else
+      xvfb-run -a "$build_dir/modules/sagitta" demo --output "$build_dir/demo-output"
+    fi
     ;;
   test)
     # Rendering tests need an X server: Debian's VTK has no offscreen backend without X.

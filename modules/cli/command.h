@@ -25,11 +25,16 @@ struct Command {
 std::vector<Command> all_commands();
 
 // Per library (commands_<library>.cpp); all_commands() lists them.
-std::vector<Command> dicom_commands();  // info, convert, demo
+std::vector<Command> dicom_commands();  // info, convert
 std::vector<Command> segmentation_commands();  // segment
 std::vector<Command> training_commands();  // train
 std::vector<Command> viewer_commands();  // render, view, mesh
 std::vector<Command> pacs_commands();  // pacs (echo, find, get, move, store)
 std::vector<Command> explain_commands();  // explain
+std::vector<Command> demo_commands();  // demo: the whole pipeline, chaining the commands above
+
+// Runs the command `name` on an argument list exactly as if given on the command line after
+// `sagitta name` (parsed and validated by its table). Throws std::invalid_argument for a bad list.
+int run_command_line(const std::string& name, const std::vector<std::string>& args);
 
 }  // namespace sagitta::cli

@@ -1,4 +1,4 @@
-// `sagitta info`, `sagitta convert` and `sagitta demo`: DICOM folders in, tables, JSON and
+// `sagitta info` and `sagitta convert`: DICOM folders in, tables, JSON and
 // volumes out. Thin wrappers over sagitta::dicom.
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -355,61 +355,10 @@ int run_convert(const Arguments& a) {
   return kExitOk;
 }
 
-// ---- demo ------------------------------------------------------------------------------------
-
-CommandSpec demo_spec() {
-  CommandSpec s;
-  s.name = "demo";
-  s.title = "Sagitta Demo";
-  s.description = "Runs the main job on the demo data Sagitta ships: lists the demo CT series and converts it.";
-  Parameter data = option("data", ParamType::Directory, "data", "Demo data", "Folder with the demo DICOM series",
-                          kDemoDataDir);
-  data.channel = Channel::Input;
-  Parameter out = option("output", ParamType::Directory, "output", "Output folder",
-                         "Folder for the demo's outputs (created if needed)", "sagitta-demo");
-  out.flag = "o";
-  out.channel = Channel::Output;
-  s.groups.push_back({"Demo", "", {data, out, threads_parameter()}});
-  return s;
-}
-
-void write_text_atomically(const fs::path& path, const std::string& text) {
-  const fs::path tmp = path.parent_path() / ("." + path.filename().string() + ".partial-" + std::to_string(::getpid()));
-  {
-    std::ofstream f(tmp);
-    f << text;
-    if (!f.flush()) throw dcm::DicomError(path.string() + ": cannot write");
-  }
-  fs::rename(tmp, path);
-}
-
-int run_demo(const Arguments& a) {
-  const fs::path data = a.text("data");
-  const fs::path out = a.text("output");
-  if (!fs::is_directory(data))
-    throw dcm::DicomError(fmt::format("demo data not found at {}; pass --data", data.string()));
-  fs::create_directories(out);
-  fmt::print("== sagitta info {}\n", data.string());
-  dcm::ScanOptions so;
-  so.threads = static_cast<int>(a.integer("threads"));
-  print_table(dcm::scan({data}, so));
-  fmt::print("\n== sagitta convert {} -o {}\n", data.string(), (out / "ct.nrrd").string());
-  Arguments conv = a;
-  conv.set("inputs", {data.string()});
-  conv.set("type", {"auto"});
-  const auto report = convert({data}, out / "ct.nrrd", conv);
-  write_text_atomically(out / "report.json", report.dump(2) + "\n");
-  const auto& g = report["geometry"];
-  fmt::print("wrote {} ({}x{}x{} voxels, spacing {}x{}x{} mm) and {}\n", (out / "ct.nrrd").string(),
-             g["size"][0].get<int>(), g["size"][1].get<int>(), g["size"][2].get<int>(), fixed(g["spacing"][0]),
-             fixed(g["spacing"][1]), fixed(g["spacing"][2]), (out / "report.json").string());
-  return kExitOk;
-}
-
 }  // namespace
 
 std::vector<Command> dicom_commands() {
-  return {{info_spec(), run_info}, {convert_spec(), run_convert}, {demo_spec(), run_demo}};
+  return {{info_spec(), run_info}, {convert_spec(), run_convert}};
 }
 
 }  // namespace sagitta::cli

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <fstream>
 
 #include "sagitta/dicom/volume_io.h"
@@ -118,14 +119,29 @@ TEST(SagittaCli, BadDataAndUnwritableOutputFailCleanly) {
     EXPECT_EQ(e.path().filename().string().find(".partial"), std::string::npos) << e.path();
 }
 
-TEST(SagittaCli, DemoRunsOnShippedData) {
+TEST(SagittaCli, DemoRunsTheWholePipelineOnShippedData) {
   const fs::path out = scratch_dir() / "demo";
-  const auto r = run_command(fmt::format("{} demo -o '{}'", sagitta(), out.string()));
+  const auto r = run_command(fmt::format("{} demo -o '{}' --threads 1", sagitta(), out.string()));
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_TRUE(fs::exists(out / "ct.nrrd"));
+  for (const char* f : {"ct.nrrd", "segmentation/labels.nrrd", "segmentation/probabilities.nrrd",
+                        "segmentation/report.json", "surfaces.vtp", "report.json"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
   std::ifstream report(out / "report.json");
   const auto j = nlohmann::json::parse(report);
-  EXPECT_EQ(j["geometry"]["size"], nlohmann::json({64, 64, 40}));
+  std::vector<std::string> commands;
+  for (const auto& s : j["steps"]) {
+    commands.push_back(s["command"]);
+    if (!s.contains("skipped")) EXPECT_EQ(s["exit_code"], 0) << s.dump();
+  }
+  EXPECT_EQ(commands, (std::vector<std::string>{"info", "convert", "segment", "explain", "mesh", "render"}));
+  // ctest runs under xvfb-run: the overview picture must be there.
+  if (std::getenv("DISPLAY")) EXPECT_TRUE(fs::exists(out / "overview.png"));
+  // The phantom model never saw the demo series; its labels must still match the phantom's truth.
+  ASSERT_EQ(j["dice"].size(), 2u);
+  for (const auto& d : j["dice"]) EXPECT_GE(d["dice"].get<double>(), 0.9) << d.dump();
+  // The converted volume keeps the series' geometry.
+  const auto ct = sagitta::dicom::read_volume(out / "ct.nrrd");
+  EXPECT_EQ(ct->GetLargestPossibleRegion().GetSize()[2], 40u);
 }
 
 }  // namespace

@@ -1,0 +1,174 @@
+// `sagitta demo`: the main job end to end on data that ships with Sagitta — the demo CT phantom
+// series (testdata/demo/ct_phantom) and the phantom model (testdata/models/phantom). Every step is
+// the real subcommand run through its own parameter table (run_command_line), so the demo
+// exercises exactly what a user types: info, convert, segment, explain, mesh, render. Steps whose
+// command is not part of this build are listed as skipped in the report, with the reason.
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <unistd.h>
+
+#include "command.h"
+#include "sagitta/dicom/error.h"
+#include "sagitta/dicom/volume_io.h"
+#include "sagitta/segmentation/model_card.h"
+#include "version.h"
+
+namespace sagitta::cli {
+namespace fs = std::filesystem;
+namespace dcm = sagitta::dicom;
+namespace seg = sagitta::segmentation;
+namespace {
+
+CommandSpec demo_spec() {
+  CommandSpec s;
+  s.name = "demo";
+  s.title = "Sagitta Demo";
+  s.description =
+      "Runs the whole pipeline on the demo data Sagitta ships: lists and converts the demo CT series, segments it "
+      "with the phantom demo model, explains the segmentation, builds surfaces and renders an overview picture, "
+      "then scores the labels against the phantom's truth. Writes every output and a report.json.";
+  Parameter data = option("data", ParamType::Directory, "data", "Demo data", "Folder with the demo DICOM series",
+                          kDemoDataDir);
+  data.channel = Channel::Input;
+  Parameter model = option("model", ParamType::File, "model", "Model card", "Model that segments the demo series",
+                           kDemoModelCard);
+  model.channel = Channel::Input;
+  Parameter truth = option("truth", ParamType::File, "truth", "True labels",
+                           "Label map the segmentation is scored against (empty: no scoring)", kDemoTruth);
+  truth.channel = Channel::Input;
+  Parameter out = option("output", ParamType::Directory, "output", "Output folder",
+                         "Folder for the demo's outputs (created if needed)", "sagitta-demo");
+  out.flag = "o";
+  out.channel = Channel::Output;
+  Parameter threads = option("threads", ParamType::Integer, "threads", "Threads", "Threads for every step (0: all cores)", "0");
+  threads.minimum = 0;
+  threads.maximum = 256;
+  s.groups.push_back({"Demo", "", {data, model, truth, out, threads}});
+  return s;
+}
+
+bool has_parameter(const std::string& command, const std::string& parameter) {
+  for (const auto& c : all_commands())
+    if (c.spec.name == command)
+      for (const auto& g : c.spec.groups)
+        for (const auto& p : g.parameters)
+          if (p.name == parameter) return true;
+  return false;
+}
+
+bool has_command(const std::string& command) {
+  for (const auto& c : all_commands())
+    if (c.spec.name == command) return true;
+  return false;
+}
+
+// Dice per label of `predicted` against `truth` (same grid), for the labels of the card.
+nlohmann::json score(const fs::path& predicted, const fs::path& truth, const seg::ModelCard& card) {
+  const auto p = dcm::read_volume(predicted), t = dcm::read_volume(truth);
+  if (p->GetLargestPossibleRegion() != t->GetLargestPossibleRegion())
+    throw dcm::DicomError(fmt::format("{}: not on the grid of {}", truth.string(), predicted.string()));
+  const std::size_t n = p->GetLargestPossibleRegion().GetNumberOfPixels();
+  const float *pp = p->GetBufferPointer(), *tp = t->GetBufferPointer();
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& label : card.labels) {
+    if (label.value == 0) continue;
+    const float v = float(label.value);
+    std::size_t both = 0, np = 0, nt = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      np += pp[i] == v;
+      nt += tp[i] == v;
+      both += pp[i] == v && tp[i] == v;
+    }
+    nlohmann::json d = {{"value", label.value}, {"name", label.name}, {"predicted_voxels", np}, {"true_voxels", nt}};
+    d["dice"] = np + nt ? nlohmann::json(2.0 * double(both) / double(np + nt)) : nlohmann::json(nullptr);
+    out.push_back(d);
+  }
+  return out;
+}
+
+int run_demo(const Arguments& a) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const fs::path data = a.text("data"), out = a.text("output"), card_path = a.text("model"), truth = a.text("truth");
+  const std::string threads = std::to_string(a.integer("threads"));
+  if (!fs::is_directory(data)) throw dcm::DicomError(fmt::format("demo data not found at {}; pass --data", data.string()));
+  const seg::ModelCard card = seg::load_card(card_path);  // fails early, before any output
+  fs::create_directories(out);
+
+  nlohmann::json steps = nlohmann::json::array();
+  auto step = [&](const std::string& name, std::vector<std::string> args, const std::string& skip_reason = "") {
+    nlohmann::json s = {{"command", name}};
+    std::string line = "sagitta " + name;
+    for (const auto& x : args) line += " " + (x.find(' ') == std::string::npos ? x : "'" + x + "'");
+    s["command_line"] = line;
+    if (!skip_reason.empty()) {
+      s["skipped"] = skip_reason;
+      fmt::print("\n== {} (skipped: {})\n", line, skip_reason);
+    } else {
+      fmt::print("\n== {}\n", line);
+      std::fflush(stdout);
+      const auto t = std::chrono::steady_clock::now();
+      const int code = run_command_line(name, args);
+      s["exit_code"] = code;
+      s["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+      if (code != kExitOk) throw dcm::DicomError(fmt::format("demo step failed: {} (exit {})", line, code));
+    }
+    steps.push_back(s);
+  };
+
+  const fs::path ct = out / "ct.nrrd", seg_dir = out / "segmentation", labels = seg_dir / "labels.nrrd";
+  step("info", {data.string(), "--threads", threads});
+  step("convert", {data.string(), "-o", ct.string(), "--threads", threads});
+  std::vector<std::string> segment_args = {data.string(), "--model", card_path.string(), "-o", seg_dir.string(),
+                                           "--threads", threads, "--probabilities"};
+  if (has_parameter("segment", "dicom_seg")) segment_args.push_back("--dicom-seg");
+  step("segment", segment_args);
+  const std::string explained = card.labels.size() > 1 ? card.labels[1].name : "";
+  if (has_command("explain"))
+    step("explain", {data.string(), "--model", card_path.string(), "--label", explained, "-o", (out / "explain").string(),
+                     "--threads", threads});
+  else
+    step("explain", {}, "this build has no explain command");
+  step("mesh", {labels.string(), "-o", (out / "surfaces.vtp").string(), "--colors", card_path.string()});
+  // Pictures need an X display (Debian's VTK has no offscreen backend without one).
+  const char* display = std::getenv("DISPLAY");
+  const std::string no_display = display && *display ? "" : "no X display; run the demo under xvfb-run -a";
+  std::vector<std::string> render_args = {ct.string(), "--labels", labels.string(), "--colors", card_path.string(),
+                                          "--view", "grid", "--size", "1024x1024", "-o", (out / "overview.png").string()};
+  if (fs::exists(out / "explain" / "heatmap.nrrd"))
+    render_args.insert(render_args.begin() + 3, {"--heatmap", (out / "explain" / "heatmap.nrrd").string()});
+  step("render", render_args, no_display);
+
+  nlohmann::json report = {{"sagitta_version", kVersion}, {"command", "demo"},   {"data", data.string()},
+                           {"model", card_path.string()}, {"steps", steps}};
+  if (!truth.empty()) {
+    report["truth"] = truth.string();
+    report["dice"] = score(labels, truth, card);
+    fmt::print("\nDice against the phantom's true labels:");
+    for (const auto& d : report["dice"])
+      fmt::print("  {} {}", d["name"].get<std::string>(), d["dice"].is_null() ? std::string("n/a") : fmt::format("{:.3f}", d["dice"].get<double>()));
+    fmt::print("\n");
+  }
+  report["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const fs::path tmp = out / (".report.json.partial-" + std::to_string(::getpid()));
+  {
+    std::ofstream f(tmp);
+    f << report.dump(2) << "\n";
+    if (!f.flush()) throw dcm::DicomError((out / "report.json").string() + ": cannot write");
+  }
+  fs::rename(tmp, out / "report.json");
+  fmt::print("demo outputs in {} ({:.1f} s); summary in {}\n", out.string(), report["seconds"].get<double>(),
+             (out / "report.json").string());
+  return kExitOk;
+}
+
+}  // namespace
+
+std::vector<Command> demo_commands() { return {{demo_spec(), run_demo}}; }
+
+}  // namespace sagitta::cli
