@@ -1,0 +1,91 @@
+// The DICOM SEG paths of the command line: `sagitta convert seg.dcm -o labels.nrrd` on dcmqi's
+// real SEGs, and `sagitta segment ... --dicom-seg` whose SEG converts back to the label map it
+// wrote beside it.
+#include <gtest/gtest.h>
+#include <itkImageFileReader.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "sagitta/dicom/seg.h"
+#include "support/test_paths.h"
+
+namespace {
+namespace fs = std::filesystem;
+namespace dcm = sagitta::dicom;
+namespace st = sagitta::testing;
+
+std::string sagitta(const std::string& args) { return fmt::format("'{}' {}", st::sagitta_executable().string(), args); }
+
+dcm::LabelMap::Pointer read_labels(const fs::path& path) {
+  auto reader = itk::ImageFileReader<dcm::LabelMap>::New();
+  reader->SetFileName(path.string());
+  reader->Update();
+  return reader->GetOutput();
+}
+
+std::size_t differences(const dcm::LabelMap& a, const dcm::LabelMap& b) {
+  if (a.GetLargestPossibleRegion().GetSize() != b.GetLargestPossibleRegion().GetSize()) return static_cast<std::size_t>(-1);
+  std::size_t d = 0;
+  for (std::size_t i = 0; i < a.GetLargestPossibleRegion().GetNumberOfPixels(); ++i)
+    d += a.GetBufferPointer()[i] != b.GetBufferPointer()[i];
+  return d;
+}
+
+TEST(ConvertSeg, DcmqiSegsToLabelMaps) {
+  SAGITTA_REQUIRE_EXTERNAL(data, "seg/dcmqi/segmentations");
+  const fs::path out = st::scratch_dir();
+  auto r = st::run_command(sagitta(fmt::format("convert '{}' -o '{}' --reference '{}' --json", (data / "liver.dcm").string(),
+                                               (out / "liver.nrrd").string(), (data / "ct-3slice").string())));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto report = nlohmann::json::parse(r.out);
+  EXPECT_EQ(report["segmentation_type"], "BINARY");
+  EXPECT_EQ(report["segments"][0]["name"], "Liver");
+  EXPECT_EQ(differences(*read_labels(out / "liver.nrrd"), *read_labels(data / "liver_seg.nrrd")), 0u);
+
+  // Overlapping segments: a warning, and one mask per segment beside the label map.
+  r = st::run_command(sagitta(fmt::format("convert '{}' -o '{}'", (data / "partial_overlaps.dcm").string(),
+                                          (out / "po.nrrd").string())));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("overlap"), std::string::npos) << r.err;
+  for (int s = 1; s <= 5; ++s) EXPECT_TRUE(fs::exists(out / fmt::format("po-segment-{}.nrrd", s))) << s;
+
+  // A reference series the SEG was not made from: one line, exit 3, nothing written.
+  r = st::run_command(sagitta(fmt::format("convert '{}' -o '{}' --reference '{}'", (data / "liver.dcm").string(),
+                                          (out / "bad.nrrd").string(),
+                                          (st::source_dir() / "testdata" / "demo" / "ct_phantom").string())));
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_FALSE(fs::exists(out / "bad.nrrd"));
+}
+
+TEST(SegmentDicomSeg, SegConvertsBackToTheLabelMapBesideIt) {
+  const fs::path out = st::scratch_dir();
+  const fs::path phantom = st::source_dir() / "testdata" / "demo" / "ct_phantom";
+  const fs::path card = st::source_dir() / "testdata" / "models" / "demo" / "model.json";
+  auto r = st::run_command(sagitta(fmt::format("segment '{}' --model '{}' -o '{}' --dicom-seg --threads 2 --json --no-progress",
+                                               phantom.string(), card.string(), (out / "seg").string())));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto report = nlohmann::json::parse(r.out);
+  ASSERT_TRUE(report["dicom"]["seg"].is_object()) << report["dicom"].dump();
+  ASSERT_TRUE(fs::exists(out / "seg" / "seg.dcm"));
+  if (st::run_command("command -v dciodvfy").exit_code == 0) {
+    const auto v = st::run_command(fmt::format("dciodvfy '{}'", (out / "seg" / "seg.dcm").string()));
+    EXPECT_EQ((v.out + v.err).find("\nError"), std::string::npos) << v.err;
+    EXPECT_NE((v.out + v.err).rfind("Error", 0), 0u) << v.err;
+  }
+  r = st::run_command(sagitta(fmt::format("convert '{}' -o '{}' --labels-from '{}' --reference '{}'",
+                                          (out / "seg" / "seg.dcm").string(), (out / "back.nrrd").string(), card.string(),
+                                          phantom.string())));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(differences(*read_labels(out / "back.nrrd"), *read_labels(out / "seg" / "labels.nrrd")), 0u);
+
+  // --dicom-seg needs DICOM input: a clear error, no output folder left behind.
+  r = st::run_command(sagitta(fmt::format("segment '{}' --model '{}' -o '{}' --dicom-seg --no-progress",
+                                          (out / "back.nrrd").string(), card.string(), (out / "nope").string())));
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_NE(r.err.find("--dicom-seg"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out / "nope"));
+}
+
+}  // namespace
