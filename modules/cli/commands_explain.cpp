@@ -437,6 +437,38 @@ std::vector<std::string> write_explanation_files(const xp::Explanation& e, const
   return written;
 }
 
+xp::Explanation segment_and_explain(const seg::Model& model, const std::vector<seg::Image::Pointer>& inputs,
+                                    const seg::SegmentOptions& options) {
+  xp::ExplainOptions eo;
+  eo.method = xp::Method::GradCam;
+  eo.segment = options;
+  // Faithfulness and sanity checks cost extra passes: `sagitta explain` runs them.
+  eo.deletion = false;
+  eo.sanity = false;
+  eo.skip_empty = true;
+  if (options.window.progress) eo.progress = [&options](const std::string&, int done, int total) { return options.window.progress(done, total); };
+  try {
+    xp::check_method(model.card(), eo.method);
+    return xp::explain(model, inputs, {}, eo);
+  } catch (const xp::ExplainError& e) {
+    if (cancel_requested()) throw Cancelled();
+    throw seg::SegmentationError(std::string("--explain: ") + e.what());
+  }
+}
+
+void add_explanation_outputs(const xp::Explanation& e, const seg::Image& volume, const seg::ModelCard& card,
+                             const fs::path& staging, const std::string& ext, std::vector<std::string>& written,
+                             nlohmann::json& report) {
+  nlohmann::json pictures;
+  try {
+    for (auto& f : write_explanation_files(e, volume, card, staging, ext, PictureOptions{}, true, &pictures)) written.push_back(f);
+  } catch (const xp::ExplainError& err) {
+    throw seg::SegmentationError(err.what());
+  }
+  report["explanation"] = e.report;
+  report["pictures"] = pictures;
+}
+
 std::vector<Command> explain_commands() { return {{explain_spec(), run_explain}}; }
 
 }  // namespace sagitta::cli

@@ -14,6 +14,7 @@
 #include "command.h"
 #include "dicom_seg_output.h"
 #include "pacs_options.h"
+#include "explain_outputs.h"
 #include "progress.h"
 #include "sagitta/dicom/error.h"
 #include "sagitta/dicom/load.h"
@@ -110,7 +111,10 @@ CommandSpec segment_spec() {
   quiet.slicer = false;
 
   s.groups.push_back({"Input", "", {inputs, model, series}});
-  s.groups.push_back({"Output", "", {out, format, probabilities, dicom_seg}});
+  Parameter explain = parameter("explain", ParamType::Boolean, "explain", "false", "Explain",
+                                "Also write a Grad-CAM heatmap per predicted label (heatmap_<label>, overlay and "
+                                "montage PNGs), from the same pass over the windows as the segmentation");
+  s.groups.push_back({"Output", "", {out, format, probabilities, dicom_seg, explain}});
   {
     // PACS: --pacs and --study, plus our AE title and timeouts (host, port and the PACS' AE
     // title come from --pacs).
@@ -250,7 +254,10 @@ int run_segment(const Arguments& a) {
   so.probabilities = a.flag("probabilities");
   progress.stage("sliding windows", 0.15, 0.95);
   so.window.progress = [&progress](int done, int total) { return progress.update(done, total); };
-  seg::Segmentation result = seg::segment(model, volumes, so);
+  // --explain: Grad-CAM maps from the same pass over the windows as the segmentation.
+  std::optional<explain::Explanation> explanation;
+  if (a.flag("explain")) explanation = segment_and_explain(model, volumes, so);
+  seg::Segmentation result = explanation ? std::move(explanation->segmentation) : seg::segment(model, volumes, so);
   if (cancel_requested()) throw Cancelled();
   progress.stage("writing", 0.95, 1.0);
 
@@ -335,6 +342,10 @@ int run_segment(const Arguments& a) {
         {"decisions", decisions},
         {"timings_s", timings},
         {"labels", result.report["labels"]}};
+    if (explanation) {
+      add_explanation_outputs(*explanation, *volumes[0], card, staging, ext, written, report);
+      report["outputs"] = written;
+    }
     written.push_back("report.json");
     write_text(staging / "report.json", report.dump(2) + "\n");
     // Last chance to stop before anything becomes visible in the output folder.

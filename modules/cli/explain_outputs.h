@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "parameter_table.h"
+#include "sagitta/segmentation/segment.h"
 #include "sagitta/explain/colormap.h"
 #include "sagitta/explain/explain.h"
 
@@ -26,5 +27,18 @@ std::vector<std::string> write_explanation_files(const explain::Explanation& e, 
                                                  const segmentation::ModelCard& card, const std::filesystem::path& dir,
                                                  const std::string& ext, PictureOptions options, bool suffix,
                                                  nlohmann::json* pictures);
+
+// `segment --explain`: the segmentation and a Grad-CAM map of every predicted foreground label
+// from one pass over the windows (labels predicted nowhere are skipped with a note). Throws
+// SegmentationError (also for a model without an activation output, naming the methods that work).
+explain::Explanation segment_and_explain(const segmentation::Model& model, const std::vector<segmentation::Image::Pointer>& inputs,
+                                         const segmentation::SegmentOptions& options);
+
+// Writes the explanation's files into `staging` (heatmap_<label>, overlay_<label>.png,
+// montage_<label>.png), appends their names to `written` and adds "explanation" and "pictures"
+// to `report`.
+void add_explanation_outputs(const explain::Explanation& e, const segmentation::Image& volume,
+                             const segmentation::ModelCard& card, const std::filesystem::path& staging,
+                             const std::string& ext, std::vector<std::string>& written, nlohmann::json& report);
 
 }  // namespace sagitta::cli
