@@ -44,6 +44,8 @@ install_packages() {
 build() {
   local external="${SAGITTA_EXTERNAL_DATA:-$root/../shared/data}"
   export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/sagitta-ccache}"
+  # Paths relative to the checkout: a second clone (CI on a fresh clone) reuses the cache.
+  export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$root}"
   cmake -S "$root" -B "$build_dir" -G Ninja \
     -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" \
     -DSAGITTA_EXTERNAL_DATA="$external" >/dev/null
