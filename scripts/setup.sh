@@ -23,7 +23,10 @@ packages=(
   xvfb xauth libgl1-mesa-dri
   dcmtk libgdcm-tools dcm2niix dicom3tools python3-pydicom time orthanc
   python3-torch
+  openslide-tools python3-openslide
 )
+# Not installed by default: slurm-wlm, for the `cluster` tests (a one-node Slurm on this machine):
+#   apt-get install --no-install-recommends slurm-wlm; ctest --test-dir build -L cluster --output-on-failure
 
 install_packages() {
   local missing=()
@@ -67,7 +70,7 @@ case "$mode" in
   test)
     # Rendering tests need an X server: Debian's VTK has no offscreen backend without X.
     # shellcheck disable=SC2086
-    xvfb-run -a ctest --test-dir "$build_dir" -LE slow --output-on-failure -j "$jobs" ${CTEST_ARGS:-}
+    xvfb-run -a ctest --test-dir "$build_dir" -LE "slow|cluster" --output-on-failure -j "$jobs" ${CTEST_ARGS:-}
     ;;
   *)
     echo "usage: $0 demo|test|build" >&2

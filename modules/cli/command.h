@@ -29,6 +29,7 @@ std::vector<Command> dicom_commands();  // info, convert
 std::vector<Command> segmentation_commands();  // segment
 std::vector<Command> training_commands();  // train
 std::vector<Command> viewer_commands();  // render, view, mesh
+std::vector<Command> wsi_commands();  // wsi (segment, info, train-demo)
 std::vector<Command> pacs_commands();  // pacs (echo, find, get, move, store)
 std::vector<Command> explain_commands();  // explain
 std::vector<Command> demo_commands();  // demo: the whole pipeline, chaining the commands above

