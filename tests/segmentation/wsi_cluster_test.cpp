@@ -30,8 +30,10 @@ public:
     char host[256] = {};
     ::gethostname(host, sizeof host - 1);
     host_ = host;
+    // slurmd's spool holds Unix sockets, whose paths must stay under 108 bytes: a short folder in /tmp.
+    char spool_template[] = "/tmp/sgwsi-XXXXXX";
+    if (::mkdtemp(spool_template)) spool_ = spool_template;
     fs::create_directories(dir / "state");
-    fs::create_directories(dir / "spool");
     // Ports away from the defaults, so a real Slurm on the machine is not disturbed.
     const int port = 17000 + int(::getpid() % 1000) * 2;
     const long cpus = std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN));
@@ -47,7 +49,7 @@ public:
                           << "SchedulerType=sched/builtin\nSelectType=select/cons_tres\nSelectTypeParameters=CR_Core\n"
                           << "MpiDefault=none\nReturnToService=2\nMinJobAge=4\n"
                           << "StateSaveLocation=" << (dir / "state").string() << "\n"
-                          << "SlurmdSpoolDir=" << (dir / "spool").string() << "\n"
+                          << "SlurmdSpoolDir=" << spool_.string() << "\n"
                           << "SlurmctldPidFile=" << (dir / "slurmctld.pid").string() << "\n"
                           << "SlurmdPidFile=" << (dir / "slurmd.pid").string() << "\n"
                           << "SlurmctldLogFile=" << (dir / "slurmctld.log").string() << "\n"
@@ -64,6 +66,8 @@ public:
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     for (int pid : {slurmd_, ctld_})
       if (pid > 0) ::kill(pid, SIGKILL);
+    std::error_code ec;
+    if (!spool_.empty()) fs::remove_all(spool_, ec);
   }
   fs::path conf() const { return dir_ / "slurm.conf"; }
   std::string env() const { return "SLURM_CONF=" + q(conf()) + " "; }
@@ -86,7 +90,7 @@ private:
     const auto r = run_command(command + " >/dev/null 2>&1 & echo $!");
     return r.out.empty() ? -1 : std::stoi(r.out);
   }
-  fs::path dir_;
+  fs::path dir_, spool_;
   std::string host_;
   int ctld_ = -1, slurmd_ = -1;
 };
@@ -110,7 +114,8 @@ TEST(WsiCluster, SlurmJobArrayDoesEverySlideExactlyOnce) {
   OneNodeSlurm slurm(dir / "slurm");
   ASSERT_TRUE(slurm.wait_idle()) << slurm.logs();
   // The documented sbatch script, as a user would submit it; 4 um/px keeps each slide short.
-  const auto r = run_command(slurm.env() + "sbatch --wait --array=0-3 --cpus-per-task=1 -o " + q(dir / "task_%a.out") +
+  // A time limit on the wait: a job that never starts must fail the test, not hang it.
+  const auto r = run_command(slurm.env() + "timeout 900 sbatch --wait --array=0-3 --cpus-per-task=1 -o " + q(dir / "task_%a.out") +
                              " --export=ALL,MANIFEST=" + q(dir / "slides.txt") + ",MODEL=" +
                              q(source_dir() / "testdata/models/wsi_demo/model.json") + ",OUT=" + q(dir / "out") +
                              ",SAGITTA=" + q(sagitta_executable()) + ",SAGITTA_WSI_ARGS='--mpp 4' " +
