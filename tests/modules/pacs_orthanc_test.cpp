@@ -54,7 +54,9 @@ protected:
   static void SetUpTestSuite() {
     const char* binary = "/usr/sbin/Orthanc";
     if (::access(binary, X_OK) != 0) return;
-    dir_ = st::binary_dir() / "test_scratch" / "orthanc";
+    // ctest runs each test case as its own process, in parallel: every process starts its own
+    // Orthanc in its own folder (a shared one was removed under a running neighbour).
+    dir_ = st::binary_dir() / "test_scratch" / ("orthanc-" + std::to_string(::getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "storage");
     fs::create_directories(dir_ / "logs");
