@@ -82,10 +82,8 @@ void Progress::emit(double overall, double stage_fraction, bool force) {
   if (style_ == ProgressStyle::None || finished_) return;
   const auto now = std::chrono::steady_clock::now();
   // At most ~10 updates a second: Slicer parses every line, terminals redraw every one.
-  if (!force && overall - last_overall_ < 0.001 && now - last_emit_ < std::chrono::milliseconds(100)) return;
   if (!force && now - last_emit_ < std::chrono::milliseconds(100)) return;
   last_emit_ = now;
-  last_overall_ = overall;
   if (style_ == ProgressStyle::Slicer) {
     fmt::print("<filter-progress>{:.4f}</filter-progress>\n<filter-stage-progress>{:.4f}</filter-stage-progress>\n",
                overall, stage_fraction);

@@ -53,7 +53,7 @@ private:
   void emit(double overall, double stage_fraction, bool force);
   std::string name_, stage_;
   ProgressStyle style_;
-  double from_ = 0, to_ = 1, last_overall_ = -1;
+  double from_ = 0, to_ = 1;
   std::chrono::steady_clock::time_point start_, last_emit_;
   bool finished_ = false;
 };
