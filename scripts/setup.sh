@@ -49,6 +49,8 @@ build() {
   export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/sagitta-ccache}"
   # Paths relative to the checkout: a second clone (CI on a fresh clone) reuses the cache.
   export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$root}"
+  # Debug info names the build folder; without this a second clone would miss the cache.
+  export CCACHE_NOHASHDIR=1
   cmake -S "$root" -B "$build_dir" -G Ninja \
     -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" \
     -DSAGITTA_EXTERNAL_DATA="$external" >/dev/null
