@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "sagitta/dicom/volume_io.h"
+#include "sagitta/core/volume_io.h"
 #include "sagitta/explain/explain.h"
 #include "sagitta/segmentation/segment.h"
 
@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
     std::cerr << "usage: explain_bench CARD VOLUME LABEL THREADS [REPEATS] [METHOD] [BATCH]\n";
     return 2;
   }
-  const auto card = seg::load_card(argv[1]);
+  const auto card = sagitta::load_card(argv[1]);
   seg::ModelOptions mo;
   mo.threads = std::atoi(argv[4]);
   const int repeats = argc > 5 ? std::max(1, std::atoi(argv[5])) : 3;
@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
   }
   const int batch = argc > 7 ? std::max(1, std::atoi(argv[7])) : 1;
   const auto model = seg::Model::load(card, mo);
-  const auto volume = sagitta::dicom::read_volume(argv[2]);
+  const auto volume = sagitta::read_volume(argv[2]);
 
   seg::SegmentOptions so;
   so.window.batch_size = batch;

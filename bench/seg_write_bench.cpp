@@ -11,7 +11,7 @@
 #include <string>
 
 #include "sagitta/dicom/seg.h"
-#include "sagitta/dicom/volume_io.h"
+#include "sagitta/core/volume_io.h"
 
 namespace fs = std::filesystem;
 namespace dcm = sagitta::dicom;
@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
     frames = dcm::write_seg(*labels, *labels, source_info(), segments, out).frames;
   } else if (mode == "nrrd" || mode == "nrrd-gz") {
     out = dir / (mode == "nrrd" ? "labels.nrrd" : "labels-gz.nrrd");
-    dcm::write_volumes_as<std::uint16_t>({labels}, out, mode == "nrrd-gz");
+    sagitta::write_volumes_as<std::uint16_t>({labels}, out, mode == "nrrd-gz");
   } else if (mode == "read") {
     out = dir / "seg.dcm";
     const auto r = dcm::read_seg(out);

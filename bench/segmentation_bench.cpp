@@ -11,7 +11,7 @@
 #include <sys/resource.h>
 
 #include "model_impl.h"
-#include "sagitta/dicom/volume_io.h"
+#include "sagitta/core/volume_io.h"
 #include "sagitta/segmentation/preprocess.h"
 #include "sagitta/segmentation/sliding_window.h"
 
@@ -30,13 +30,13 @@ int main(int argc, char** argv) {
     std::cerr << "usage: segmentation_bench CARD VOLUME THREADS [BATCH] [OVERLAP] [RAW_OUT]\n";
     return 2;
   }
-  const auto card = seg::load_card(argv[1]);
+  const auto card = sagitta::load_card(argv[1]);
   seg::ModelOptions mo;
   mo.threads = std::atoi(argv[3]);
   const int batch = argc > 4 ? std::atoi(argv[4]) : 1;
   const double overlap = argc > 5 ? std::atof(argv[5]) : 0.5;
   const auto model = seg::Model::load(card, mo);
-  auto volume = sagitta::dicom::read_volume(argv[2]);
+  auto volume = sagitta::read_volume(argv[2]);
   auto pre = seg::preprocess({volume}, card);
   volume = nullptr;
   const auto size = pre.channels[0]->GetLargestPossibleRegion().GetSize();

@@ -23,7 +23,7 @@
 #include <cstring>
 #include <string>
 
-#include "sagitta/dicom/image_memory.h"
+#include "sagitta/core/image.h"
 #include "sagitta/viewer/display.h"
 #include "sagitta/viewer/interactive_viewer.h"
 #include "sagitta/viewer/itk_to_vtk.h"
@@ -46,7 +46,7 @@ typename TImage::Pointer make(unsigned nx, unsigned ny, unsigned nz) {
   sp[0] = sp[1] = 0.8;
   sp[2] = 1.0;
   image->SetSpacing(sp);
-  sagitta::dicom::allocate_huge(image.GetPointer());
+  sagitta::allocate_huge(image.GetPointer());
   image->FillBuffer(0);
   return image;
 }

@@ -12,7 +12,7 @@
 #include "pixel_decode.h"
 #include "sagitta/dicom/codecs.h"
 #include "sagitta/dicom/error.h"
-#include "sagitta/dicom/image_memory.h"
+#include "sagitta/core/image.h"
 #include "stack_geometry.h"
 
 namespace sagitta::dicom {

@@ -1,71 +1,19 @@
-// Colour maps, slice overlays, montages and PNG output (ITK).
+// Slice overlays, montages and PNG output (ITK); the colour maps are the floor's (sagitta/core/colormap.h).
 #include "sagitta/explain/colormap.h"
 
 #include <fmt/format.h>
 #include <itkImageFileWriter.h>
 #include <itkPNGImageIO.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 
+#include "sagitta/core/atomic_output.h"
 #include "sagitta/explain/error.h"
 
 namespace sagitta::explain {
-namespace {
 
-using Rgb = std::array<double, 3>;
-
-// Perceptually uniform maps as nine anchors at k/8 of matplotlib's published inferno and viridis
-// (0..255), linearly interpolated: close enough to the 256-entry tables for overlays (a few
-// levels at most) without carrying them.
-constexpr Rgb kInferno[9] = {{0, 0, 4},      {31, 12, 72},   {85, 15, 109},  {136, 34, 106}, {186, 54, 85},
-                             {227, 89, 51},  {249, 140, 10}, {249, 201, 50}, {252, 255, 164}};
-constexpr Rgb kViridis[9] = {{68, 1, 84},    {71, 44, 122},  {59, 82, 139},  {44, 114, 142}, {33, 145, 140},
-                             {40, 174, 128}, {94, 201, 98},  {173, 220, 48}, {253, 231, 37}};
-
-std::array<unsigned char, 3> from_anchors(const Rgb (&anchors)[9], double t) {
-  const double x = t * 8;
-  const int i = std::min(7, int(std::floor(x)));
-  const double f = x - i;
-  std::array<unsigned char, 3> c{};
-  for (int k = 0; k < 3; ++k) c[std::size_t(k)] = static_cast<unsigned char>(std::lround(anchors[i][k] * (1 - f) + anchors[i + 1][k] * f));
-  return c;
-}
-
-unsigned char byte(double v) { return static_cast<unsigned char>(std::lround(std::clamp(v, 0.0, 1.0) * 255)); }
-
-}  // namespace
-
-std::optional<ColorMap> parse_colormap(const std::string& name) {
-  if (name == "jet") return ColorMap::Jet;
-  if (name == "inferno") return ColorMap::Inferno;
-  if (name == "viridis") return ColorMap::Viridis;
-  return std::nullopt;
-}
-
-std::string colormap_name(ColorMap map) {
-  switch (map) {
-    case ColorMap::Jet: return "jet";
-    case ColorMap::Inferno: return "inferno";
-    case ColorMap::Viridis: return "viridis";
-  }
-  return "?";
-}
-
-std::array<unsigned char, 3> colour(ColorMap map, double t) {
-  t = std::isfinite(t) ? std::clamp(t, 0.0, 1.0) : 0.0;
-  switch (map) {
-    case ColorMap::Jet:
-      // Blue -> cyan -> yellow -> red, each channel a clipped tent of the value.
-      return {byte(1.5 - std::abs(4 * t - 3)), byte(1.5 - std::abs(4 * t - 2)), byte(1.5 - std::abs(4 * t - 1))};
-    case ColorMap::Inferno: return from_anchors(kInferno, t);
-    case ColorMap::Viridis: return from_anchors(kViridis, t);
-  }
-  return {0, 0, 0};
-}
-
-std::array<double, 2> auto_window_level(const segmentation::Image& volume) {
+std::array<double, 2> auto_window_level(const Image& volume) {
   const float* p = volume.GetBufferPointer();
   std::vector<float> v(p, p + volume.GetBufferedRegion().GetNumberOfPixels());
   if (v.empty()) return {1, 0};
@@ -78,8 +26,8 @@ std::array<double, 2> auto_window_level(const segmentation::Image& volume) {
   return {std::max(1e-6, high - low), (high + low) / 2};
 }
 
-RgbImage::Pointer overlay_slice(const segmentation::Image& volume, const segmentation::Image& heatmap,
-                                const segmentation::LabelImage* target, int z, const OverlayOptions& o) {
+RgbImage::Pointer overlay_slice(const Image& volume, const Image& heatmap,
+                                const LabelImage* target, int z, const OverlayOptions& o) {
   const auto size = volume.GetLargestPossibleRegion().GetSize();
   if (heatmap.GetLargestPossibleRegion().GetSize() != size || z < 0 || z >= int(size[2]))
     throw ExplainError("overlay: the heatmap is not on the volume's grid or the slice is outside it");
@@ -118,7 +66,7 @@ RgbImage::Pointer overlay_slice(const segmentation::Image& volume, const segment
   return out;
 }
 
-std::vector<int> salient_slices(const segmentation::Image& heatmap, int count) {
+std::vector<int> salient_slices(const Image& heatmap, int count) {
   const auto size = heatmap.GetLargestPossibleRegion().GetSize();
   const std::size_t plane = size[0] * size[1];
   std::vector<std::pair<double, int>> sums;
@@ -166,17 +114,15 @@ RgbImage::Pointer montage(const std::vector<RgbImage::Pointer>& tiles, int colum
 }
 
 void write_png(const RgbImage& image, const std::filesystem::path& path) {
-  const auto tmp = path.parent_path() / fmt::format(".{}.partial-{}", path.filename().string(), ::getpid());
   try {
-    auto writer = itk::ImageFileWriter<RgbImage>::New();
-    writer->SetImageIO(itk::PNGImageIO::New());
-    writer->SetFileName(tmp.string());
-    writer->SetInput(&image);
-    writer->Update();
-    std::filesystem::rename(tmp, path);
+    write_atomically(path, [&](const std::filesystem::path& tmp) {
+      auto writer = itk::ImageFileWriter<RgbImage>::New();
+      writer->SetImageIO(itk::PNGImageIO::New());
+      writer->SetFileName(tmp.string());
+      writer->SetInput(&image);
+      writer->Update();
+    });
   } catch (const std::exception& e) {
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);
     throw ExplainError(path.string() + ": cannot write the PNG (" + std::string(e.what()).substr(0, 200) + ")");
   }
 }

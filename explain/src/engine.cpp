@@ -12,10 +12,10 @@
 #include <numeric>
 
 #include "model_impl.h"  // segmentation's torch-facing Model (see segmentation/CMakeLists.txt)
-#include "sagitta/dicom/image_memory.h"
+#include "sagitta/core/image.h"
 #include "sagitta/explain/error.h"
 #include "sagitta/segmentation/sliding_window.h"
-#include "sagitta/segmentation/unet.h"
+#include "unet.h"
 
 namespace sagitta::explain::detail {
 namespace seg = sagitta::segmentation;
@@ -31,7 +31,7 @@ Image::Pointer new_image(const itk::ImageBase<3>& geometry, const Image::SizeTyp
   image->SetOrigin(geometry.GetOrigin());
   image->SetSpacing(geometry.GetSpacing());
   image->SetDirection(geometry.GetDirection());
-  sagitta::dicom::allocate_huge(image.GetPointer());
+  sagitta::allocate_huge(image.GetPointer());
   std::fill_n(image->GetBufferPointer(), region.GetNumberOfPixels(), value);
   return image;
 }
@@ -79,7 +79,7 @@ struct Layout {
   }
 };
 
-Layout make_layout(const seg::ModelCard& card, const Image& grid, double overlap, double sigma_scale) {
+Layout make_layout(const sagitta::ModelCard& card, const Image& grid, double overlap, double sigma_scale) {
   Layout g;
   g.two_d = card.dimensions == 2;
   g.patch = {g.two_d ? 1 : int64_t(card.patch_size[2]), int64_t(card.patch_size[1]), int64_t(card.patch_size[0])};
@@ -388,7 +388,7 @@ bool has_dropout(const seg::Model& model) { return !dropout_modules(model.impl()
 
 EngineResult run_windows(const seg::Model& model, const std::vector<Image::Pointer>& channels, const EngineRequest& r) {
   const auto t0 = Clock::now();
-  const seg::ModelCard& card = model.card();
+  const sagitta::ModelCard& card = model.card();
   if (channels.empty() || int(channels.size()) != model.in_channels())
     throw ExplainError(fmt::format("model '{}' expects {} channel(s), {} given", card.name, model.in_channels(), channels.size()));
   if (!(r.overlap >= 0 && r.overlap < 1)) throw ExplainError(fmt::format("overlap {} is outside [0, 1)", r.overlap));

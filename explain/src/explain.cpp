@@ -11,8 +11,7 @@
 #include <cmath>
 
 #include "engine.h"
-#include "sagitta/dicom/image_memory.h"
-#include "sagitta/dicom/report_json.h"
+#include "sagitta/core/image.h"
 #include "sagitta/explain/error.h"
 #include "sagitta/segmentation/postprocess.h"
 
@@ -28,7 +27,7 @@ typename TImage::Pointer new_like(const itk::ImageBase<3>& grid, typename TImage
   auto image = TImage::New();
   image->SetRegions(grid.GetLargestPossibleRegion());
   image->CopyInformation(&grid);
-  sagitta::dicom::allocate_huge(image.GetPointer());
+  sagitta::allocate_huge(image.GetPointer());
   std::fill_n(image->GetBufferPointer(), image->GetBufferedRegion().GetNumberOfPixels(), value);
   return image;
 }
@@ -46,7 +45,7 @@ LabelImage::Pointer binary(const LabelImage& labels, int value) {
   return out;
 }
 
-std::string label_list(const seg::ModelCard& card) {
+std::string label_list(const sagitta::ModelCard& card) {
   std::string s;
   for (const auto& l : card.labels)
     if (l.value != 0) s += (s.empty() ? "" : ", ") + l.name;
@@ -119,13 +118,13 @@ std::optional<Method> parse_method(const std::string& name) {
   return std::nullopt;
 }
 
-std::vector<Method> available_methods(const seg::ModelCard& card) {
+std::vector<Method> available_methods(const sagitta::ModelCard& card) {
   const bool activation = card.format == "native-unet" ? !card.gradcam_layer.empty() : card.returns_activation;
   if (activation) return {Method::GradCam, Method::GradCamPlusPlus, Method::HiResCam, Method::Occlusion};
   return {Method::Occlusion};
 }
 
-void check_method(const seg::ModelCard& card, Method method) {
+void check_method(const sagitta::ModelCard& card, Method method) {
   const auto ok = available_methods(card);
   if (std::find(ok.begin(), ok.end(), method) != ok.end()) return;
   std::string names;
@@ -160,15 +159,15 @@ std::vector<float> explain_patch(const seg::Model& model, const std::vector<floa
 Explanation explain(const seg::Model& model, const std::vector<Image::Pointer>& inputs, const std::vector<std::string>& names,
                     const ExplainOptions& options) {
   const auto t_start = Clock::now();
-  const seg::ModelCard& card = model.card();
+  const sagitta::ModelCard& card = model.card();
   check_method(card, options.method);
-  std::vector<const seg::Label*> labels;
+  std::vector<const sagitta::Label*> labels;
   if (names.empty()) {
     for (const auto& l : card.labels)
       if (l.value != 0) labels.push_back(&l);
   } else {
     for (const auto& n : names) {
-      const seg::Label* l = card.find_label(n);
+      const sagitta::Label* l = card.find_label(n);
       if (!l) throw ExplainError(fmt::format("unknown label '{}'; the model's labels: {}", n, label_list(card)));
       labels.push_back(l);
     }
@@ -346,7 +345,7 @@ Explanation explain(const seg::Model& model, const std::vector<Image::Pointer>& 
                                   {"mirror", request.mirror}};
   const nlohmann::json timings = {{"preprocess", t_pre}, {"inference", pass.seconds},       {"to_source_grid", t_back},
                                   {"sanity", t_sanity},  {"deletion", t_deletion},          {"explain_total", since(t_start)}};
-  s.report = {{"model_grid", sagitta::dicom::geometry_json(grid)},
+  s.report = {{"model_grid", sagitta::geometry_json(grid)},
               {"windows", windows},
               {"device", model.device()},
               {"decisions", decisions},

@@ -4,38 +4,34 @@
 #include <vector>
 
 #include "parameter_table.h"
+#include "sagitta/core/error.h"
 
 namespace sagitta::cli {
 
-// Exit codes shared by every command (and the Slicer modules built from them).
-enum ExitCode : int {
-  kExitOk = 0,
-  kExitInternal = 1,  // a bug: an unexpected exception
-  kExitUsage = 2,     // bad command line
-  kExitData = 3,      // unreadable/invalid input data or unwritable output
-  kExitCancelled = 4, // stopped by SIGTERM/SIGINT; nothing partial was left behind
-};
+// Exit codes shared by every command and the Slicer modules: the floor's one policy
+// (sagitta/core/error.h).
+using sagitta::ExitCode;
+using sagitta::kExitCancelled;
+using sagitta::kExitData;
+using sagitta::kExitInternal;
+using sagitta::kExitOk;
+using sagitta::kExitUsage;
 
 struct Command {
   CommandSpec spec;
   std::function<int(const Arguments&)> run;
 };
 
-// Every command of the `sagitta` executable, in --help order.
-std::vector<Command> all_commands();
-
-// Per library (commands_<library>.cpp); all_commands() lists them.
-std::vector<Command> dicom_commands();  // info, convert
-std::vector<Command> segmentation_commands();  // segment
-std::vector<Command> training_commands();  // train
-std::vector<Command> viewer_commands();  // render, view, mesh
-std::vector<Command> wsi_commands();  // wsi (segment, info, train-demo)
-std::vector<Command> pacs_commands();  // pacs (echo, find, get, move, store)
-std::vector<Command> explain_commands();  // explain
-std::vector<Command> demo_commands();  // demo: the whole pipeline, chaining the commands above
-
-// Runs the command `name` on an argument list exactly as if given on the command line after
-// `sagitta name` (parsed and validated by its table). Throws std::invalid_argument for a bad list.
-int run_command_line(const std::string& name, const std::vector<std::string>& args);
+// Per command file (commands_<area>.cpp). Each Sagitta executable runs one area's lists and
+// links only what they need (modules/CMakeLists.txt): sagitta-dicom neither LibTorch nor VTK,
+// sagitta-models no VTK, sagitta-viewer no LibTorch.
+std::vector<Command> dicom_commands();         // sagitta-dicom: info, convert
+std::vector<Command> pacs_commands();          // sagitta-dicom: pacs (echo, find, get, move, store)
+std::vector<Command> segmentation_commands();  // sagitta-models: segment
+std::vector<Command> explain_commands();       // sagitta-models: explain
+std::vector<Command> training_commands();      // sagitta-models: train
+std::vector<Command> wsi_commands();           // sagitta-models: wsi (segment, info, train-demo)
+std::vector<Command> demo_commands();          // sagitta-models: demo, the whole pipeline through `sagitta`
+std::vector<Command> viewer_commands();        // sagitta-viewer: render, view, mesh
 
 }  // namespace sagitta::cli

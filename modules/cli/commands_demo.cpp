@@ -1,8 +1,7 @@
 // `sagitta demo`: the main job end to end on data that ships with Sagitta — the demo CT phantom
 // series (testdata/demo/ct_phantom) and the phantom model (testdata/models/phantom). Every step is
-// the real subcommand run through its own parameter table (run_command_line), so the demo
-// exercises exactly what a user types: info, convert, segment, explain, mesh, render. Steps whose
-// command is not part of this build are listed as skipped in the report, with the reason.
+// the real command run through the `sagitta` front in its own process, so the demo exercises
+// exactly what a user types: info, convert, segment, explain, mesh, render.
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -10,29 +9,29 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <cerrno>
 #include <map>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "command.h"
-#include "sagitta/dicom/error.h"
-#include "sagitta/dicom/volume_io.h"
-#include "sagitta/segmentation/model_card.h"
+#include "progress.h"
+#include "sagitta/core/atomic_output.h"
+#include "sagitta/core/volume_io.h"
+#include "sagitta/core/model_card.h"
 #include "version.h"
 
 namespace sagitta::cli {
 namespace fs = std::filesystem;
-namespace dcm = sagitta::dicom;
 namespace seg = sagitta::segmentation;
 namespace {
 
 CommandSpec demo_spec() {
-  CommandSpec s;
-  s.name = "demo";
-  s.title = "Sagitta Demo";
-  s.description =
+  CommandSpec s = command_spec("demo", "Sagitta Demo",
       "Runs the whole pipeline on the demo data Sagitta ships: lists and converts the demo CT series, segments it "
       "with the phantom demo model, explains the segmentation, builds surfaces and renders an overview picture, "
-      "then scores the labels against the phantom's truth. Writes every output and a report.json.";
+      "then scores the labels against the phantom's truth. Writes every output and a report.json.");
   Parameter data = option("data", ParamType::Directory, "data", "Demo data", "Folder with the demo DICOM series",
                           kDemoDataDir);
   data.channel = Channel::Input;
@@ -46,33 +45,34 @@ CommandSpec demo_spec() {
                          "Folder for the demo's outputs (created if needed)", "sagitta-demo");
   out.flag = "o";
   out.channel = Channel::Output;
-  Parameter threads = option("threads", ParamType::Integer, "threads", "Threads", "Threads for every step (0: all cores)", "0");
-  threads.minimum = 0;
-  threads.maximum = 256;
+  Parameter threads = ranged(option("threads", ParamType::Integer, "threads", "Threads", "Threads for every step (0: all cores)", "0"), 0, 256);
   s.groups.push_back({"Demo", "", {data, model, truth, out, threads}});
   return s;
 }
 
-bool has_parameter(const std::string& command, const std::string& parameter) {
-  for (const auto& c : all_commands())
-    if (c.spec.name == command)
-      for (const auto& g : c.spec.groups)
-        for (const auto& p : g.parameters)
-          if (p.name == parameter) return true;
-  return false;
-}
-
-bool has_command(const std::string& command) {
-  for (const auto& c : all_commands())
-    if (c.spec.name == command) return true;
-  return false;
+// Runs `sagitta <args>` (the front that started this program, $SAGITTA_FRONT, else `sagitta` on
+// the PATH) with stdout and stderr shared, and returns its exit code.
+int run_sagitta(const std::vector<std::string>& args) {
+  const char* front = std::getenv("SAGITTA_FRONT");
+  const std::string program = front && *front ? front : "sagitta";
+  std::vector<char*> argv{const_cast<char*>(program.c_str())};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  if (::posix_spawnp(&pid, program.c_str(), nullptr, nullptr, argv.data(), environ) != 0)
+    throw sagitta::Error("demo: cannot run " + program + " (set SAGITTA_FRONT to the sagitta program)");
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) throw sagitta::Error("demo: lost the step's process");
+  if (cancel_requested()) throw Cancelled();
+  return WIFEXITED(status) ? WEXITSTATUS(status) : kExitInternal;
 }
 
 // Dice per label of `predicted` against `truth` (same grid), for the labels of the card.
-nlohmann::json score(const fs::path& predicted, const fs::path& truth, const seg::ModelCard& card) {
-  const auto p = dcm::read_volume(predicted), t = dcm::read_volume(truth);
+nlohmann::json score(const fs::path& predicted, const fs::path& truth, const sagitta::ModelCard& card) {
+  const auto p = sagitta::read_volume(predicted), t = sagitta::read_volume(truth);
   if (p->GetLargestPossibleRegion() != t->GetLargestPossibleRegion())
-    throw dcm::DicomError(fmt::format("{}: not on the grid of {}", truth.string(), predicted.string()));
+    throw sagitta::Error(fmt::format("{}: not on the grid of {}", truth.string(), predicted.string()));
   const std::size_t n = p->GetLargestPossibleRegion().GetNumberOfPixels();
   const float *pp = p->GetBufferPointer(), *tp = t->GetBufferPointer();
   nlohmann::json out = nlohmann::json::array();
@@ -96,8 +96,8 @@ int run_demo(const Arguments& a) {
   const auto t0 = std::chrono::steady_clock::now();
   const fs::path data = a.text("data"), out = a.text("output"), card_path = a.text("model"), truth = a.text("truth");
   const std::string threads = std::to_string(a.integer("threads"));
-  if (!fs::is_directory(data)) throw dcm::DicomError(fmt::format("demo data not found at {}; pass --data", data.string()));
-  const seg::ModelCard card = seg::load_card(card_path);  // fails early, before any output
+  if (!fs::is_directory(data)) throw sagitta::Error(fmt::format("demo data not found at {}; pass --data", data.string()));
+  const sagitta::ModelCard card = sagitta::load_card(card_path);  // fails early, before any output
   fs::create_directories(out);
 
   nlohmann::json steps = nlohmann::json::array();
@@ -113,10 +113,12 @@ int run_demo(const Arguments& a) {
       fmt::print("\n== {}\n", line);
       std::fflush(stdout);
       const auto t = std::chrono::steady_clock::now();
-      const int code = run_command_line(name, args);
+      std::vector<std::string> command{name};
+      command.insert(command.end(), args.begin(), args.end());
+      const int code = run_sagitta(command);
       s["exit_code"] = code;
       s["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-      if (code != kExitOk) throw dcm::DicomError(fmt::format("demo step failed: {} (exit {})", line, code));
+      if (code != kExitOk) throw sagitta::Error(fmt::format("demo step failed: {} (exit {})", line, code));
     }
     steps.push_back(s);
   };
@@ -126,14 +128,11 @@ int run_demo(const Arguments& a) {
   step("convert", {data.string(), "-o", ct.string(), "--threads", threads});
   std::vector<std::string> segment_args = {data.string(), "--model", card_path.string(), "-o", seg_dir.string(),
                                            "--threads", threads, "--probabilities"};
-  if (has_parameter("segment", "dicom_seg")) segment_args.push_back("--dicom-seg");
+  segment_args.push_back("--dicom-seg");
   step("segment", segment_args);
   const std::string explained = card.labels.size() > 1 ? card.labels[1].name : "";
-  if (has_command("explain"))
-    step("explain", {data.string(), "--model", card_path.string(), "--label", explained, "-o", (out / "explain").string(),
-                     "--threads", threads});
-  else
-    step("explain", {}, "this build has no explain command");
+  step("explain", {data.string(), "--model", card_path.string(), "--label", explained, "-o", (out / "explain").string(),
+                   "--threads", threads});
   step("mesh", {labels.string(), "-o", (out / "surfaces.vtp").string(), "--colors", card_path.string()});
   // Pictures need an X display (Debian's VTK has no offscreen backend without one).
   const char* display = std::getenv("DISPLAY");
@@ -155,13 +154,7 @@ int run_demo(const Arguments& a) {
     fmt::print("\n");
   }
   report["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const fs::path tmp = out / (".report.json.partial-" + std::to_string(::getpid()));
-  {
-    std::ofstream f(tmp);
-    f << report.dump(2) << "\n";
-    if (!f.flush()) throw dcm::DicomError((out / "report.json").string() + ": cannot write");
-  }
-  fs::rename(tmp, out / "report.json");
+  write_text_atomically(out / "report.json", report.dump(2) + "\n");
   fmt::print("demo outputs in {} ({:.1f} s); summary in {}\n", out.string(), report["seconds"].get<double>(),
              (out / "report.json").string());
   return kExitOk;

@@ -18,8 +18,8 @@
 #include "sagitta/dicom/report_json.h"
 #include "sagitta/dicom/scan.h"
 #include "sagitta/dicom/seg.h"
-#include "sagitta/dicom/volume_io.h"
-#include "sagitta/segmentation/model_card.h"
+#include "sagitta/core/volume_io.h"
+#include "sagitta/core/model_card.h"
 #include "version.h"
 
 namespace sagitta::cli {
@@ -34,10 +34,8 @@ Parameter inputs_parameter() {
 }
 
 Parameter threads_parameter() {
-  Parameter p = option("threads", ParamType::Integer, "threads", "Threads",
-                       "Worker threads for reading and decoding (0: all cores)", "0");
-  p.minimum = 0;
-  p.maximum = 256;
+  Parameter p = ranged(option("threads", ParamType::Integer, "threads", "Threads",
+                       "Worker threads for reading and decoding (0: all cores)", "0"), 0, 256);
   return p;
 }
 
@@ -66,12 +64,9 @@ std::string fixed(double v, int digits = 3) {
 // ---- info ------------------------------------------------------------------------------------
 
 CommandSpec info_spec() {
-  CommandSpec s;
-  s.name = "info";
-  s.title = "Sagitta DICOM Info";
-  s.description =
+  CommandSpec s = command_spec("info", "Sagitta DICOM Info",
       "Lists the patients, studies, series and stacks found in DICOM folders, with size, spacing, "
-      "orientation, modality, transfer syntax and the decisions taken while grouping them.";
+      "orientation, modality, transfer syntax and the decisions taken while grouping them.");
   s.groups.push_back({"Input", "", {inputs_parameter(), threads_parameter(),
                                      json_parameter("Print the scan as JSON on stdout")}});
   return s;
@@ -159,12 +154,9 @@ std::vector<Parameter> convert_seg_parameters() {
 }
 
 CommandSpec convert_spec() {
-  CommandSpec s;
-  s.name = "convert";
-  s.title = "Sagitta Convert";
-  s.description =
+  CommandSpec s = command_spec("convert", "Sagitta Convert",
       "Converts one DICOM series (any transfer syntax, single- or multi-frame) into a volume in the "
-      "scanner's geometry, written through ITK as NRRD or NIfTI.";
+      "scanner's geometry, written through ITK as NRRD or NIfTI.");
   s.groups.push_back({"Input", "", {inputs_parameter()}});
   auto outputs = convert_parameters(true);
   s.groups.push_back({"Output", "", {outputs[0], outputs[2], outputs[3]}});
@@ -182,8 +174,8 @@ std::tuple<std::size_t, nlohmann::json, std::vector<dcm::Decision>, double, doub
   auto loaded = dcm::load_as<TPixel>(stack, load_options);
   const double t_load = seconds_since(t1);
   const auto t2 = std::chrono::steady_clock::now();
-  dcm::write_volumes_as<TPixel>(loaded.volumes, output, compress);
-  return {loaded.volumes.size(), dcm::geometry_json(*loaded.volumes.front()), loaded.decisions, t_load,
+  sagitta::write_volumes_as<TPixel>(loaded.volumes, output, compress);
+  return {loaded.volumes.size(), sagitta::geometry_json(*loaded.volumes.front()), loaded.decisions, t_load,
           seconds_since(t2)};
 }
 
@@ -250,12 +242,9 @@ nlohmann::json convert(const std::vector<fs::path>& inputs, const fs::path& outp
           {"timings_s", {{"scan", t_scan}, {"load", t_load}, {"write", t_write}}}};
 }
 
-// A DICOM SEG into a label map (plus one mask per segment when segments overlap, and the
-// fractions of a FRACTIONAL SEG).
-int run_convert_seg(const fs::path& input, const fs::path& output, const Arguments& a) {
-  const auto t0 = std::chrono::steady_clock::now();
+// --reference (the source series, for the grid) and --labels-from (names and colours of a card).
+dcm::ReadSegOptions read_seg_options(const Arguments& a, dcm::LoadedSeries& reference) {
   dcm::ReadSegOptions options;
-  dcm::LoadedSeries reference;
   if (!a.text("reference").empty()) {
     dcm::ScanOptions so;
     so.threads = static_cast<int>(a.integer("threads"));
@@ -264,11 +253,15 @@ int run_convert_seg(const fs::path& input, const fs::path& output, const Argumen
     options.reference = &reference.info;
   }
   if (!a.text("label_card").empty()) {
-    const auto card = sagitta::segmentation::load_card(a.text("label_card"), false);
+    const auto card = sagitta::load_card(a.text("label_card"), false);
     for (const auto& l : card.labels) options.label_template.push_back({l.value, l.name, l.color, {}, {}});
   }
-  const auto seg = dcm::read_seg(input, options);
-  // Extra outputs are named after the main one: labels.nrrd -> labels-segment-2.nrrd.
+  return options;
+}
+
+// The label map at `output`; overlapping segments as masks and a FRACTIONAL SEG's fractions
+// beside it, named after it (labels.nrrd -> labels-segment-2.nrrd). All or nothing.
+std::vector<std::string> write_seg_volumes(const dcm::ReadSegResult& seg, const fs::path& output, bool compress) {
   std::string name = output.filename().string();
   std::string ext;
   for (const char* e : {".nii.gz", ".nrrd", ".nii", ".mha"})
@@ -278,28 +271,28 @@ int run_convert_seg(const fs::path& input, const fs::path& output, const Argumen
       break;
     }
   std::vector<std::string> written;
-  const bool compress = a.flag("compress");
-  dcm::write_volumes_as<std::uint16_t>({seg.labels}, output, compress);
+  sagitta::write_volumes_as<std::uint16_t>({seg.labels}, output, compress);
   written.push_back(output.string());
   try {
     for (std::size_t s = 0; s < seg.masks.size(); ++s) {
       const fs::path p = output.parent_path() / fmt::format("{}-segment-{}{}", name, s + 1, ext);
-      dcm::write_volumes_as<std::uint16_t>({seg.masks[s]}, p, compress);
+      sagitta::write_volumes_as<std::uint16_t>({seg.masks[s]}, p, compress);
       written.push_back(p.string());
     }
     if (!seg.fractions.empty()) {
       const fs::path p = output.parent_path() / fmt::format("{}-fractions{}", name, ext);
-      dcm::WriteOptions wo;
-      wo.pixel_type = dcm::OutputPixelType::Float;
-      wo.compress = compress;
-      dcm::write_volumes(seg.fractions, p, wo);
+      sagitta::write_volumes(seg.fractions, p, {sagitta::OutputPixelType::Float, compress});
       written.push_back(p.string());
     }
   } catch (...) {
     std::error_code ec;
-    for (const auto& w : written) fs::remove(w, ec);  // all or nothing
+    for (const auto& w : written) fs::remove(w, ec);
     throw;
   }
+  return written;
+}
+
+nlohmann::json seg_report(const fs::path& input, const dcm::ReadSegResult& seg, const std::vector<std::string>& written) {
   nlohmann::json segments = nlohmann::json::array();
   for (std::size_t i = 0; i < seg.segments.size(); ++i) {
     const auto& d = seg.segments[i];
@@ -310,27 +303,32 @@ int run_convert_seg(const fs::path& input, const fs::path& output, const Argumen
                         {"category", {d.category.value, d.category.scheme, d.category.meaning}},
                         {"type", {d.type.value, d.type.scheme, d.type.meaning}}});
   }
-  const nlohmann::json report = {{"sagitta_version", kVersion},
-                                 {"command", "convert"},
-                                 {"input", input.string()},
-                                 {"kind", "dicom-seg"},
-                                 {"segmentation_type", seg.segmentation_type},
-                                 {"outputs", written},
-                                 {"segments", segments},
-                                 {"overlapping", seg.overlapping},
-                                 {"warnings", seg.warnings},
-                                 {"referenced_series", seg.referenced_series_uid},
-                                 {"geometry", dcm::geometry_json(*seg.labels)},
-                                 {"timings_s", {{"total", seconds_since(t0)}}}};
+  return {{"sagitta_version", kVersion},        {"command", "convert"},
+          {"input", input.string()},            {"kind", "dicom-seg"},
+          {"segmentation_type", seg.segmentation_type}, {"outputs", written},
+          {"segments", segments},               {"overlapping", seg.overlapping},
+          {"warnings", seg.warnings},           {"referenced_series", seg.referenced_series_uid},
+          {"geometry", sagitta::geometry_json(*seg.labels)}};
+}
+
+// A DICOM SEG into a label map (plus one mask per segment when segments overlap, and the
+// fractions of a FRACTIONAL SEG).
+int run_convert_seg(const fs::path& input, const fs::path& output, const Arguments& a) {
+  const auto t0 = std::chrono::steady_clock::now();
+  dcm::LoadedSeries reference;
+  const auto seg = dcm::read_seg(input, read_seg_options(a, reference));
+  const std::vector<std::string> written = write_seg_volumes(seg, output, a.flag("compress"));
+  nlohmann::json report = seg_report(input, seg, written);
+  report["timings_s"] = {{"total", seconds_since(t0)}};
   if (a.flag("json")) {
     std::cout << report.dump(2) << std::endl;
-  } else {
-    for (const auto& w : seg.warnings) std::cerr << "sagitta convert: warning: " << w << "\n";
-    const auto size = seg.labels->GetLargestPossibleRegion().GetSize();
-    fmt::print("wrote {} ({} SEG, {} segments, {}x{}x{} voxels)\n", output.string(), seg.segmentation_type,
-               seg.segments.size(), size[0], size[1], size[2]);
-    for (std::size_t i = 1; i < written.size(); ++i) fmt::print("wrote {}\n", written[i]);
+    return kExitOk;
   }
+  for (const auto& w : seg.warnings) std::cerr << "sagitta convert: warning: " << w << "\n";
+  const auto size = seg.labels->GetLargestPossibleRegion().GetSize();
+  fmt::print("wrote {} ({} SEG, {} segments, {}x{}x{} voxels)\n", output.string(), seg.segmentation_type,
+             seg.segments.size(), size[0], size[1], size[2]);
+  for (std::size_t i = 1; i < written.size(); ++i) fmt::print("wrote {}\n", written[i]);
   return kExitOk;
 }
 

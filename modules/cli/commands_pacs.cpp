@@ -18,20 +18,14 @@ namespace dcm = sagitta::dicom;
 
 std::vector<Parameter> pacs_peer_parameters() {
   Parameter host = option("pacs_host", ParamType::String, "host", "PACS host", "Host name or address of the PACS", "127.0.0.1");
-  Parameter port = option("pacs_port", ParamType::Integer, "port", "PACS port", "DICOM port of the PACS", "104");
-  port.minimum = 1;
-  port.maximum = 65535;
+  Parameter port = ranged(option("pacs_port", ParamType::Integer, "port", "PACS port", "DICOM port of the PACS", "104"), 1, 65535);
   Parameter aec = option("pacs_aec", ParamType::String, "aec", "PACS AE title", "Called AE title: the PACS'", "ANY-SCP");
   Parameter aet = option("pacs_aet", ParamType::String, "aet", "Our AE title",
                          "Calling AE title: ours (for move, the PACS must know it with our host and --move-port)", "SAGITTA");
-  Parameter timeout = option("pacs_timeout", ParamType::Integer, "timeout", "Connect timeout (s)",
-                             "Seconds to wait for the connection and the association", "10");
-  timeout.minimum = 1;
-  timeout.maximum = 3600;
-  Parameter dimse = option("pacs_dimse_timeout", ParamType::Integer, "dimse-timeout", "Message timeout (s)",
-                           "Seconds to wait for each DICOM message (a silent PACS fails after this)", "60");
-  dimse.minimum = 1;
-  dimse.maximum = 3600;
+  Parameter timeout = ranged(option("pacs_timeout", ParamType::Integer, "timeout", "Connect timeout (s)",
+                             "Seconds to wait for the connection and the association", "10"), 1, 3600);
+  Parameter dimse = ranged(option("pacs_dimse_timeout", ParamType::Integer, "dimse-timeout", "Message timeout (s)",
+                           "Seconds to wait for each DICOM message (a silent PACS fails after this)", "60"), 1, 3600);
   for (Parameter* p : {&host, &port, &aec, &aet, &timeout, &dimse}) p->slicer = false;
   return {host, port, aec, aet, timeout, dimse};
 }
@@ -65,13 +59,10 @@ void parse_pacs_address(const std::string& address, dcm::PacsPeer& peer) {
 namespace {
 
 CommandSpec pacs_spec() {
-  CommandSpec s;
-  s.name = "pacs";
-  s.title = "Sagitta PACS";
-  s.description =
+  CommandSpec s = command_spec("pacs", "Sagitta PACS",
       "Talks to a PACS over DICOM: echo (C-ECHO), find (C-FIND at patient/study/series/image level), get (C-GET) or "
       "move (C-MOVE to ourselves) a study or series into a folder, store (C-STORE) files or folders. Compressed "
-      "series, JPEG 2000 included, are received and stored as sent.";
+      "series, JPEG 2000 included, are received and stored as sent.");
   Parameter action = positional("action", ParamType::StringEnumeration, 0, "Action", "echo, find, get, move or store");
   action.enumeration = {"echo", "find", "get", "move", "store"};
   action.required = true;
@@ -88,11 +79,9 @@ CommandSpec pacs_spec() {
                           "find: more keys as Keyword=value pairs separated by ';' (empty value: return the attribute)");
   Parameter out = option("output", ParamType::Directory, "output", "Output folder", "get/move: folder for the retrieved files");
   out.flag = "o";
-  Parameter move_port = option("move_port", ParamType::Integer, "move-port", "Move port",
+  Parameter move_port = ranged(option("move_port", ParamType::Integer, "move-port", "Move port",
                                "move: port on which we receive the PACS' C-STORE (the PACS must know our AE title there)",
-                               "11113");
-  move_port.minimum = 1;
-  move_port.maximum = 65535;
+                               "11113"), 1, 65535);
   Parameter json = switch_option("json", "json", "JSON output", "Print the result as JSON on stdout");
   Parameter quiet = switch_option("no_progress", "no-progress", "No progress bar", "Do not draw a progress bar");
   std::vector<Parameter> main{action, files, level, study, series, patient, modality, keys, out, move_port, json, quiet};

@@ -8,9 +8,8 @@
 #include <sstream>
 
 #include "command.h"
-#include "sagitta/dicom/load.h"
-#include "sagitta/dicom/scan.h"
-#include "sagitta/dicom/volume_io.h"
+#include "sagitta/dicom/open_volume.h"
+#include "sagitta/core/volume_io.h"
 #include "sagitta/viewer/display.h"
 #include "sagitta/viewer/error.h"
 #include "sagitta/viewer/interactive_viewer.h"
@@ -51,26 +50,21 @@ std::vector<Parameter> display_parameters() {
                           "default (soft tissue for CT, percentiles otherwise), brain 80/40, soft-tissue 400/40, "
                           "lung 1500/-600, bone 1800/400, or auto (1st-99th percentile)");
   preset.enumeration = {"default", "auto", "brain", "soft-tissue", "lung", "bone"};
-  Parameter window = parameter("window", ParamType::Float, "window", "", "Window", "Window width (overrides the preset)");
-  window.minimum = 0;
+  Parameter window = ranged(parameter("window", ParamType::Float, "window", "", "Window", "Window width (overrides the preset)"), 0);
   Parameter level = parameter("level", ParamType::Float, "level", "", "Level", "Window centre (overrides the preset)");
-  Parameter opacity = parameter("label_opacity", ParamType::Float, "label-opacity", "0.5", "Label opacity",
-                           "Opacity of the label overlay, 0..1");
-  opacity.minimum = 0;
-  opacity.maximum = 1;
+  Parameter opacity = ranged(parameter("label_opacity", ParamType::Float, "label-opacity", "0.5", "Label opacity",
+                           "Opacity of the label overlay, 0..1"), 0, 1);
   Parameter per_label = parameter("label_opacities", ParamType::String, "label-opacities", "", "Per-label opacity",
                              "Opacity per label value, e.g. \"2=0.2,3=0\" (0 hides a label)");
   Parameter outline = parameter("outline", ParamType::Boolean, "outline", "false", "Outline labels",
                            "Draw label outlines instead of filled regions");
   Parameter threshold = parameter("heatmap_threshold", ParamType::Float, "heatmap-threshold", "0.2", "Heatmap threshold",
                              "Heatmap values below this are transparent");
-  Parameter heat_opacity = parameter("heatmap_opacity", ParamType::Float, "heatmap-opacity", "0.5", "Heatmap opacity",
-                                "Opacity of the heatmap overlay, 0..1");
-  heat_opacity.minimum = 0;
-  heat_opacity.maximum = 1;
+  Parameter heat_opacity = ranged(parameter("heatmap_opacity", ParamType::Float, "heatmap-opacity", "0.5", "Heatmap opacity",
+                                "Opacity of the heatmap overlay, 0..1"), 0, 1);
   Parameter colormap = parameter("colormap", ParamType::StringEnumeration, "colormap", "jet", "Heatmap colours",
                             "Colour map of the heatmap");
-  colormap.enumeration = {"jet", "hot", "viridis"};
+  colormap.enumeration = {"jet", "hot", "inferno", "viridis"};
   return {preset, window, level, opacity, per_label, outline, threshold, heat_opacity, colormap};
 }
 
@@ -85,20 +79,12 @@ std::pair<int, int> parse_size(const std::string& text) {
 
 // Loads the volume (file or DICOM folder) and the overlays, and applies the display settings.
 std::unique_ptr<vw::Scene> load_scene(const Arguments& a) {
-  const fs::path input = a.text("input");
-  vw::Image::Pointer volume;
-  std::string modality;
-  if (fs::is_directory(input)) {
-    const auto scan = dicom::scan({input});
-    const dicom::Stack& stack = dicom::select_stack(scan, a.text("series"));
-    auto loaded = dicom::load(stack);
-    volume = loaded.volumes.front();
-    modality = stack.info.modality;
-  } else if (fs::exists(input)) {
-    volume = dicom::read_volume(input);
-  } else {
-    throw vw::ViewerError(input.string() + ": no such file or folder");
-  }
+  dicom::OpenOptions oo;
+  oo.series = a.text("series");
+  oo.single_volume = false;  // a time series shows its first volume
+  const dicom::OpenedVolume in = dicom::open_volume(a.text("input"), oo);
+  const vw::Image::Pointer volume = in.volume;
+  const std::string modality = in.modality;
   const auto mismatch = a.flag("resample_overlays") ? vw::GeometryMismatch::Resample : vw::GeometryMismatch::Refuse;
   vw::LabelImage::Pointer labels;
   vw::Image::Pointer heatmap;
@@ -165,14 +151,11 @@ Command guarded(CommandSpec spec, std::function<int(const Arguments&)> run) {
 // ---- render ----------------------------------------------------------------------------------
 
 CommandSpec render_spec() {
-  CommandSpec s;
-  s.name = "render";
-  s.title = "Sagitta Render";
-  s.description =
+  CommandSpec s = command_spec("render", "Sagitta Render",
       "Renders a volume with its label map and heatmap offscreen into a PNG: one slice view in the "
       "radiological convention, the 3D surfaces, a 2x2 grid (axial, coronal, sagittal, 3D) or a montage of "
       "axial slices, annotated with orientation, slice position, window/level, a scale bar and a legend. "
-      "Needs an X display; under a server use xvfb-run.";
+      "Needs an X display; under a server use xvfb-run.");
   auto overlays = overlay_parameters();
   s.groups.push_back({"Input", "", {input_parameter(), overlays[0], overlays[1], overlays[2]}});
   Parameter out = parameter("output", ParamType::File, "output", "", "Picture", "PNG file to write");
@@ -184,10 +167,8 @@ CommandSpec render_spec() {
   Parameter slice = parameter("slice", ParamType::String, "slice", "auto", "Slice",
                          "Slice index of the view (0 = lowest patient coordinate along its normal), or auto: through "
                          "the labels' centroid, else the heatmap's peak, else the centre");
-  Parameter count = parameter("montage_count", ParamType::Integer, "montage-count", "9", "Montage slices",
-                         "Number of axial slices in a montage");
-  count.minimum = 1;
-  count.maximum = 64;
+  Parameter count = ranged(parameter("montage_count", ParamType::Integer, "montage-count", "9", "Montage slices",
+                         "Number of axial slices in a montage"), 1, 64);
   Parameter size = parameter("size", ParamType::String, "size", "512x512", "Size", "Picture size WIDTHxHEIGHT in pixels");
   Parameter volume_rendering = parameter("volume_rendering", ParamType::Boolean, "volume-rendering", "false",
                                     "Volume rendering", "3D: render the volume behind the surfaces");
@@ -227,14 +208,11 @@ int run_render(const Arguments& a) {
 // ---- view ------------------------------------------------------------------------------------
 
 CommandSpec view_spec() {
-  CommandSpec s;
-  s.name = "view";
-  s.title = "Sagitta View";
-  s.description =
+  CommandSpec s = command_spec("view", "Sagitta View",
       "Opens the interactive viewer: axial, coronal, sagittal and 3D views linked by a crosshair. Left click "
       "moves the crosshair (3D: rotates), wheel scrolls, Ctrl+wheel zooms, middle drag pans, right drag sets "
       "window/level; keys 1-4 CT presets, 0 auto window, l labels, h heatmap, o outline, [ ] opacity, s "
-      "screenshot, r reset, q quit.";
+      "screenshot, r reset, q quit.");
   auto overlays = overlay_parameters();
   s.groups.push_back({"Input", "", {input_parameter(), overlays[0], overlays[1], overlays[2]}});
   s.groups.push_back({"Display", "", display_parameters()});
@@ -263,12 +241,9 @@ int run_view(const Arguments& a) {
 // ---- mesh ------------------------------------------------------------------------------------
 
 CommandSpec mesh_spec() {
-  CommandSpec s;
-  s.name = "mesh";
-  s.title = "Sagitta Mesh";
-  s.description =
+  CommandSpec s = command_spec("mesh", "Sagitta Mesh",
       "Builds one smoothed surface per label of a label map in patient coordinates (mm) for 3D printing and "
-      "Slicer: .vtp holds all surfaces, .stl/.obj one per file (<name>_<label>_<label name>.stl when several).";
+      "Slicer: .vtp holds all surfaces, .stl/.obj one per file (<name>_<label>_<label name>.stl when several).");
   Parameter labels = parameter("input", ParamType::LabelImage, "", "", "Label map", "Label map (.nrrd, .nii.gz...)");
   labels.index = 0;
   labels.required = true;
@@ -278,18 +253,12 @@ CommandSpec mesh_spec() {
   out.required = true;
   out.channel = Channel::Output;
   Parameter which = parameter("only", ParamType::String, "only", "", "Labels", "Label values to mesh, e.g. \"1,3\" (default: all)");
-  Parameter smoothing = parameter("smoothing", ParamType::Integer, "smoothing", "20", "Smoothing iterations",
-                             "Windowed sinc smoothing iterations (0: none)");
-  smoothing.minimum = 0;
-  smoothing.maximum = 200;
-  Parameter band = parameter("pass_band", ParamType::Float, "pass-band", "0.1", "Pass band",
-                        "Smoothing pass band, 0.001..1 (smaller: smoother)");
-  band.minimum = 0.001;
-  band.maximum = 1;
-  Parameter decimate = parameter("decimate", ParamType::Float, "decimate", "0", "Decimation",
-                            "Fraction of triangles to remove, 0..0.95");
-  decimate.minimum = 0;
-  decimate.maximum = 0.95;
+  Parameter smoothing = ranged(parameter("smoothing", ParamType::Integer, "smoothing", "20", "Smoothing iterations",
+                             "Windowed sinc smoothing iterations (0: none)"), 0, 200);
+  Parameter band = ranged(parameter("pass_band", ParamType::Float, "pass-band", "0.1", "Pass band",
+                        "Smoothing pass band, 0.001..1 (smaller: smoother)"), 0.001, 1);
+  Parameter decimate = ranged(parameter("decimate", ParamType::Float, "decimate", "0", "Decimation",
+                            "Fraction of triangles to remove, 0..0.95"), 0, 0.95);
   Parameter card = parameter("colors", ParamType::File, "colors", "", "Model card", "Model card whose labels name the surfaces");
   Parameter coords = parameter("coordinates", ParamType::StringEnumeration, "coordinates", "lps", "Coordinates",
                           "Patient coordinate system of the points (Slicer reads LPS by default)");

@@ -11,7 +11,7 @@
 #include "progress.h"
 #include "sagitta/segmentation/error.h"
 #include "sagitta/segmentation/model.h"
-#include "sagitta/segmentation/model_card.h"
+#include "sagitta/core/model_card.h"
 #include "sagitta/segmentation/wsi.h"
 
 namespace sagitta::cli {
@@ -27,17 +27,14 @@ Parameter ranged(Parameter p, double lo, double hi) {
 }
 
 CommandSpec wsi_spec() {
-  CommandSpec s;
-  s.name = "wsi";
-  s.title = "Sagitta Whole-Slide Segmentation";
-  s.description =
+  CommandSpec s = command_spec("wsi", "Sagitta Whole-Slide Segmentation",
       "Whole-slide pathology. 'segment': finds tissue, segments it tile by tile with a 2D RGB model at the "
       "card's microns per pixel (Gaussian-blended overlapping windows) and writes per slide a pyramidal TIFF "
       "label mask (OpenSlide/QuPath), a tissue picture and summary.json, plus a batch CSV. Finished slides are "
       "skipped, so a killed batch resumes where it stopped; --shard i/N or a Slurm job array "
       "(SLURM_ARRAY_TASK_ID/COUNT) splits the list. A bad slide is reported and the batch goes on (exit code 3 "
       "at the end). 'info': levels, resolution and objective of slides. 'train-demo': reproduces the demo "
-      "pathology model from slides (pseudo-labels, see its card).";
+      "pathology model from slides (pseudo-labels, see its card).");
   // One positional list, the action first: CLI11 would take a bare "info" or "segment" after
   // `wsi` for the top-level commands of those names unless a required positional is still open.
   Parameter slides = positional("slides", ParamType::String, 0, "Action and slides",
@@ -131,7 +128,7 @@ int run_segment(const Arguments& a) {
     shard_source = "Slurm job array";
   }
 
-  const seg::ModelCard card = seg::load_card(a.text("model"));
+  const sagitta::ModelCard card = sagitta::load_card(a.text("model"));
   seg::ModelOptions mo;
   mo.threads = o.wsi.threads;
   const seg::Model model = seg::Model::load(card, mo);

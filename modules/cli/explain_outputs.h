@@ -1,16 +1,15 @@
 #pragma once
-// Writing an explanation's files (heatmap volumes, overlay PNGs, montages, uncertainty) into a
-// staging folder: shared by `sagitta explain` and `sagitta segment --explain`.
-#include <filesystem>
+// An explanation's files (heatmap volumes, overlay PNGs, montages, uncertainty) among a command's
+// staged outputs: shared by `sagitta explain` and `sagitta segment --explain`.
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "parameter_table.h"
-#include "sagitta/segmentation/segment.h"
+#include "sagitta/core/atomic_output.h"
 #include "sagitta/explain/colormap.h"
 #include "sagitta/explain/explain.h"
+#include "sagitta/segmentation/segment.h"
 
 namespace sagitta::cli {
 
@@ -21,24 +20,20 @@ struct PictureOptions {
 };
 
 // Files named heatmap.nrrd, overlay.png, montage.png; with `suffix`, heatmap_<label>.nrrd etc.
-// (several labels). Returns the names written (relative to `dir`) and fills `pictures` with what
-// each picture shows (slices, window/level) for the report.
-std::vector<std::string> write_explanation_files(const explain::Explanation& e, const segmentation::Image& volume,
-                                                 const segmentation::ModelCard& card, const std::filesystem::path& dir,
-                                                 const std::string& ext, PictureOptions options, bool suffix,
-                                                 nlohmann::json* pictures);
+// (several labels), added to `out`. Returns what each picture shows (slices, window/level) for
+// the report.
+nlohmann::json write_explanation_files(const explain::Explanation& e, const Image& volume, const ModelCard& card,
+                                       StagedOutputs& out, const std::string& ext, PictureOptions options, bool suffix);
 
 // `segment --explain`: the segmentation and a Grad-CAM map of every predicted foreground label
 // from one pass over the windows (labels predicted nowhere are skipped with a note). Throws
-// SegmentationError (also for a model without an activation output, naming the methods that work).
-explain::Explanation segment_and_explain(const segmentation::Model& model, const std::vector<segmentation::Image::Pointer>& inputs,
+// ExplainError (also for a model without an activation output, naming the methods that work).
+explain::Explanation segment_and_explain(const segmentation::Model& model, const std::vector<Image::Pointer>& inputs,
                                          const segmentation::SegmentOptions& options);
 
-// Writes the explanation's files into `staging` (heatmap_<label>, overlay_<label>.png,
-// montage_<label>.png), appends their names to `written` and adds "explanation" and "pictures"
-// to `report`.
-void add_explanation_outputs(const explain::Explanation& e, const segmentation::Image& volume,
-                             const segmentation::ModelCard& card, const std::filesystem::path& staging,
-                             const std::string& ext, std::vector<std::string>& written, nlohmann::json& report);
+// Writes the explanation's files (heatmap_<label>, overlay_<label>.png, montage_<label>.png) to
+// `out` and adds "explanation" and "pictures" to `report`.
+void add_explanation_outputs(const explain::Explanation& e, const Image& volume, const ModelCard& card,
+                             StagedOutputs& out, const std::string& ext, nlohmann::json& report);
 
 }  // namespace sagitta::cli

@@ -41,6 +41,20 @@ Parameter option(std::string name, ParamType type, std::string longflag, std::st
   return p;
 }
 
+CommandSpec command_spec(std::string name, std::string title, std::string description) {
+  CommandSpec s;
+  s.name = std::move(name);
+  s.title = std::move(title);
+  s.description = std::move(description);
+  return s;
+}
+
+Parameter ranged(Parameter p, double minimum, std::optional<double> maximum) {
+  p.minimum = minimum;
+  p.maximum = maximum;
+  return p;
+}
+
 Parameter switch_option(std::string name, std::string longflag, std::string label, std::string description) {
   Parameter p = option(std::move(name), ParamType::Boolean, std::move(longflag), std::move(label),
                        std::move(description), "false");

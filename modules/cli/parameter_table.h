@@ -66,6 +66,8 @@ Parameter option(std::string name, ParamType type, std::string longflag, std::st
                  std::string default_value = "");
 // A `--longflag` switch, off by default.
 Parameter switch_option(std::string name, std::string longflag, std::string label, std::string description);
+// `p` with a minimum and, when given, a maximum (Slicer's <constraints>, checked when parsing).
+Parameter ranged(Parameter p, double minimum, std::optional<double> maximum = std::nullopt);
 // A `--longflag CHOICE` option with its allowed values.
 Parameter choice(std::string name, std::string longflag, std::vector<std::string> values, std::string default_value,
                  std::string label, std::string description);
@@ -85,6 +87,9 @@ struct CommandSpec {
 
   const Parameter* find(const std::string& name) const;
 };
+
+// A command's table with its name, Slicer title and description; add the groups afterwards.
+CommandSpec command_spec(std::string name, std::string title, std::string description);
 
 // Parsed values by parameter name; defaults applied. Typed accessors convert the text that
 // the command line already validated.

@@ -8,8 +8,9 @@
 // else); long loops poll `cancel_requested()` through Progress::update, which returns false, and
 // the command then throws Cancelled so that its staging area is removed and nothing partial stays.
 #include <chrono>
-#include <stdexcept>
 #include <string>
+
+#include "sagitta/core/error.h"
 
 namespace sagitta::cli {
 
@@ -24,11 +25,9 @@ ProgressStyle progress_style();
 void install_cancel_handlers();
 bool cancel_requested();
 
-// Thrown by commands that stop because cancellation was requested; the executables exit with
-// kExitCancelled and a one-line message.
-struct Cancelled : std::runtime_error {
-  Cancelled() : std::runtime_error("cancelled") {}
-};
+// Thrown by commands that stop because cancellation was requested (the floor's error type); the
+// executables exit with kExitCancelled and a one-line message.
+using sagitta::Cancelled;
 
 class Progress {
 public:

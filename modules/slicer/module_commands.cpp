@@ -1,3 +1,5 @@
+// The Slicer CLI modules built from the `sagitta` commands: their tables adapted to Slicer's
+// conventions and their runs wrapped to report return parameters (see module_commands.h).
 #include "module_commands.h"
 
 #include <fmt/format.h>
@@ -220,7 +222,10 @@ std::optional<ModuleCommand> module_command(const std::string& command) {
   for (const auto& [c, m] : module_names())
     if (c == command) module = m;
   if (module.empty()) return std::nullopt;
-  for (const auto& c : cli::all_commands()) {
+  std::vector<cli::Command> commands;
+  for (auto&& list : {cli::segmentation_commands(), cli::explain_commands(), cli::dicom_commands(), cli::viewer_commands()})
+    for (const auto& c : list) commands.push_back(c);
+  for (const auto& c : commands) {
     if (c.spec.name != command) continue;
     ModuleCommand m = command == "segment" ? segment_module(c) : command == "mesh" ? mesh_module(c) : generic_module(c);
     m.module = module;

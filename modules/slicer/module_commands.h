@@ -24,11 +24,10 @@ struct ModuleCommand {
   bool reports_progress = false;  // the command prints Slicer's filter lines itself
 };
 
-// The modules Sagitta ships, by command name, in this order; a command missing from
-// all_commands() (not built into this version) is skipped.
+// The modules Sagitta ships, by command name, in this order.
 const std::vector<std::pair<std::string, std::string>>& module_names();  // {command, module}
 
-// The module for `command`, or nullopt when all_commands() has no such command.
+// The module for `command`, or nullopt when no module runs that command.
 std::optional<ModuleCommand> module_command(const std::string& command);
 
 // Table changes every module gets: command-line-only parameters dropped, long flags in camelCase

@@ -1,15 +1,15 @@
 #pragma once
-// Errors raised by the module layer itself (not by the wrapped command); the runner maps them to
-// the same exit codes as the `sagitta` executable.
-#include <stdexcept>
+// Errors raised by the module layer itself (not by the wrapped command): the floor's types, so
+// the runner maps them to the same exit codes as the `sagitta` executables.
+#include "sagitta/core/error.h"
 
 namespace sagitta::slicer {
 
-struct UsageError : std::runtime_error {  // exit code 2
-  using std::runtime_error::runtime_error;
-};
-struct DataError : std::runtime_error {  // exit code 3
-  using std::runtime_error::runtime_error;
+using UsageError = sagitta::UsageError;  // exit code 2
+
+class DataError : public sagitta::Error {  // exit code 3
+public:
+  using sagitta::Error::Error;
 };
 
 }  // namespace sagitta::slicer

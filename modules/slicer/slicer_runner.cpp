@@ -9,7 +9,6 @@
 // exec() keeps the process id, so Slicer's SIGTERM on cancel reaches this process directly.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <itkMacro.h>
 
 #include <algorithm>
 #include <cstring>
@@ -24,44 +23,26 @@
 #include "module_errors.h"
 #include "module_xml.h"
 #include "progress.h"
-#include "sagitta/dicom/error.h"
-#include "sagitta/segmentation/error.h"
+#include "run_main.h"
+#include "sagitta/core/atomic_output.h"
 #include "version.h"
 
 namespace {
 namespace fs = std::filesystem;
 using namespace sagitta;
 
-std::string one_line(std::string s) {
-  std::replace(s.begin(), s.end(), '\n', ' ');
-  while (!s.empty() && s.back() == ' ') s.pop_back();
-  return s;
-}
-
-// Same shape as the `sagitta` executable's errors: "<where>: error: <message>", one line.
-int fail(const std::string& where, const std::string& message, int code) {
-  if (cli::cancel_requested()) {
-    std::cerr << where << ": cancelled" << std::endl;
-    return cli::kExitCancelled;
-  }
-  std::cerr << where << ": error: " << one_line(message) << std::endl;
-  return code;
-}
-
 // Slicer reads "name = value" lines; written to a temporary name first, like every output.
 void write_return_parameters(const fs::path& path, const slicer::ModuleCommand& m, const slicer::ReturnValues& values) {
-  const fs::path tmp = path.string() + ".partial";
-  {
+  write_atomically(path, [&](const fs::path& tmp) {
     std::ofstream f(tmp);
     for (const auto& g : m.spec.groups)
       for (const auto& p : g.parameters)
         if (p.is_return_value()) {
           auto it = values.find(p.name);
-          f << p.name << " = " << (it == values.end() ? std::string() : one_line(it->second)) << "\n";
+          f << p.name << " = " << (it == values.end() ? std::string() : sagitta::one_line(it->second)) << "\n";
         }
     if (!f.flush()) throw slicer::DataError(path.string() + ": cannot write the return parameter file");
-  }
-  fs::rename(tmp, path);
+  });
 }
 
 void echo(const slicer::ModuleCommand& m, const cli::Arguments& a) {
@@ -86,7 +67,7 @@ int main(int argc, char** argv) {
   }
   const std::string command = argv[1];
   const auto module = slicer::module_command(command);
-  if (!module) return fail("sagitta-slicer-runner", "no Slicer module for command '" + command + "' in this build", cli::kExitUsage);
+  if (!module) return cli::report_failure("sagitta-slicer-runner", "no Slicer module for command '" + command + "' in this build", cli::kExitUsage);
   const std::string where = module->module;
 
   for (int i = 2; i < argc; ++i)
@@ -97,7 +78,7 @@ int main(int argc, char** argv) {
         std::cout << slicer::module_xml(module->spec, info) << std::flush;
         return cli::kExitOk;
       } catch (const std::exception& e) {
-        return fail(where, e.what(), cli::kExitInternal);
+        return cli::report_failure(where, e.what(), cli::kExitInternal);
       }
     }
 
@@ -121,7 +102,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    return fail(where, std::string(e.what()) + " (see " + where + " --help)", cli::kExitUsage);
+    return cli::report_failure(where, std::string(e.what()) + " (see " + where + " --help)", cli::kExitUsage);
   }
 
   try {
@@ -143,23 +124,7 @@ int main(int argc, char** argv) {
     }
     if (rc == cli::kExitOk && !return_file.empty()) write_return_parameters(return_file, *module, values);
     return rc;
-  } catch (const cli::Cancelled&) {
-    return fail(where, "cancelled", cli::kExitCancelled);
-  } catch (const slicer::UsageError& e) {
-    return fail(where, e.what(), cli::kExitUsage);
-  } catch (const slicer::DataError& e) {
-    return fail(where, e.what(), cli::kExitData);
-  } catch (const dicom::DicomError& e) {
-    return fail(where, e.what(), cli::kExitData);
-  } catch (const segmentation::SegmentationError& e) {
-    return fail(where, e.what(), cli::kExitData);
-  } catch (const itk::ExceptionObject& e) {
-    return fail(where, e.GetDescription(), cli::kExitData);
-  } catch (const fs::filesystem_error& e) {
-    return fail(where, e.what(), cli::kExitData);
-  } catch (const std::bad_alloc&) {
-    return fail(where, "out of memory", cli::kExitData);
-  } catch (const std::exception& e) {
-    return fail(where, std::string("unexpected failure: ") + e.what(), cli::kExitInternal);
+  } catch (...) {
+    return cli::report_failure(where, std::current_exception());
   }
 }

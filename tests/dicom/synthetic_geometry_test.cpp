@@ -23,7 +23,7 @@
 #include "sagitta/dicom/error.h"
 #include "sagitta/dicom/load.h"
 #include "sagitta/dicom/scan.h"
-#include "sagitta/dicom/volume_io.h"
+#include "sagitta/core/volume_io.h"
 #include "support/synthetic_dicom.h"
 #include "support/read_4d.h"
 #include "support/test_paths.h"
@@ -463,7 +463,7 @@ void verify_loaded(const sd::LoadedSeries& loaded, const SeriesSpec& spec,
     for (const char* ext : {".nrrd", ".nii.gz"}) {
       const fs::path out = out_dir / ("volume" + std::to_string(v) + ext);
       SCOPED_TRACE(out.string());
-      ASSERT_NO_THROW(sd::write_volumes({loaded.volumes[v]}, out, sd::WriteOptions{}));
+      ASSERT_NO_THROW(sagitta::write_volumes({loaded.volumes[v]}, out, sagitta::WriteOptions{}));
       ASSERT_TRUE(fs::exists(out));
       Image3::Pointer image;
       ASSERT_NO_THROW(image = read3(out));
@@ -475,7 +475,7 @@ void verify_loaded(const sd::LoadedSeries& loaded, const SeriesSpec& spec,
     for (const char* ext : {".nrrd", ".nii.gz"}) {
       const fs::path out = out_dir / (std::string("all_volumes") + ext);
       SCOPED_TRACE(out.string());
-      ASSERT_NO_THROW(sd::write_volumes(loaded.volumes, out, sd::WriteOptions{}));
+      ASSERT_NO_THROW(sagitta::write_volumes(loaded.volumes, out, sagitta::WriteOptions{}));
       Image4::Pointer image;
       ASSERT_NO_THROW(image = read4(out));
       ASSERT_EQ(image->GetLargestPossibleRegion().GetSize()[3], loaded.volumes.size());

@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "sagitta/dicom/volume_io.h"
+#include "sagitta/core/volume_io.h"
 #include "segmentation/phantoms.h"
 #include "segmentation/script_models.h"
 #include "support/test_paths.h"
@@ -18,15 +18,6 @@ using sagitta::testing::run_command;
 
 namespace {
 
-// Class 1 ("dense") where the normalised value exceeds 1: a ball of 400 in -50 (CT scheme, std 100).
-fs::path threshold_model(const fs::path& dir) {
-  auto card = sagitta::testing::test_card(3, 2, 16, 1.5);
-  card.channels[0].normalization.scheme = seg::Normalization::Scheme::CT;
-  card.channels[0].normalization.std = 100;
-  card.labels[1].name = "dense";
-  return sagitta::testing::write_script_model(dir, "threshold", card);
-}
-
 struct Case {
   fs::path dir, card, volume;
   seg::Image::Pointer image;
@@ -35,14 +26,14 @@ struct Case {
 Case make_case() {
   Case c;
   c.dir = sagitta::testing::scratch_dir();
-  c.card = threshold_model(c.dir / "model");
+  c.card = sagitta::testing::write_threshold_model(c.dir / "model");
   c.image = sagitta::testing::make_volume({30, 28, 10}, {0.9, 0.9, 2.5}, [](double x, double y, double z) {
     return (x - 11.95) * (x - 11.95) + (y - 12.9) * (y - 12.9) + (z - 111.25) * (z - 111.25) < 40 ? 400.f : -50.f;
   }, {-3, 4, 100}, 10);
-  sagitta::dicom::WriteOptions wo;
-  wo.pixel_type = sagitta::dicom::OutputPixelType::Float;
+  sagitta::WriteOptions wo;
+  wo.pixel_type = sagitta::OutputPixelType::Float;
   c.volume = c.dir / "ct.nrrd";
-  sagitta::dicom::write_volumes({c.image}, c.volume, wo);
+  sagitta::write_volumes({c.image}, c.volume, wo);
   return c;
 }
 
@@ -72,7 +63,7 @@ TEST(ExplainCli, OcclusionWritesHeatmapPicturesAndReportInTheSourceGeometry) {
   for (const auto& e : fs::directory_iterator(out)) EXPECT_NE(e.path().filename().string().front(), '.') << e.path();
   for (const auto& e : fs::directory_iterator(c.dir)) EXPECT_NE(e.path().filename().string().front(), '.') << e.path();
 
-  const auto heatmap = sagitta::dicom::read_volume(out / "heatmap.nrrd");
+  const auto heatmap = sagitta::read_volume(out / "heatmap.nrrd");
   EXPECT_EQ(heatmap->GetLargestPossibleRegion(), c.image->GetLargestPossibleRegion());
   for (int i = 0; i < 3; ++i) {
     EXPECT_NEAR(heatmap->GetOrigin()[i], c.image->GetOrigin()[i], 1e-9);
@@ -122,9 +113,9 @@ TEST(ExplainCli, EmptyRegionsAreRefusedAndNothingWritten) {
   const fs::path out = c.dir / "out";
   // A uniform volume below the threshold: 'dense' is predicted nowhere.
   auto flat = sagitta::testing::make_volume({30, 28, 10}, {0.9, 0.9, 2.5}, [](double, double, double) { return -50.f; });
-  sagitta::dicom::WriteOptions wo;
-  wo.pixel_type = sagitta::dicom::OutputPixelType::Float;
-  sagitta::dicom::write_volumes({flat}, c.dir / "flat.nrrd", wo);
+  sagitta::WriteOptions wo;
+  wo.pixel_type = sagitta::OutputPixelType::Float;
+  sagitta::write_volumes({flat}, c.dir / "flat.nrrd", wo);
   auto r = run_command(explain((c.dir / "flat.nrrd").string() + " --model " + c.card.string() +
                                " --label dense --method occlusion -o " + out.string()));
   expect_refused(r, out, "label 'dense' is not predicted anywhere");
@@ -133,9 +124,9 @@ TEST(ExplainCli, EmptyRegionsAreRefusedAndNothingWritten) {
                           out.string()));
   expect_refused(r, out, "is empty or outside the volume");
   // An all-zero mask.
-  sagitta::dicom::write_volumes({flat}, c.dir / "zero.nrrd", wo);
+  sagitta::write_volumes({flat}, c.dir / "zero.nrrd", wo);
   auto zero = sagitta::testing::make_volume({30, 28, 10}, {0.9, 0.9, 2.5}, [](double, double, double) { return 0.f; });
-  sagitta::dicom::write_volumes({zero}, c.dir / "zero.nrrd", wo);
+  sagitta::write_volumes({zero}, c.dir / "zero.nrrd", wo);
   r = run_command(explain(c.volume.string() + " --model " + c.card.string() + " --label dense --method occlusion --mask " +
                           (c.dir / "zero.nrrd").string() + " -o " + out.string()));
   expect_refused(r, out, "the mask region is empty");

@@ -10,7 +10,7 @@
 #include <iostream>
 #include <random>
 
-#include "sagitta/dicom/volume_io.h"
+#include "sagitta/core/volume_io.h"
 #include "sagitta/explain/error.h"
 #include "sagitta/explain/explain.h"
 #include "sagitta/segmentation/model.h"
@@ -93,11 +93,11 @@ fs::path train(const fs::path& dir) {
       return float(truth(p, x, y, z));
     });
     const fs::path ip = dir / ("image" + std::to_string(seed) + ".nrrd"), lp = dir / ("labels" + std::to_string(seed) + ".nrrd");
-    sagitta::dicom::WriteOptions w;
-    w.pixel_type = sagitta::dicom::OutputPixelType::Float;
-    sagitta::dicom::write_volumes({img}, ip, w);
-    w.pixel_type = sagitta::dicom::OutputPixelType::Auto;
-    sagitta::dicom::write_volumes({labels}, lp, w);
+    sagitta::WriteOptions w;
+    w.pixel_type = sagitta::OutputPixelType::Float;
+    sagitta::write_volumes({img}, ip, w);
+    w.pixel_type = sagitta::OutputPixelType::Auto;
+    sagitta::write_volumes({labels}, lp, w);
     pairs.push_back({ip, lp, ""});
   }
   o.dimensions = 2;
@@ -126,7 +126,7 @@ TEST(PhantomExplain, TrainedModelExplainsTheDecidingObject) {
   const fs::path card_path = train(dir);
   seg::ModelOptions mo;
   mo.threads = 1;
-  const seg::Model model = seg::Model::load(seg::load_card(card_path), mo);
+  const seg::Model model = seg::Model::load(sagitta::load_card(card_path), mo);
 
   // An unseen phantom on the training grid.
   const Phantom p = phantom(11);

@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "sagitta/dicom/volume_io.h"
+#include "sagitta/core/volume_io.h"
 #include "support/test_paths.h"
 
 namespace fs = std::filesystem;
@@ -32,8 +32,8 @@ TEST(ExplainCli, SegmentExplainOnRealCtKeepsTheLabelsAndAddsHeatmaps) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = run_command(seg_cmd + (dir / "explained").string() + " --explain");
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto a = sagitta::dicom::read_volume(dir / "plain" / "labels.nrrd");
-  const auto b = sagitta::dicom::read_volume(dir / "explained" / "labels.nrrd");
+  const auto a = sagitta::read_volume(dir / "plain" / "labels.nrrd");
+  const auto b = sagitta::read_volume(dir / "explained" / "labels.nrrd");
   ASSERT_EQ(a->GetLargestPossibleRegion(), b->GetLargestPossibleRegion());
   const std::size_t n = a->GetBufferedRegion().GetNumberOfPixels();
   EXPECT_TRUE(std::equal(a->GetBufferPointer(), a->GetBufferPointer() + n, b->GetBufferPointer()));
@@ -41,11 +41,11 @@ TEST(ExplainCli, SegmentExplainOnRealCtKeepsTheLabelsAndAddsHeatmaps) {
   ASSERT_TRUE(report.contains("explanation"));
   EXPECT_EQ(report["explanation"]["method"], "gradcam");
   EXPECT_EQ(report["windows"]["count"], report["explanation"]["windows"]["count"]);
-  const auto source = sagitta::dicom::read_volume(ct);
+  const auto source = sagitta::read_volume(ct);
   for (const auto& l : report["explanation"]["labels"]) {
     const std::string name = l["name"];
     EXPECT_TRUE(fs::exists(dir / "explained" / ("montage_" + name + ".png"))) << name;
-    const auto h = sagitta::dicom::read_volume(dir / "explained" / ("heatmap_" + name + ".nrrd"));
+    const auto h = sagitta::read_volume(dir / "explained" / ("heatmap_" + name + ".nrrd"));
     EXPECT_EQ(h->GetLargestPossibleRegion(), source->GetLargestPossibleRegion()) << name;
     for (int i = 0; i < 3; ++i) EXPECT_NEAR(h->GetOrigin()[i], source->GetOrigin()[i], 1e-9) << name;
   }

@@ -18,14 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<float> read_floats(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary | std::ios::ate);
-  std::vector<float> v(std::size_t(f.tellg()) / sizeof(float));
-  f.seekg(0);
-  f.read(reinterpret_cast<char*>(v.data()), std::streamsize(v.size() * sizeof(float)));
-  return v;
-}
-
 bool python_torch() {
   return sagitta::testing::run_command("/usr/bin/python3 -c 'import torch' 2>/dev/null").exit_code == 0;
 }
@@ -46,7 +38,7 @@ Exported export_model(const std::string& args) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   const auto shapes = nlohmann::json::parse(std::ifstream(e.dir / "ref" / "shapes.json"));
   e.shape = shapes["input"].get<std::vector<int64_t>>();
-  e.input = read_floats(e.dir / "ref" / "input.f32");
+  e.input = sagitta::testing::read_floats(e.dir / "ref" / "input.f32");
   return e;
 }
 
@@ -66,7 +58,7 @@ std::pair<double, double> compare(const Exported& e, const seg::Model& model, in
                           " -o " + (e.dir / "cam.f32").string();
   const auto r = sagitta::testing::run_command(cmd);
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  const auto expected = read_floats(e.dir / "cam.f32");
+  const auto expected = sagitta::testing::read_floats(e.dir / "cam.f32");
   const auto m = xp::parse_method(method);
   const auto cam = xp::explain_patch(model, e.input, e.shape, label, *m,
                                      score == "mean" ? xp::ScoreReduction::Mean : xp::ScoreReduction::Sum, region);
@@ -108,7 +100,7 @@ TEST(GradCamReference, ThreeDimensionalLowResolutionLayerMatchesPython) {
                                   "--layer decoder.0 --seed 5");
   seg::ModelOptions o;
   o.threads = 1;
-  const auto model = seg::Model::load(seg::load_card(e.dir / "model" / "model.json"), o);
+  const auto model = seg::Model::load(sagitta::load_card(e.dir / "model" / "model.json"), o);
   const int label = predicted_label(model, e);
   for (const std::string method : {"gradcam", "gradcam++", "hirescam"}) {
     const auto [worst, peak] = compare(e, model, label, method, "sum", {});
@@ -136,7 +128,7 @@ TEST(GradCamReference, TwoDimensionalFullResolutionLayerMatchesPython) {
                                   "--layer decoder.1 --seed 2");
   seg::ModelOptions o;
   o.threads = 1;
-  const auto model = seg::Model::load(seg::load_card(e.dir / "model" / "model.json"), o);
+  const auto model = seg::Model::load(sagitta::load_card(e.dir / "model" / "model.json"), o);
   const int label = predicted_label(model, e);
   for (const std::string method : {"gradcam", "gradcam++", "hirescam"}) {
     const auto [worst, peak] = compare(e, model, label, method, "sum", {});

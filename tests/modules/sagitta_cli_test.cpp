@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <fstream>
 
-#include "sagitta/dicom/volume_io.h"
+#include "sagitta/core/volume_io.h"
 #include "support/synthetic_dicom.h"
 #include "support/test_paths.h"
 
@@ -140,7 +140,7 @@ TEST(SagittaCli, DemoRunsTheWholePipelineOnShippedData) {
   ASSERT_EQ(j["dice"].size(), 2u);
   for (const auto& d : j["dice"]) EXPECT_GE(d["dice"].get<double>(), 0.9) << d.dump();
   // The converted volume keeps the series' geometry.
-  const auto ct = sagitta::dicom::read_volume(out / "ct.nrrd");
+  const auto ct = sagitta::read_volume(out / "ct.nrrd");
   EXPECT_EQ(ct->GetLargestPossibleRegion().GetSize()[2], 40u);
 }
 
@@ -161,7 +161,7 @@ std::pair<std::string, float> convert_marker(double intercept, double value) {
   const fs::path out = dir / "out.nrrd";
   const auto r = run_command(fmt::format("{} convert '{}' -o '{}' --json", sagitta(), (dir / "in").string(), out.string()));
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  const auto image = sagitta::dicom::read_volume(out);
+  const auto image = sagitta::read_volume(out);
   sagitta::dicom::Image::PointType p;
   p[0] = -8, p[1] = -8, p[2] = -12;
   sagitta::dicom::Image::IndexType idx;

@@ -13,14 +13,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::vector<float> read_floats(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary | std::ios::ate);
-  std::vector<float> v(std::size_t(f.tellg()) / sizeof(float));
-  f.seekg(0);
-  f.read(reinterpret_cast<char*>(v.data()), std::streamsize(v.size() * sizeof(float)));
-  return v;
-}
-
 void export_and_compare(const std::string& args, int dimensions) {
   if (sagitta::testing::run_command("/usr/bin/python3 -c 'import torch' 2>/dev/null").exit_code != 0)
     GTEST_SKIP() << "python3-torch is not installed (apt-get install python3-torch); the exporter cannot run";
@@ -30,15 +22,15 @@ void export_and_compare(const std::string& args, int dimensions) {
                           (dir / "ref").string();
   const auto r = sagitta::testing::run_command(cmd);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto card = seg::load_card(dir / "model" / "model.json");
+  const auto card = sagitta::load_card(dir / "model" / "model.json");
   EXPECT_TRUE(card.returns_activation);
   EXPECT_EQ(card.dimensions, dimensions);
   seg::ModelOptions o;
   o.threads = 2;
   const auto model = seg::Model::load(card, o);
   const auto shapes = nlohmann::json::parse(std::ifstream(dir / "ref" / "shapes.json"));
-  const auto input = read_floats(dir / "ref" / "input.f32");
-  const auto expected = read_floats(dir / "ref" / "logits.f32");
+  const auto input = sagitta::testing::read_floats(dir / "ref" / "input.f32");
+  const auto expected = sagitta::testing::read_floats(dir / "ref" / "logits.f32");
   std::vector<int64_t> out_shape;
   const auto logits = model.forward(input, shapes["input"].get<std::vector<int64_t>>(), &out_shape);
   EXPECT_EQ(out_shape, shapes["logits"].get<std::vector<int64_t>>());

@@ -15,11 +15,11 @@ using sagitta::testing::make_volume;
 
 namespace {
 
-seg::ModelCard card(double spacing, seg::Normalization::Scheme scheme = seg::Normalization::Scheme::None) {
-  seg::ModelCard c;
+sagitta::ModelCard card(double spacing, sagitta::Normalization::Scheme scheme = sagitta::Normalization::Scheme::None) {
+  sagitta::ModelCard c;
   c.name = "t";
   c.dimensions = 3;
-  seg::InputChannel ch;
+  sagitta::InputChannel ch;
   ch.name = "CT";
   ch.normalization.scheme = scheme;
   c.channels = {ch};
@@ -136,7 +136,7 @@ TEST(Preprocess, SameSpacingIsNotResampled) {
 
 TEST(Preprocess, Normalisations) {
   auto image = make_volume({10, 10, 10}, {1, 1, 1}, [](double x, double, double) { return float(x * 500 - 1500); });
-  auto c = card(1.0, seg::Normalization::Scheme::CT);
+  auto c = card(1.0, sagitta::Normalization::Scheme::CT);
   c.channels[0].normalization.clip_low = -1000;
   c.channels[0].normalization.clip_high = 1000;
   c.channels[0].normalization.mean = 100;
@@ -146,7 +146,7 @@ TEST(Preprocess, Normalisations) {
   EXPECT_FLOAT_EQ(p[0], (-1000 - 100) / 50.f);  // x = 0: -1500 clipped to -1000
   EXPECT_FLOAT_EQ(p[3], (0 - 100) / 50.f);      // x = 3: 0
   EXPECT_FLOAT_EQ(p[9], (1000 - 100) / 50.f);   // x = 9: 3000 clipped
-  c.channels[0].normalization.scheme = seg::Normalization::Scheme::ZScore;
+  c.channels[0].normalization.scheme = sagitta::Normalization::Scheme::ZScore;
   pre = seg::preprocess({image}, c);
   double sum = 0, sum2 = 0;
   for (std::size_t i = 0; i < 1000; ++i) sum += pre.channels[0]->GetBufferPointer()[i], sum2 += std::pow(pre.channels[0]->GetBufferPointer()[i], 2);
@@ -158,7 +158,7 @@ TEST(Preprocess, Normalisations) {
 
 TEST(Preprocess, BodyCropKeepsTheBodyAndItsGeometry) {
   auto image = make_volume({60, 60, 30}, {1, 1, 1}, ball(30, 30, 15, 8, 40, -1000));
-  auto c = card(1.0, seg::Normalization::Scheme::CT);
+  auto c = card(1.0, sagitta::Normalization::Scheme::CT);
   seg::PreprocessOptions o;
   o.crop_to_body = true;
   o.crop_margin_mm = 2;

@@ -3,25 +3,25 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
-#include "sagitta/segmentation/unet.h"
+#include "unet.h"
 
 namespace sagitta::testing {
 namespace fs = std::filesystem;
 namespace seg = sagitta::segmentation;
 
-seg::ModelCard test_card(int dimensions, int classes, int patch, double spacing) {
-  seg::ModelCard c;
+sagitta::ModelCard test_card(int dimensions, int classes, int patch, double spacing) {
+  sagitta::ModelCard c;
   c.name = "test";
   c.version = "1";
   c.dimensions = dimensions;
-  seg::InputChannel ch;
+  sagitta::InputChannel ch;
   ch.name = "image";
-  ch.normalization.scheme = seg::Normalization::Scheme::None;
+  ch.normalization.scheme = sagitta::Normalization::Scheme::None;
   c.channels = {ch};
   c.spacing.assign(std::size_t(dimensions), spacing);
   c.patch_size.assign(std::size_t(dimensions), patch);
   for (int k = 0; k < classes; ++k) {
-    seg::Label l;
+    sagitta::Label l;
     l.value = k;
     l.name = k == 0 ? "background" : "label" + std::to_string(k);
     c.labels.push_back(l);
@@ -29,7 +29,7 @@ seg::ModelCard test_card(int dimensions, int classes, int patch, double spacing)
   return c;
 }
 
-fs::path write_script_model(const fs::path& dir, const std::string& kind, seg::ModelCard card) {
+fs::path write_script_model(const fs::path& dir, const std::string& kind, sagitta::ModelCard card) {
   fs::create_directories(dir);
   torch::manual_seed(7);
   const int d = card.dimensions;
@@ -72,11 +72,11 @@ fs::path write_script_model(const fs::path& dir, const std::string& kind, seg::M
   card.returns_activation = kind == "tuple";
   if (card.returns_activation) card.gradcam_layer = "hidden";
   const fs::path card_path = dir / "model.json";
-  seg::save_card(card, card_path);
+  sagitta::save_card(card, card_path);
   return card_path;
 }
 
-fs::path write_native_unet(const fs::path& dir, seg::ModelCard card, int depth, int base_channels) {
+fs::path write_native_unet(const fs::path& dir, sagitta::ModelCard card, int depth, int base_channels) {
   fs::create_directories(dir);
   torch::manual_seed(11);
   seg::UNetOptions o;
@@ -93,8 +93,16 @@ fs::path write_native_unet(const fs::path& dir, seg::ModelCard card, int depth, 
   card.sha256.clear();
   card.returns_activation = false;
   const fs::path card_path = dir / "model.json";
-  seg::save_card(card, card_path);
+  sagitta::save_card(card, card_path);
   return card_path;
+}
+
+fs::path write_threshold_model(const fs::path& dir) {
+  auto card = test_card(3, 2, 16, 1.5);
+  card.channels[0].normalization.scheme = sagitta::Normalization::Scheme::CT;
+  card.channels[0].normalization.std = 100;
+  card.labels[1].name = "dense";
+  return write_script_model(dir, "threshold", card);
 }
 
 }  // namespace sagitta::testing

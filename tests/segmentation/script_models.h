@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <string>
 
-#include "sagitta/segmentation/model_card.h"
+#include "sagitta/core/model_card.h"
 
 namespace sagitta::testing {
 
@@ -16,13 +16,18 @@ namespace sagitta::testing {
 //  "one_channel" a 1x1 conv that takes exactly one input channel whatever the card says
 // Writes dir/model.pt and dir/model.json (card's weights/sha256 filled) and returns the card path.
 std::filesystem::path write_script_model(const std::filesystem::path& dir, const std::string& kind,
-                                         segmentation::ModelCard card);
+                                         sagitta::ModelCard card);
 
 // A native U-Net (unet.h) with random weights: dir/model.unet + dir/model.json; returns the card path.
-std::filesystem::path write_native_unet(const std::filesystem::path& dir, segmentation::ModelCard card, int depth = 2,
+std::filesystem::path write_native_unet(const std::filesystem::path& dir, sagitta::ModelCard card, int depth = 2,
                                         int base_channels = 4);
 
+// The "threshold" model on a 3D card (2 classes, patch 16, 1.5 mm) whose class 1 ("dense") is
+// where the CT-normalised value exceeds 1 (std 100): a ball of 400 in -50 is found. Returns the
+// card path.
+std::filesystem::path write_threshold_model(const std::filesystem::path& dir);
+
 // A card with `classes` labels, one CT-like channel (normalisation None unless changed).
-segmentation::ModelCard test_card(int dimensions, int classes, int patch, double spacing = 1.0);
+sagitta::ModelCard test_card(int dimensions, int classes, int patch, double spacing = 1.0);
 
 }  // namespace sagitta::testing

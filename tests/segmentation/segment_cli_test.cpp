@@ -4,7 +4,7 @@
 #include <fstream>
 
 #include "phantoms.h"
-#include "sagitta/dicom/volume_io.h"
+#include "sagitta/core/volume_io.h"
 #include "script_models.h"
 #include "support/test_paths.h"
 
@@ -14,14 +14,6 @@ using sagitta::testing::run_command;
 
 namespace {
 
-fs::path threshold_model(const fs::path& dir) {
-  auto card = sagitta::testing::test_card(3, 2, 16, 1.5);
-  card.channels[0].normalization.scheme = seg::Normalization::Scheme::CT;
-  card.channels[0].normalization.std = 100;
-  card.labels[1].name = "dense";
-  return sagitta::testing::write_script_model(dir, "threshold", card);
-}
-
 std::string segment(const std::string& args) {
   return sagitta::testing::sagitta_executable().string() + " segment --no-progress " + args;
 }
@@ -30,19 +22,19 @@ std::string segment(const std::string& args) {
 
 TEST(SegmentCli, WritesLabelsProbabilitiesAndReport) {
   const fs::path dir = sagitta::testing::scratch_dir();
-  const fs::path card = threshold_model(dir / "model");
+  const fs::path card = sagitta::testing::write_threshold_model(dir / "model");
   auto image = sagitta::testing::make_volume({40, 36, 12}, {0.9, 0.9, 2.5}, [](double x, double y, double z) {
     return (x - 11.95) * (x - 11.95) + (y - 22.9) * (y - 22.9) + (z - 113.75) * (z - 113.75) < 64 ? 400.f : -50.f;
   }, {-3, 4, 100}, 10);
-  sagitta::dicom::WriteOptions wo;
-  wo.pixel_type = sagitta::dicom::OutputPixelType::Float;
-  sagitta::dicom::write_volumes({image}, dir / "ct.nrrd", wo);
+  sagitta::WriteOptions wo;
+  wo.pixel_type = sagitta::OutputPixelType::Float;
+  sagitta::write_volumes({image}, dir / "ct.nrrd", wo);
 
   const auto r = run_command(segment((dir / "ct.nrrd").string() + " --model " + card.string() + " -o " +
                                      (dir / "out").string() + " --probabilities --threads 2"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("dense"), std::string::npos) << r.out;
-  auto labels = sagitta::dicom::read_volume(dir / "out" / "labels.nrrd");
+  auto labels = sagitta::read_volume(dir / "out" / "labels.nrrd");
   EXPECT_EQ(labels->GetLargestPossibleRegion(), image->GetLargestPossibleRegion());
   for (int i = 0; i < 3; ++i) {
     EXPECT_NEAR(labels->GetOrigin()[i], image->GetOrigin()[i], 1e-9);
@@ -51,7 +43,7 @@ TEST(SegmentCli, WritesLabelsProbabilitiesAndReport) {
   }
   EXPECT_TRUE(fs::exists(dir / "out" / "probabilities.nrrd"));
   const auto report = nlohmann::json::parse(std::ifstream(dir / "out" / "report.json"));
-  EXPECT_EQ(report["model"]["weights_sha256"], seg::load_card(card).sha256);
+  EXPECT_EQ(report["model"]["weights_sha256"], sagitta::load_card(card).sha256);
   EXPECT_EQ(report["labels"][1]["name"], "dense");
   EXPECT_GT(report["labels"][1]["volume_ml"].get<double>(), 1.5);  // a 8 mm ball is 2.1 mL
   EXPECT_LT(report["labels"][1]["volume_ml"].get<double>(), 2.8);
@@ -70,7 +62,7 @@ TEST(SegmentCli, SegmentsADicomFolder) {
   const fs::path dir = sagitta::testing::scratch_dir();
   const fs::path demo = sagitta::testing::source_dir() / "testdata/demo/ct_phantom";
   if (!fs::exists(demo)) GTEST_SKIP() << "demo series not found at " << demo;
-  const auto r = run_command(segment(demo.string() + " --model " + threshold_model(dir / "model").string() + " -o " +
+  const auto r = run_command(segment(demo.string() + " --model " + sagitta::testing::write_threshold_model(dir / "model").string() + " -o " +
                                      (dir / "out").string() + " --crop-body --largest-component"));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto report = nlohmann::json::parse(std::ifstream(dir / "out" / "report.json"));
@@ -80,13 +72,13 @@ TEST(SegmentCli, SegmentsADicomFolder) {
 
 TEST(SegmentCli, BadInputGivesOneLineAndWritesNothing) {
   const fs::path dir = sagitta::testing::scratch_dir();
-  const fs::path card = threshold_model(dir / "model");
+  const fs::path card = sagitta::testing::write_threshold_model(dir / "model");
   auto good = sagitta::testing::make_volume({20, 20, 20}, {1, 1, 1}, [](double, double, double) { return 0.f; });
   auto nan = sagitta::testing::make_volume({20, 20, 20}, {1, 1, 1}, [](double x, double, double) { return x > 10 ? NAN : 0.f; });
-  sagitta::dicom::WriteOptions wo;
-  wo.pixel_type = sagitta::dicom::OutputPixelType::Float;
-  sagitta::dicom::write_volumes({good}, dir / "good.nrrd", wo);
-  sagitta::dicom::write_volumes({nan}, dir / "nan.nrrd", wo);
+  sagitta::WriteOptions wo;
+  wo.pixel_type = sagitta::OutputPixelType::Float;
+  sagitta::write_volumes({good}, dir / "good.nrrd", wo);
+  sagitta::write_volumes({nan}, dir / "nan.nrrd", wo);
   // A card whose weights changed.
   fs::create_directories(dir / "tampered");
   fs::copy_file(card, dir / "tampered" / "model.json");
@@ -95,7 +87,7 @@ TEST(SegmentCli, BadInputGivesOneLineAndWritesNothing) {
   fs::create_directories(dir / "junk");
   std::ofstream(dir / "junk" / "model.pt") << "not a model";
   auto j = nlohmann::json::parse(std::ifstream(card));
-  j["sha256"] = seg::sha256_file(dir / "junk" / "model.pt");
+  j["sha256"] = sagitta::sha256_file(dir / "junk" / "model.pt");
   std::ofstream(dir / "junk" / "model.json") << j.dump();
 
   const std::vector<std::pair<std::string, std::string>> cases = {

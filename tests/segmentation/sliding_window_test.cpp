@@ -25,7 +25,7 @@ namespace {
 seg::Model load(const fs::path& card_path) {
   seg::ModelOptions o;
   o.threads = 2;
-  return seg::Model::load(seg::load_card(card_path), o);
+  return seg::Model::load(sagitta::load_card(card_path), o);
 }
 
 seg::Image::Pointer noise_volume(std::array<unsigned, 3> size, unsigned seed) {
@@ -168,7 +168,7 @@ TEST(Model, BadModelsAreRefusedWithAClearMessage) {
     std::ofstream(dir / "junk.pt") << "this is not a model";
     auto card = test_card(3, 2, 8);
     card.weights = dir / "junk.pt";
-    seg::save_card(card, dir / "junk.json");
+    sagitta::save_card(card, dir / "junk.json");
     expect_error(dir / "junk.json", "not a TorchScript model");
   }
   // The model takes one channel, the card says two.
@@ -180,20 +180,20 @@ TEST(Model, BadModelsAreRefusedWithAClearMessage) {
   // The card says three classes, the model gives two.
   {
     auto card = write_script_model(dir / "classes", "pointwise", test_card(3, 2, 8));
-    auto c = seg::load_card(card);
-    seg::Label extra;
+    auto c = sagitta::load_card(card);
+    sagitta::Label extra;
     extra.value = 2;
     extra.name = "extra";
     c.labels.push_back(extra);
-    seg::save_card(c, card);
+    sagitta::save_card(c, card);
     expect_error(card, "expects 3 classes");
   }
   // The card promises (logits, activation), the model gives logits.
   {
     auto card = write_script_model(dir / "tuple", "pointwise", test_card(3, 2, 8));
-    auto c = seg::load_card(card);
+    auto c = sagitta::load_card(card);
     c.returns_activation = true;
-    seg::save_card(c, card);
+    sagitta::save_card(c, card);
     expect_error(card, "returns (logits, activation)");
   }
   // And a model that does return the activation loads and segments.
@@ -214,7 +214,7 @@ TEST(Model, NativeUNetLoadsAndSegments) {
   EXPECT_EQ(r.windows, 1);
   EXPECT_LT(max_interior_difference(r, full_forward(model, *image), *image, 0), 1e-5);
   // Native checkpoints are checked against their card too.
-  auto card = seg::load_card(dir / "model.json");
+  auto card = sagitta::load_card(dir / "model.json");
   card.channels.push_back(card.channels[0]);
   try {
     seg::Model::load(card);
@@ -229,7 +229,7 @@ TEST(Segment, OutputsAreOnTheSourceGridAndFindTheBall) {
   // 100 HU after CT normalisation) works at 1.6 mm isotropic with a 24^3 patch.
   const fs::path dir = sagitta::testing::scratch_dir();
   auto card = test_card(3, 2, 24, 1.6);
-  card.channels[0].normalization.scheme = seg::Normalization::Scheme::CT;
+  card.channels[0].normalization.scheme = sagitta::Normalization::Scheme::CT;
   card.channels[0].normalization.std = 100;
   const auto model = load(write_script_model(dir, "threshold", card));
   const double cx = 17.3, cy = 11.2, cz = 40, r = 14;  // inside the oblique volume

@@ -5,7 +5,7 @@
 
 #include <map>
 
-#include "sagitta/segmentation/model_card.h"
+#include "sagitta/core/model_card.h"
 #include "sagitta/segmentation/train.h"
 #include "support/test_paths.h"
 
@@ -14,7 +14,7 @@ namespace seg = sagitta::segmentation;
 
 TEST(TrainDemoModel, CardIsValidAndSmall) {
   const auto card_path = sagitta::testing::source_dir() / "testdata/models/demo/model.json";
-  const auto card = seg::load_card(card_path);  // checks the weights' sha256
+  const auto card = sagitta::load_card(card_path);  // checks the weights' sha256
   EXPECT_EQ(card.format, "native-unet");
   EXPECT_LT(fs::file_size(card.weights), 4u << 20);
   ASSERT_EQ(card.labels.size(), 5u);

@@ -11,9 +11,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "sagitta/dicom/volume_io.h"
+#include "sagitta/core/volume_io.h"
 #include "sagitta/segmentation/error.h"
-#include "sagitta/segmentation/model_card.h"
+#include "sagitta/core/model_card.h"
 #include "sagitta/segmentation/train.h"
 #include "support/test_paths.h"
 
@@ -66,11 +66,11 @@ void write_phantom(const fs::path& image_path, const fs::path& label_path, unsig
         image->SetPixel(idx, v + noise(rng));
         labels->SetPixel(idx, l);
       }
-  sagitta::dicom::WriteOptions w;
-  w.pixel_type = sagitta::dicom::OutputPixelType::Float;
-  sagitta::dicom::write_volumes({image}, image_path, w);
-  w.pixel_type = sagitta::dicom::OutputPixelType::Auto;
-  sagitta::dicom::write_volumes({labels}, label_path, w);
+  sagitta::WriteOptions w;
+  w.pixel_type = sagitta::OutputPixelType::Float;
+  sagitta::write_volumes({image}, image_path, w);
+  w.pixel_type = sagitta::OutputPixelType::Auto;
+  sagitta::write_volumes({labels}, label_path, w);
 }
 
 struct Phantoms {
@@ -140,7 +140,7 @@ TEST(TrainPhantom, ReachesDice095OnAnUnseenPhantom) {
 
   // The written model is a valid native-unet card, and scoring it through evaluate_model (the
   // held-out path, Dice in the label map's geometry) agrees.
-  const auto card = seg::load_card(result.card);
+  const auto card = sagitta::load_card(result.card);
   EXPECT_EQ(card.format, "native-unet");
   EXPECT_EQ(card.labels.size(), 3u);
   EXPECT_EQ(card.num_classes(), 3);
@@ -182,7 +182,7 @@ TEST(TrainPhantom, ResumeAfterStopGivesTheUninterruptedModel) {
     EXPECT_NEAR(resumed.history[std::size_t(e)].loss, straight.history[std::size_t(e)].loss, 1e-4) << "epoch " << e + 1;
   // Same weights: with one thread and per-epoch seeds, training is bit-reproducible, so the
   // resumed run's weights file is byte-identical to the uninterrupted run's.
-  const auto a = seg::load_card(p.dir / "straight" / "model.json"), b = seg::load_card(o.output / "model.json");
+  const auto a = sagitta::load_card(p.dir / "straight" / "model.json"), b = sagitta::load_card(o.output / "model.json");
   for (std::size_t l = 0; l < straight.history.back().dice.size(); ++l)
     EXPECT_NEAR(straight.history.back().dice[l].dice.value_or(-1), resumed.history.back().dice[l].dice.value_or(-2), 1e-3);
   EXPECT_EQ(a.unet, b.unet);
@@ -207,7 +207,7 @@ TEST(TrainPhantom, FineTunesWithNewLabels) {
   f.epochs = 1;
   f.iterations_per_epoch = 3;
   const auto tuned = seg::train_unet(f);
-  const auto card = seg::load_card(tuned.card);
+  const auto card = sagitta::load_card(tuned.card);
   EXPECT_EQ(card.unet.at("base_channels"), 8);
   EXPECT_EQ(card.num_classes(), 3);
   const std::string notes = card.provenance.at("notes").dump();
@@ -226,7 +226,7 @@ TEST(TrainCli, TrainsAndRefusesBadInput) {
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("epoch 1/1"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("test "), std::string::npos) << r.out;
-  const auto card = seg::load_card(out / "model.json");
+  const auto card = sagitta::load_card(out / "model.json");
   EXPECT_TRUE(card.provenance.contains("test"));
 
   // One label map for two images: a clear error, exit 3, nothing written.

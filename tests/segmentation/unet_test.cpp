@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "sagitta/segmentation/error.h"
-#include "sagitta/segmentation/unet.h"
+#include "unet.h"
 #include "support/test_paths.h"
 
 namespace seg = sagitta::segmentation;

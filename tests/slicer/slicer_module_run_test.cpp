@@ -18,7 +18,7 @@
 #include <thread>
 #include <unistd.h>
 
-#include "sagitta/dicom/volume_io.h"
+#include "sagitta/core/volume_io.h"
 #include "support/test_paths.h"
 
 namespace {
@@ -154,7 +154,7 @@ TEST(SlicerModules, ConvertWritesTheVolumeWhereToldWithProgress) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.err, "");
   check_progress(r.out);
-  const auto volume = sagitta::dicom::read_volume(out);
+  const auto volume = sagitta::read_volume(out);
   const auto size = volume->GetLargestPossibleRegion().GetSize();
   EXPECT_EQ(size[2], 40u);
   EXPECT_TRUE(fs::exists(dir / "return.params"));  // written even with no return values
@@ -178,8 +178,8 @@ TEST(SlicerModules, SegmentReturnsLabelMapAndPerLabelVolumes) {
   EXPECT_NE(r.out.find("inputs: " + ct.string()), std::string::npos) << "--echo prints the arguments\n" << r.out;
 
   // The label map is on the input's grid and holds the model's labels.
-  const auto image = sagitta::dicom::read_volume(ct);
-  const auto label_map = sagitta::dicom::read_volume(labels);
+  const auto image = sagitta::read_volume(ct);
+  const auto label_map = sagitta::read_volume(labels);
   EXPECT_EQ(label_map->GetLargestPossibleRegion().GetSize(), image->GetLargestPossibleRegion().GetSize());
   EXPECT_EQ(label_map->GetSpacing(), image->GetSpacing());
   EXPECT_EQ(label_map->GetOrigin(), image->GetOrigin());
@@ -223,7 +223,7 @@ TEST(SlicerModules, MeshWritesAModelSlicerLoads) {
     if (i[0] > 3 && i[0] < 10 && i[1] > 3 && i[1] < 14 && i[2] > 2 && i[2] < 12) it.Set(1);
     if (i[0] > 13 && i[0] < 20 && i[1] > 5 && i[1] < 12 && i[2] > 4 && i[2] < 10) it.Set(2);
   }
-  sagitta::dicom::write_volumes({labels}, dir / "labels.nrrd", {});  // integer values: written as an integer type
+  sagitta::write_volumes({labels}, dir / "labels.nrrd", {});  // integer values: written as an integer type
   const fs::path out = dir / "vtkMRMLModelNodeD.vtp";
   const auto r = run_command(slicer_command_line("SagittaMesh", {{"input", (dir / "labels.nrrd").string()},
                                                                  {"output", out.string()},
@@ -283,7 +283,7 @@ TEST(SlicerModules, BadInputIsOneLineAndNonZero) {
 TEST(SlicerModules, SigtermDuringSegmentLeavesNoOutput) {
   SAGITTA_REQUIRE_EXTERNAL(ct_source, "ct/totalsegmentator/example_ct_sm.nii.gz");
   const fs::path dir = scratch_dir();
-  sagitta::dicom::write_volumes({sagitta::dicom::read_volume(ct_source)}, dir / "ct.nrrd", {});
+  sagitta::write_volumes({sagitta::read_volume(ct_source)}, dir / "ct.nrrd", {});
   const fs::path labels = dir / "labels.nrrd";
   // Mirroring makes inference long enough to be interrupted in the middle.
   const std::string cmd = slicer_command_line(

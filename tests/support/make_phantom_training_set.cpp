@@ -16,7 +16,7 @@
 #include <random>
 #include <string>
 
-#include "sagitta/dicom/volume_io.h"
+#include "sagitta/core/volume_io.h"
 
 namespace fs = std::filesystem;
 namespace dcm = sagitta::dicom;
@@ -82,7 +82,7 @@ void write_demo_labels(const fs::path& folder) {
   auto ct = make_grid<CtImage>();
   auto labels = make_grid<LabelImage>();
   paint(body, organ, bone, hu, 0.0, unused, *ct, *labels);
-  dcm::write_volumes_as<std::uint16_t>({labels}, folder / "demo_labels.nrrd", true);
+  sagitta::write_volumes_as<std::uint16_t>({labels}, folder / "demo_labels.nrrd", true);
 }
 
 void write_pair(const fs::path& folder, int index, std::mt19937& rng) {
@@ -109,8 +109,8 @@ void write_pair(const fs::path& folder, int index, std::mt19937& rng) {
   auto labels = make_grid<LabelImage>();
   paint(body, organ, bone, hu, noise, rng, *ct, *labels);
   const std::string stem = "phantom_" + std::to_string(index);
-  dcm::write_volumes_as<std::int16_t>({ct}, folder / (stem + "_ct.nrrd"), true);
-  dcm::write_volumes_as<std::uint16_t>({labels}, folder / (stem + "_labels.nrrd"), true);
+  sagitta::write_volumes_as<std::int16_t>({ct}, folder / (stem + "_ct.nrrd"), true);
+  sagitta::write_volumes_as<std::uint16_t>({labels}, folder / (stem + "_labels.nrrd"), true);
 }
 
 }  // namespace

@@ -59,4 +59,12 @@ ProcessResult run_command(const std::string& command) {
   return result;
 }
 
+std::vector<float> read_floats(const std::filesystem::path& path) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  std::vector<float> v(std::size_t(f.tellg()) / sizeof(float));
+  f.seekg(0);
+  f.read(reinterpret_cast<char*>(v.data()), std::streamsize(v.size() * sizeof(float)));
+  return v;
+}
+
 }  // namespace sagitta::testing

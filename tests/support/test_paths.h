@@ -2,6 +2,7 @@
 // Where tests find things: the real third-party data (optional), the project's testdata/,
 // a scratch folder per test, and the `sagitta` executable for command-line tests.
 #include <filesystem>
+#include <vector>
 #include <optional>
 #include <string>
 
@@ -27,6 +28,9 @@ std::filesystem::path scratch_dir();
 
 // The sagitta executable ($SAGITTA_BIN, set by ctest).
 std::filesystem::path sagitta_executable();
+
+// A raw little-endian float32 file (as numpy's tofile writes it).
+std::vector<float> read_floats(const std::filesystem::path& path);
 
 struct ProcessResult {
   int exit_code = -1;

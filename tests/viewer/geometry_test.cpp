@@ -9,7 +9,7 @@
 #include <fstream>
 
 #include "phantom.h"
-#include "sagitta/dicom/volume_io.h"
+#include "sagitta/core/volume_io.h"
 #include "sagitta/viewer/error.h"
 #include "sagitta/viewer/itk_to_vtk.h"
 #include "sagitta/viewer/overlays.h"
@@ -126,7 +126,7 @@ TEST(Overlays, LabelMapOnAnotherGridIsRefusedOrResampled) {
   other.size = {32, 32, 20};
   other = other.centred();
   auto labels = svt::make_volume(other, {{{5, 5, 0}, {8, 8, 8}, 3}});
-  sagitta::dicom::write_volumes({labels}, dir / "labels.nrrd", {sagitta::dicom::OutputPixelType::Float});
+  sagitta::write_volumes({labels}, dir / "labels.nrrd", {sagitta::OutputPixelType::Float});
   try {
     sv::read_label_map(dir / "labels.nrrd", volume);
     FAIL() << "a label map on another grid must be refused";
@@ -156,7 +156,7 @@ TEST(Overlays, FractionalValuesAreNotALabelMap) {
   svt::Grid g;
   g = g.centred();
   auto ct = svt::make_volume(g, {{{0, 0, 0}, {5, 5, 5}, 0.5f}});
-  sagitta::dicom::write_volumes({ct}, dir / "ct.nrrd", {sagitta::dicom::OutputPixelType::Float});
+  sagitta::write_volumes({ct}, dir / "ct.nrrd", {sagitta::OutputPixelType::Float});
   EXPECT_THROW(sv::read_label_map(dir / "ct.nrrd", ct), sv::ViewerError);
   EXPECT_THROW(sv::read_label_map(dir / "missing.nrrd", ct), sv::ViewerError);
 }

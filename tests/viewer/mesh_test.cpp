@@ -11,7 +11,7 @@
 #include <cmath>
 
 #include "phantom.h"
-#include "sagitta/dicom/volume_io.h"
+#include "sagitta/core/volume_io.h"
 #include "sagitta/viewer/error.h"
 #include "sagitta/viewer/surfaces.h"
 #include "support/test_paths.h"
@@ -140,7 +140,7 @@ TEST(MeshCommand, WritesSurfacesAndReportsVolumes) {
   as_float->Allocate();
   for (std::size_t i = 0; i < ph.labels->GetLargestPossibleRegion().GetNumberOfPixels(); ++i)
     as_float->GetBufferPointer()[i] = ph.labels->GetBufferPointer()[i];
-  sagitta::dicom::write_volumes({as_float}, dir / "labels.nrrd", {});
+  sagitta::write_volumes({as_float}, dir / "labels.nrrd", {});
   const auto bin = sagitta::testing::sagitta_executable().string();
   auto r = sagitta::testing::run_command(bin + " mesh " + (dir / "labels.nrrd").string() + " -o " +
                                          (dir / "m.vtp").string() + " --json");

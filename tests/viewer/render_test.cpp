@@ -6,7 +6,7 @@
 #include <cstdlib>
 
 #include "phantom.h"
-#include "sagitta/dicom/volume_io.h"
+#include "sagitta/core/volume_io.h"
 #include "sagitta/viewer/display.h"
 #include "sagitta/viewer/error.h"
 #include "sagitta/viewer/offscreen_render.h"
@@ -253,7 +253,7 @@ TEST_F(Render, CommandRendersADicomFolderAndRefusesMismatchedLabels) {
   svt::Grid other;
   other.size = {10, 10, 10};
   other = other.centred();
-  sagitta::dicom::write_volumes({svt::make_volume(other, {})}, dir / "labels.nrrd", {});
+  sagitta::write_volumes({svt::make_volume(other, {})}, dir / "labels.nrrd", {});
   r = sagitta::testing::run_command(bin + " render " + (dir / "dicom").string() + " --labels " +
                                     (dir / "labels.nrrd").string() + " -o " + (dir / "bad.png").string());
   EXPECT_EQ(r.exit_code, 3) << r.err;
@@ -273,7 +273,7 @@ TEST(RenderWithoutDisplay, ViewAndRenderSayWhatToDo) {
   const auto dir = sagitta::testing::scratch_dir();
   svt::Grid g;
   g = g.centred();
-  sagitta::dicom::write_volumes({svt::make_volume(g, {})}, dir / "v.nrrd", {});
+  sagitta::write_volumes({svt::make_volume(g, {})}, dir / "v.nrrd", {});
   const auto bin = sagitta::testing::sagitta_executable().string();
   auto r = sagitta::testing::run_command("env -u DISPLAY " + bin + " view " + (dir / "v.nrrd").string());
   EXPECT_EQ(r.exit_code, 3) << r.err;

@@ -1,3 +1,4 @@
+// Offscreen pictures of a Scene: one view, the 2x2 grid, a montage of axial slices; PNG files.
 #include "sagitta/viewer/offscreen_render.h"
 
 #include <vtkImageData.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "sagitta/viewer/display.h"
+#include "sagitta/core/atomic_output.h"
 #include "sagitta/viewer/error.h"
 #include "sagitta/viewer/slice_view.h"
 #include "sagitta/viewer/surface_view.h"
@@ -63,6 +65,73 @@ std::vector<int> montage_slices(const Scene& scene, const SliceGrid& grid, int c
   return slices;
 }
 
+// The views of one picture and where each goes (viewport fractions).
+struct Views {
+  struct Place {
+    vtkRenderer* renderer;
+    double x0, y0, x1, y1;
+  };
+  const Scene& scene;
+  Vec3 focus;
+  std::vector<std::unique_ptr<SliceView>> slices;
+  std::unique_ptr<SurfaceView> surface;
+  std::vector<Place> places;
+
+  SliceView* slice(Orientation o) {
+    slices.push_back(std::make_unique<SliceView>(scene, o));
+    slices.back()->set_focus(focus);
+    return slices.back().get();
+  }
+};
+
+void single_slice(Views& v, const RenderRequest& r) {
+  const Orientation o = r.layout == Layout::Axial ? Orientation::Axial
+                        : r.layout == Layout::Coronal ? Orientation::Coronal
+                                                      : Orientation::Sagittal;
+  SliceView* view = v.slice(o);
+  if (r.slice) {
+    if (*r.slice < 0 || *r.slice >= view->grid().size[2])
+      throw ViewerError("slice " + std::to_string(*r.slice) + " is outside the " + to_string(o) + " view's 0.." +
+                        std::to_string(view->grid().size[2] - 1));
+    view->set_slice(*r.slice);
+  }
+  v.places.push_back({view->renderer(), 0, 0, 1, 1});
+}
+
+void grid(Views& v, const RenderRequest& r) {
+  v.places.push_back({v.slice(Orientation::Axial)->renderer(), 0, 0.5, 0.5, 1});
+  v.places.push_back({v.slice(Orientation::Coronal)->renderer(), 0.5, 0.5, 1, 1});
+  v.places.push_back({v.slice(Orientation::Sagittal)->renderer(), 0, 0, 0.5, 0.5});
+  v.surface = std::make_unique<SurfaceView>(v.scene, r.surfaces);
+  v.places.push_back({v.surface->renderer(), 0.5, 0, 1, 0.5});
+}
+
+void montage(Views& v, const RenderRequest& r) {
+  if (r.montage_count < 1 || r.montage_count > 64) throw ViewerError("montage count must be within 1..64");
+  const int cols = int(std::ceil(std::sqrt(double(r.montage_count))));
+  const int rows = (r.montage_count + cols - 1) / cols;
+  SliceView* first = v.slice(Orientation::Axial);
+  const auto ks = montage_slices(v.scene, first->grid(), r.montage_count);
+  for (int i = 0; i < r.montage_count; ++i) {
+    SliceView* view = i == 0 ? first : v.slice(Orientation::Axial);
+    view->set_slice(ks[std::size_t(i)]);
+    const int c = i % cols, row = i / cols;
+    v.places.push_back({view->renderer(), double(c) / cols, 1.0 - double(row + 1) / rows, double(c + 1) / cols,
+                        1.0 - double(row) / rows});
+  }
+}
+
+vtkSmartPointer<vtkImageData> grab(vtkRenderWindow* window) {
+  vtkNew<vtkWindowToImageFilter> grabber;
+  grabber->SetInput(window);
+  grabber->SetInputBufferTypeToRGB();
+  grabber->ReadFrontBufferOff();
+  grabber->Update();
+  auto image = vtkSmartPointer<vtkImageData>::New();
+  image->DeepCopy(grabber->GetOutput());
+  return image;
+}
+
 }  // namespace
 
 vtkSmartPointer<vtkImageData> render_image(const Scene& scene, const RenderRequest& r) {
@@ -76,100 +145,41 @@ vtkSmartPointer<vtkImageData> render_image(const Scene& scene, const RenderReque
   window->SetSize(r.width, r.height);
   window->SetBorders(0);
 
-  std::vector<std::unique_ptr<SliceView>> slices;
-  std::unique_ptr<SurfaceView> surface;
-  struct Place {
-    vtkRenderer* renderer;
-    double x0, y0, x1, y1;
-  };
-  std::vector<Place> places;
-  const Vec3 focus = r.focus ? *r.focus : scene.focus_point();
-  auto slice_view = [&](Orientation o) {
-    slices.push_back(std::make_unique<SliceView>(scene, o));
-    slices.back()->set_focus(focus);
-    return slices.back().get();
-  };
-
+  Views v{scene, r.focus ? *r.focus : scene.focus_point(), {}, {}, {}};
   switch (r.layout) {
     case Layout::Axial:
     case Layout::Coronal:
-    case Layout::Sagittal: {
-      const Orientation o = r.layout == Layout::Axial ? Orientation::Axial
-                            : r.layout == Layout::Coronal ? Orientation::Coronal
-                                                          : Orientation::Sagittal;
-      SliceView* v = slice_view(o);
-      if (r.slice) {
-        if (*r.slice < 0 || *r.slice >= v->grid().size[2])
-          throw ViewerError("slice " + std::to_string(*r.slice) + " is outside the " + to_string(o) + " view's 0.." +
-                            std::to_string(v->grid().size[2] - 1));
-        v->set_slice(*r.slice);
-      }
-      places.push_back({v->renderer(), 0, 0, 1, 1});
-      break;
-    }
+    case Layout::Sagittal: single_slice(v, r); break;
     case Layout::ThreeD:
-      surface = std::make_unique<SurfaceView>(scene, r.surfaces);
-      places.push_back({surface->renderer(), 0, 0, 1, 1});
+      v.surface = std::make_unique<SurfaceView>(scene, r.surfaces);
+      v.places.push_back({v.surface->renderer(), 0, 0, 1, 1});
       break;
-    case Layout::Grid: {
-      places.push_back({slice_view(Orientation::Axial)->renderer(), 0, 0.5, 0.5, 1});
-      places.push_back({slice_view(Orientation::Coronal)->renderer(), 0.5, 0.5, 1, 1});
-      places.push_back({slice_view(Orientation::Sagittal)->renderer(), 0, 0, 0.5, 0.5});
-      surface = std::make_unique<SurfaceView>(scene, r.surfaces);
-      places.push_back({surface->renderer(), 0.5, 0, 1, 0.5});
-      break;
-    }
-    case Layout::Montage: {
-      if (r.montage_count < 1 || r.montage_count > 64) throw ViewerError("montage count must be within 1..64");
-      const int cols = int(std::ceil(std::sqrt(double(r.montage_count))));
-      const int rows = (r.montage_count + cols - 1) / cols;
-      SliceView* first = slice_view(Orientation::Axial);
-      const auto ks = montage_slices(scene, first->grid(), r.montage_count);
-      for (int i = 0; i < r.montage_count; ++i) {
-        SliceView* v = i == 0 ? first : slice_view(Orientation::Axial);
-        v->set_slice(ks[std::size_t(i)]);
-        const int c = i % cols, row = i / cols;
-        places.push_back({v->renderer(), double(c) / cols, 1.0 - double(row + 1) / rows, double(c + 1) / cols,
-                          1.0 - double(row) / rows});
-      }
-      break;
-    }
+    case Layout::Grid: grid(v, r); break;
+    case Layout::Montage: montage(v, r); break;
   }
-  for (const auto& p : places) {
+  for (const auto& p : v.places) {
     p.renderer->SetViewport(p.x0, p.y0, p.x1, p.y1);
     window->AddRenderer(p.renderer);
   }
-  for (auto& v : slices) {
-    v->reset_camera();
-    v->update();
+  for (auto& view : v.slices) {
+    view->reset_camera();
+    view->update();
   }
-  if (surface) surface->reset_camera();
+  if (v.surface) v.surface->reset_camera();
   window->Render();
-
-  vtkNew<vtkWindowToImageFilter> grab;
-  grab->SetInput(window);
-  grab->SetInputBufferTypeToRGB();
-  grab->ReadFrontBufferOff();
-  grab->Update();
-  auto image = vtkSmartPointer<vtkImageData>::New();
-  image->DeepCopy(grab->GetOutput());
-  return image;
+  return grab(window);
 }
 
 void write_png(vtkImageData* image, const fs::path& png) {
   const fs::path folder = png.parent_path().empty() ? fs::path(".") : png.parent_path();
   if (!fs::is_directory(folder)) throw ViewerError(png.string() + ": the output folder does not exist");
-  const fs::path tmp = folder / ("." + png.filename().string() + ".partial-" + std::to_string(::getpid()) + ".png");
-  vtkNew<vtkPNGWriter> writer;
-  writer->SetInputData(image);
-  writer->SetFileName(tmp.string().c_str());
-  writer->Write();
-  if (writer->GetErrorCode() != 0 || !fs::exists(tmp)) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw ViewerError(png.string() + ": cannot write the picture");
-  }
-  fs::rename(tmp, png);
+  write_atomically(png, [&](const fs::path& tmp) {
+    vtkNew<vtkPNGWriter> writer;
+    writer->SetInputData(image);
+    writer->SetFileName(tmp.string().c_str());
+    writer->Write();
+    if (writer->GetErrorCode() != 0 || !fs::exists(tmp)) throw ViewerError(png.string() + ": cannot write the picture");
+  });
 }
 
 void render_png(const Scene& scene, const RenderRequest& request, const fs::path& png) {

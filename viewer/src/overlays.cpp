@@ -11,8 +11,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "sagitta/dicom/error.h"
-#include "sagitta/dicom/volume_io.h"
+#include "sagitta/core/error.h"
+#include "sagitta/core/model_card.h"
+#include "sagitta/core/volume_io.h"
 #include "sagitta/viewer/error.h"
 
 namespace sagitta::viewer {
@@ -73,31 +74,19 @@ const LabelStyle* LabelTable::find(int value) const {
 }
 
 LabelTable LabelTable::from_model_card(const fs::path& card, int max_label) {
-  std::ifstream in(card);
-  if (!in) throw ViewerError(card.string() + ": cannot read the model card");
-  nlohmann::json j;
+  std::vector<sagitta::Label> labels;
   try {
-    in >> j;
-  } catch (const nlohmann::json::exception& e) {
-    throw ViewerError(card.string() + ": not valid JSON (" + e.what() + ")");
+    labels = sagitta::read_card_labels(card);
+  } catch (const sagitta::Error& e) {
+    throw ViewerError(e.what());
   }
-  if (!j.contains("labels") || !j["labels"].is_array())
-    throw ViewerError(card.string() + ": no \"labels\" array (expected a model card with label values, names and colours)");
   LabelTable t = defaults(max_label);
-  for (const auto& l : j["labels"]) {
-    if (!l.contains("value") || !l["value"].is_number_integer())
-      throw ViewerError(card.string() + ": a label without an integer \"value\"");
-    const int value = l["value"].get<int>();
-    if (value == 0) continue;  // background is never drawn
-    if (value < 0 || value > 65535) throw ViewerError(card.string() + ": label value out of range 1..65535");
-    LabelStyle& s = t[value];
-    if (l.contains("name") && l["name"].is_string()) s.name = l["name"].get<std::string>();
-    if (l.contains("color")) {
-      const auto& c = l["color"];
-      if (!c.is_array() || c.size() != 3)
-        throw ViewerError(card.string() + ": label " + std::to_string(value) + " colour must be [r, g, b] 0..255");
-      for (std::size_t i = 0; i < 3; ++i) s.color[i] = std::clamp(c[i].get<double>(), 0.0, 255.0) / 255.0;
-    }
+  for (const auto& l : labels) {
+    if (l.value == 0) continue;  // background is never drawn
+    LabelStyle& s = t[l.value];
+    if (!l.name.empty()) s.name = l.name;
+    if (l.color_given)
+      for (std::size_t i = 0; i < 3; ++i) s.color[i] = std::clamp(double(l.color[i]), 0.0, 255.0) / 255.0;
   }
   return t;
 }
@@ -135,8 +124,8 @@ namespace {
 Image::Pointer read_float(const fs::path& path, const std::string& what) {
   if (!fs::exists(path)) throw ViewerError(what + " " + path.string() + ": no such file");
   try {
-    return dicom::read_volume(path);
-  } catch (const dicom::DicomError& e) {
+    return sagitta::read_volume(path);
+  } catch (const sagitta::Error& e) {
     throw ViewerError(what + " " + path.string() + ": " + e.what());
   } catch (const itk::ExceptionObject& e) {
     throw ViewerError(what + " " + path.string() + ": " + e.GetDescription());

@@ -11,31 +11,8 @@
 namespace sagitta::viewer {
 
 Colormap parse_colormap(const std::string& name) {
-  if (name == "hot") return Colormap::Hot;
-  if (name == "jet") return Colormap::Jet;
-  if (name == "viridis") return Colormap::Viridis;
-  throw ViewerError("unknown colour map '" + name + "' (hot, jet or viridis)");
-}
-
-std::array<double, 3> colormap_rgb(Colormap map, double t) {
-  t = std::clamp(t, 0.0, 1.0);
-  // Piecewise-linear control points: enough to reproduce each map's look without a table file.
-  using Stop = std::array<double, 4>;  // t, r, g, b
-  static const std::vector<Stop> hot{{0, 0.3, 0, 0}, {0.4, 1, 0, 0}, {0.75, 1, 1, 0}, {1, 1, 1, 1}};
-  static const std::vector<Stop> jet{{0, 0, 0, 0.5}, {0.11, 0, 0, 1}, {0.36, 0, 1, 1}, {0.5, 0.5, 1, 0.5},
-                                     {0.64, 1, 1, 0}, {0.89, 1, 0, 0}, {1, 0.5, 0, 0}};
-  static const std::vector<Stop> viridis{{0, 0.267, 0.005, 0.329}, {0.25, 0.229, 0.322, 0.546},
-                                         {0.5, 0.128, 0.567, 0.551}, {0.75, 0.369, 0.789, 0.383},
-                                         {1, 0.993, 0.906, 0.144}};
-  const auto& stops = map == Colormap::Hot ? hot : map == Colormap::Jet ? jet : viridis;
-  for (std::size_t i = 1; i < stops.size(); ++i) {
-    if (t <= stops[i][0]) {
-      const double f = (t - stops[i - 1][0]) / (stops[i][0] - stops[i - 1][0]);
-      return {stops[i - 1][1] + f * (stops[i][1] - stops[i - 1][1]), stops[i - 1][2] + f * (stops[i][2] - stops[i - 1][2]),
-              stops[i - 1][3] + f * (stops[i][3] - stops[i - 1][3])};
-    }
-  }
-  return {stops.back()[1], stops.back()[2], stops.back()[3]};
+  if (const auto map = sagitta::parse_colormap(name)) return *map;
+  throw ViewerError("unknown colour map '" + name + "' (hot, jet, inferno or viridis)");
 }
 
 Scene::Scene(Image::Pointer volume, LabelImage::Pointer labels, Image::Pointer heatmap, std::string modality)

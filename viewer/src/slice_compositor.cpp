@@ -33,7 +33,7 @@ void compose_slice(const SliceLayers& l, const Scene& scene, std::uint8_t* rgb) 
     for (std::size_t i = 0; i < n; ++i) {
       const double h = l.heatmap[i];
       if (!(h >= d.heatmap.threshold) || h <= 0) continue;
-      blend(i, colormap_rgb(d.heatmap.colormap, std::clamp((h - d.heatmap.threshold) / span, 0.0, 1.0)),
+      blend(i, sagitta::colour_rgb(d.heatmap.colormap, std::clamp((h - d.heatmap.threshold) / span, 0.0, 1.0)),
             d.heatmap.opacity);
     }
   }

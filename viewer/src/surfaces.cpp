@@ -1,3 +1,5 @@
+// Label surfaces: one smoothed, closed mesh per label in patient coordinates, their volumes, and
+// STL/VTP/OBJ files (see surfaces.h).
 #include "sagitta/viewer/surfaces.h"
 
 #include <fmt/format.h>
@@ -27,6 +29,7 @@
 #include <cctype>
 #include <unistd.h>
 
+#include "sagitta/core/atomic_output.h"
 #include "sagitta/viewer/error.h"
 
 namespace sagitta::viewer {
@@ -62,6 +65,105 @@ std::vector<Box> label_boxes(const LabelImage* labels) {
   return boxes;
 }
 
+// A binary copy of the label's bounding box with one empty voxel of padding on every side, so
+// the surface closes even where the label touches the volume's border.
+vtkSmartPointer<vtkImageData> padded_mask(const LabelImage* labels, const Box& b, int value) {
+  const auto size = labels->GetLargestPossibleRegion().GetSize();
+  const auto& spacing = labels->GetSpacing();
+  std::array<long, 3> lo{}, n{};
+  for (std::size_t d = 0; d < 3; ++d) {
+    lo[d] = b.lo[d] - 1;
+    n[d] = b.hi[d] - b.lo[d] + 3;
+  }
+  auto mask = vtkSmartPointer<vtkImageData>::New();
+  mask->SetExtent(int(lo[0]), int(lo[0] + n[0] - 1), int(lo[1]), int(lo[1] + n[1] - 1), int(lo[2]), int(lo[2] + n[2] - 1));
+  mask->SetSpacing(spacing[0], spacing[1], spacing[2]);
+  mask->SetOrigin(0, 0, 0);
+  mask->AllocateScalars(VTK_UNSIGNED_CHAR, 1);
+  auto* m = static_cast<std::uint8_t*>(mask->GetScalarPointer());
+  std::fill(m, m + n[0] * n[1] * n[2], std::uint8_t(0));
+  const std::uint16_t* p = labels->GetBufferPointer();
+  for (long z = b.lo[2]; z <= b.hi[2]; ++z)
+    for (long y = b.lo[1]; y <= b.hi[1]; ++y) {
+      const std::uint16_t* row = p + (std::size_t(z) * size[1] + std::size_t(y)) * size[0];
+      std::uint8_t* dst = m + ((z - lo[2]) * n[1] + (y - lo[1])) * n[0];
+      for (long x = b.lo[0]; x <= b.hi[0]; ++x) dst[x - lo[0]] = row[x] == value;
+    }
+  return mask;
+}
+
+// Grid coordinates (index x spacing) -> LPS: rotation by the direction, then the origin.
+vtkSmartPointer<vtkMatrix4x4> grid_to_patient(const LabelImage* labels) {
+  auto m = vtkSmartPointer<vtkMatrix4x4>::New();
+  for (unsigned r = 0; r < 3; ++r) {
+    for (unsigned c = 0; c < 3; ++c) m->SetElement(int(r), int(c), labels->GetDirection()(r, c));
+    m->SetElement(int(r), 3, labels->GetOrigin()[r]);
+  }
+  return m;
+}
+
+// Mask -> contour -> smoothing -> decimation -> patient space -> normals.
+vtkSmartPointer<vtkPolyData> mesh_of(vtkImageData* mask, vtkMatrix4x4* to_lps, const SurfaceOptions& options) {
+  vtkNew<vtkDiscreteFlyingEdges3D> contour;
+  contour->SetInputData(mask);
+  contour->SetValue(0, 1);
+  contour->ComputeNormalsOff();
+  contour->ComputeGradientsOff();
+  contour->ComputeScalarsOff();
+  vtkAlgorithmOutput* port = contour->GetOutputPort();
+  vtkNew<vtkWindowedSincPolyDataFilter> smooth;
+  if (options.smoothing_iterations > 0) {
+    smooth->SetInputConnection(port);
+    smooth->SetNumberOfIterations(options.smoothing_iterations);
+    smooth->SetPassBand(options.pass_band);
+    smooth->BoundarySmoothingOff();
+    smooth->FeatureEdgeSmoothingOff();
+    smooth->NonManifoldSmoothingOn();
+    smooth->NormalizeCoordinatesOn();  // pass band independent of the physical size
+    port = smooth->GetOutputPort();
+  }
+  vtkNew<vtkQuadricDecimation> decimate;
+  if (options.decimation > 0) {
+    decimate->SetInputConnection(port);
+    decimate->SetTargetReduction(options.decimation);
+    decimate->VolumePreservationOn();
+    port = decimate->GetOutputPort();
+  }
+  vtkNew<vtkTransform> transform;
+  transform->SetMatrix(to_lps);
+  vtkNew<vtkTransformPolyDataFilter> to_patient;
+  to_patient->SetInputConnection(port);
+  to_patient->SetTransform(transform);
+  port = to_patient->GetOutputPort();
+  // A left-handed direction (det -1) mirrors the mesh and turns its triangles inside out.
+  vtkNew<vtkReverseSense> reverse;
+  if (to_lps->Determinant() < 0) {
+    reverse->SetInputConnection(port);
+    reverse->ReverseCellsOn();
+    reverse->ReverseNormalsOn();
+    port = reverse->GetOutputPort();
+  }
+  vtkNew<vtkPolyDataNormals> normals;
+  normals->SetInputConnection(port);
+  normals->SplittingOff();
+  normals->ConsistencyOn();
+  normals->AutoOrientNormalsOff();
+  normals->SetComputePointNormals(options.normals);
+  normals->Update();
+  auto mesh = vtkSmartPointer<vtkPolyData>::New();
+  mesh->DeepCopy(normals->GetOutput());
+  return mesh;
+}
+
+double enclosed_volume(vtkPolyData* mesh) {
+  vtkNew<vtkTriangleFilter> triangles;
+  triangles->SetInputData(mesh);
+  vtkNew<vtkMassProperties> mass;
+  mass->SetInputConnection(triangles->GetOutputPort());
+  mass->Update();
+  return mass->GetVolume();
+}
+
 }  // namespace
 
 std::vector<LabelSurface> build_surfaces(const LabelImage* labels, const LabelTable& table, const SurfaceOptions& options) {
@@ -76,107 +178,19 @@ std::vector<LabelSurface> build_surfaces(const LabelImage* labels, const LabelTa
     if (v <= 0 || std::size_t(v) >= boxes.size() || boxes[std::size_t(v)].voxels == 0)
       throw ViewerError(fmt::format("label {} is not in the label map", v));
 
-  const auto size = labels->GetLargestPossibleRegion().GetSize();
+  const auto to_lps = grid_to_patient(labels);
   const auto& spacing = labels->GetSpacing();
-  const auto& direction = labels->GetDirection();
-  const auto& origin = labels->GetOrigin();
-  // Grid coordinates (index x spacing) -> LPS: rotation by the direction, then the origin.
-  vtkNew<vtkMatrix4x4> grid_to_patient;
-  double det = 0;
-  for (int r = 0; r < 3; ++r) {
-    for (int c = 0; c < 3; ++c) grid_to_patient->SetElement(r, c, direction(unsigned(r), unsigned(c)));
-    grid_to_patient->SetElement(r, 3, origin[unsigned(r)]);
-  }
-  det = grid_to_patient->Determinant();
-  vtkNew<vtkTransform> transform;
-  transform->SetMatrix(grid_to_patient);
-  const double voxel_volume = spacing[0] * spacing[1] * spacing[2];
-
   std::vector<LabelSurface> out;
   for (int value : wanted) {
     const Box& b = boxes[std::size_t(value)];
-    // A binary copy of the bounding box with one empty voxel of padding on every side, so the
-    // surface closes even where the label touches the volume's border.
-    std::array<long, 3> lo{}, n{};
-    for (int d = 0; d < 3; ++d) {
-      lo[std::size_t(d)] = b.lo[std::size_t(d)] - 1;
-      n[std::size_t(d)] = b.hi[std::size_t(d)] - b.lo[std::size_t(d)] + 3;
-    }
-    vtkNew<vtkImageData> mask;
-    mask->SetExtent(int(lo[0]), int(lo[0] + n[0] - 1), int(lo[1]), int(lo[1] + n[1] - 1), int(lo[2]), int(lo[2] + n[2] - 1));
-    mask->SetSpacing(spacing[0], spacing[1], spacing[2]);
-    mask->SetOrigin(0, 0, 0);
-    mask->AllocateScalars(VTK_UNSIGNED_CHAR, 1);
-    auto* m = static_cast<std::uint8_t*>(mask->GetScalarPointer());
-    std::fill(m, m + n[0] * n[1] * n[2], std::uint8_t(0));
-    const std::uint16_t* p = labels->GetBufferPointer();
-    for (long z = b.lo[2]; z <= b.hi[2]; ++z)
-      for (long y = b.lo[1]; y <= b.hi[1]; ++y) {
-        const std::uint16_t* row = p + (std::size_t(z) * size[1] + std::size_t(y)) * size[0];
-        std::uint8_t* dst = m + ((z - lo[2]) * n[1] + (y - lo[1])) * n[0];
-        for (long x = b.lo[0]; x <= b.hi[0]; ++x) dst[x - lo[0]] = row[x] == value;
-      }
-
-    vtkNew<vtkDiscreteFlyingEdges3D> contour;
-    contour->SetInputData(mask);
-    contour->SetValue(0, 1);
-    contour->ComputeNormalsOff();
-    contour->ComputeGradientsOff();
-    contour->ComputeScalarsOff();
-    vtkAlgorithmOutput* port = contour->GetOutputPort();
-
-    vtkNew<vtkWindowedSincPolyDataFilter> smooth;
-    if (options.smoothing_iterations > 0) {
-      smooth->SetInputConnection(port);
-      smooth->SetNumberOfIterations(options.smoothing_iterations);
-      smooth->SetPassBand(options.pass_band);
-      smooth->BoundarySmoothingOff();
-      smooth->FeatureEdgeSmoothingOff();
-      smooth->NonManifoldSmoothingOn();
-      smooth->NormalizeCoordinatesOn();  // pass band independent of the physical size
-      port = smooth->GetOutputPort();
-    }
-    vtkNew<vtkQuadricDecimation> decimate;
-    if (options.decimation > 0) {
-      decimate->SetInputConnection(port);
-      decimate->SetTargetReduction(options.decimation);
-      decimate->VolumePreservationOn();
-      port = decimate->GetOutputPort();
-    }
-    vtkNew<vtkTransformPolyDataFilter> to_patient;
-    to_patient->SetInputConnection(port);
-    to_patient->SetTransform(transform);
-    port = to_patient->GetOutputPort();
-    // A left-handed direction (det -1) mirrors the mesh and turns its triangles inside out.
-    vtkNew<vtkReverseSense> reverse;
-    if (det < 0) {
-      reverse->SetInputConnection(port);
-      reverse->ReverseCellsOn();
-      reverse->ReverseNormalsOn();
-      port = reverse->GetOutputPort();
-    }
-    vtkNew<vtkPolyDataNormals> normals;
-    normals->SetInputConnection(port);
-    normals->SplittingOff();
-    normals->ConsistencyOn();
-    normals->AutoOrientNormalsOff();
-    normals->SetComputePointNormals(options.normals);
-    normals->Update();
-
     LabelSurface s;
     s.label = value;
     const LabelStyle* style = table.find(value);
     s.name = style ? style->name : "label " + std::to_string(value);
-    s.mesh = vtkSmartPointer<vtkPolyData>::New();
-    s.mesh->DeepCopy(normals->GetOutput());
+    s.mesh = mesh_of(padded_mask(labels, b, value), to_lps, options);
     s.voxels = b.voxels;
-    s.voxel_volume_mm3 = double(b.voxels) * voxel_volume;
-    vtkNew<vtkTriangleFilter> triangles;
-    triangles->SetInputData(s.mesh);
-    vtkNew<vtkMassProperties> mass;
-    mass->SetInputConnection(triangles->GetOutputPort());
-    mass->Update();
-    s.mesh_volume_mm3 = mass->GetVolume();
+    s.voxel_volume_mm3 = double(b.voxels) * spacing[0] * spacing[1] * spacing[2];
+    s.mesh_volume_mm3 = enclosed_volume(s.mesh);
     out.push_back(std::move(s));
   }
   return out;
@@ -188,10 +202,6 @@ std::string safe_name(const std::string& name) {
   std::string s;
   for (char c : name) s += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
   return s;
-}
-
-fs::path temporary_for(const fs::path& path) {
-  return path.parent_path() / ("." + path.filename().string() + ".partial-" + std::to_string(::getpid()) + path.extension().string());
 }
 
 vtkSmartPointer<vtkPolyData> in_coordinates(vtkPolyData* mesh, MeshCoordinates c) {
@@ -208,18 +218,14 @@ vtkSmartPointer<vtkPolyData> in_coordinates(vtkPolyData* mesh, MeshCoordinates c
 
 template <typename Writer>
 void write_one(vtkPolyData* mesh, const fs::path& path) {
-  const fs::path tmp = temporary_for(path);
-  vtkNew<Writer> w;
-  w->SetInputData(mesh);
-  w->SetFileName(tmp.string().c_str());
-  if constexpr (std::is_same_v<Writer, vtkSTLWriter>) w->SetFileTypeToBinary();
-  if constexpr (std::is_same_v<Writer, vtkXMLPolyDataWriter>) w->SetDataModeToAppended();
-  if (w->Write() != 1 || !fs::exists(tmp)) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw ViewerError(path.string() + ": cannot write the mesh");
-  }
-  fs::rename(tmp, path);
+  write_atomically(path, [&](const fs::path& tmp) {
+    vtkNew<Writer> w;
+    w->SetInputData(mesh);
+    w->SetFileName(tmp.string().c_str());
+    if constexpr (std::is_same_v<Writer, vtkSTLWriter>) w->SetFileTypeToBinary();
+    if constexpr (std::is_same_v<Writer, vtkXMLPolyDataWriter>) w->SetDataModeToAppended();
+    if (w->Write() != 1 || !fs::exists(tmp)) throw ViewerError(path.string() + ": cannot write the mesh");
+  });
 }
 
 }  // namespace

@@ -1,13 +1,8 @@
 #pragma once
-// The one exception type of sagitta::dicom. Messages name the file or series and say what to do.
-#include <stdexcept>
-#include <string>
+// The one exception type of sagitta::dicom, a sagitta::Error (sagitta/core/error.h decides the
+// exit code). Messages name the file or series and say what to do.
+#include "sagitta/core/error.h"
 
 namespace sagitta::dicom {
-
-class DicomError : public std::runtime_error {
-public:
-  using std::runtime_error::runtime_error;
-};
-
+struct DicomError : sagitta::Error { using sagitta::Error::Error; };
 }  // namespace sagitta::dicom

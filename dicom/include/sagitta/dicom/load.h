@@ -6,12 +6,13 @@
 #include <string>
 #include <vector>
 
+#include "sagitta/core/image.h"
 #include "sagitta/dicom/scan.h"
 #include "sagitta/dicom/series_info.h"
 
 namespace sagitta::dicom {
 
-using Image = itk::Image<float, 3>;
+using sagitta::Image;
 
 // What to do when slices are not evenly spaced (a missing slice, variable spacing).
 enum class IrregularSpacing {

@@ -10,6 +10,5 @@ namespace sagitta::dicom {
 nlohmann::json to_json(const Decision& decision);
 nlohmann::json to_json(const Stack& stack);
 nlohmann::json to_json(const ScanResult& scan);
-nlohmann::json geometry_json(const itk::ImageBase<3>& image);
 
 }  // namespace sagitta::dicom

@@ -1,5 +1,5 @@
 #pragma once
-// Heatmap pictures for reports: colour maps (jet, inferno, viridis), a heatmap blended over a
+// Heatmap pictures for reports: a heatmap blended over a
 // window/levelled slice with opacity and threshold, the most salient slices, montages, PNG files
 // (ITK's PNG writer: explain sits beside the viewer, not above it).
 #include <array>
@@ -11,15 +11,16 @@
 #include <itkImage.h>
 #include <itkRGBPixel.h>
 
-#include "sagitta/segmentation/images.h"
+#include "sagitta/core/colormap.h"
+#include "sagitta/core/image.h"
 
 namespace sagitta::explain {
 
-enum class ColorMap { Jet, Inferno, Viridis };
-std::optional<ColorMap> parse_colormap(const std::string& name);
-std::string colormap_name(ColorMap map);
-// The colour of t in [0, 1] (clamped), 8-bit RGB.
-std::array<unsigned char, 3> colour(ColorMap map, double t);
+// The colour maps are the floor's, shared with the viewer.
+using sagitta::ColorMap;
+using sagitta::colormap_name;
+using sagitta::colour;
+using sagitta::parse_colormap;
 
 using RgbImage = itk::Image<itk::RGBPixel<unsigned char>, 2>;
 
@@ -32,15 +33,15 @@ struct OverlayOptions {
 };
 
 // Window and level from the 1st and 99th percentiles of a volume (non-CT data).
-std::array<double, 2> auto_window_level(const segmentation::Image& volume);
+std::array<double, 2> auto_window_level(const Image& volume);
 
 // Axial slice z (third index axis) of `volume` with `heatmap` (same grid) blended over it; x to
 // the right, y down, as the index grid is stored (radiological display for LPS-aligned volumes).
-RgbImage::Pointer overlay_slice(const segmentation::Image& volume, const segmentation::Image& heatmap,
-                                const segmentation::LabelImage* target, int z, const OverlayOptions& options);
+RgbImage::Pointer overlay_slice(const Image& volume, const Image& heatmap,
+                                const LabelImage* target, int z, const OverlayOptions& options);
 
 // The `count` axial slices with the largest heatmap sums, in increasing slice order.
-std::vector<int> salient_slices(const segmentation::Image& heatmap, int count);
+std::vector<int> salient_slices(const Image& heatmap, int count);
 
 // Tiles side by side, `columns` per row, separated by `gap` black pixels.
 RgbImage::Pointer montage(const std::vector<RgbImage::Pointer>& tiles, int columns, int gap = 4);

@@ -1,12 +1,8 @@
 #pragma once
-// The one exception type of sagitta::explain.
-#include <stdexcept>
+// The one exception type of sagitta::explain, a sagitta::Error (sagitta/core/error.h decides the
+// exit code). Messages name the label, region or option and say what to do.
+#include "sagitta/core/error.h"
 
 namespace sagitta::explain {
-
-class ExplainError : public std::runtime_error {
-public:
-  using std::runtime_error::runtime_error;
-};
-
+struct ExplainError : sagitta::Error { using sagitta::Error::Error; };
 }  // namespace sagitta::explain

@@ -36,9 +36,9 @@ std::string method_name(Method method);                       // "gradcam", "gra
 std::optional<Method> parse_method(const std::string& name);  // nullopt when unknown
 // Methods the model supports: the Grad-CAM family needs an activation (native U-Nets, or
 // TorchScript models whose forward returns (logits, activation)); occlusion works on any model.
-std::vector<Method> available_methods(const segmentation::ModelCard& card);
+std::vector<Method> available_methods(const sagitta::ModelCard& card);
 // Throws ExplainError naming the methods that work when `method` does not.
-void check_method(const segmentation::ModelCard& card, Method method);
+void check_method(const sagitta::ModelCard& card, Method method);
 
 enum class ScoreReduction { Sum, Mean };  // of the label's logits over the target region
 

@@ -5,11 +5,11 @@
 
 #include <cstdint>
 
-#include "sagitta/dicom/load.h"
+#include "sagitta/core/image.h"
 
 namespace sagitta::segmentation {
 
-using Image = sagitta::dicom::Image;               // itk::Image<float, 3>: intensities, logits, probabilities
-using LabelImage = itk::Image<std::uint16_t, 3>;   // label values as in the model card
+using sagitta::Image;       // itk::Image<float, 3>: intensities, logits, probabilities
+using sagitta::LabelImage;  // itk::Image<std::uint16_t, 3>: label values as in the model card
 
 }  // namespace sagitta::segmentation

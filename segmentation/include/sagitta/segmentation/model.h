@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "sagitta/segmentation/model_card.h"
+#include "sagitta/core/model_card.h"
 
 namespace sagitta::segmentation {
 

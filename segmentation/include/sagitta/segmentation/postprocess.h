@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sagitta/segmentation/images.h"
-#include "sagitta/segmentation/model_card.h"
+#include "sagitta/core/model_card.h"
 
 namespace sagitta::segmentation {
 

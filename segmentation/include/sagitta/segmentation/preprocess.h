@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "sagitta/segmentation/images.h"
-#include "sagitta/segmentation/model_card.h"
+#include "sagitta/core/model_card.h"
 
 namespace sagitta::segmentation {
 

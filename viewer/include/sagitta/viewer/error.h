@@ -1,13 +1,8 @@
 #pragma once
-// The one exception type of sagitta::viewer. Messages name the file or setting and say what to do.
-#include <stdexcept>
-#include <string>
+// The one exception type of sagitta::viewer, a sagitta::Error (sagitta/core/error.h decides the
+// exit code). Messages name the file or setting and say what to do.
+#include "sagitta/core/error.h"
 
 namespace sagitta::viewer {
-
-class ViewerError : public std::runtime_error {
-public:
-  using std::runtime_error::runtime_error;
-};
-
+struct ViewerError : sagitta::Error { using sagitta::Error::Error; };
 }  // namespace sagitta::viewer

@@ -10,12 +10,12 @@
 #include <string>
 #include <vector>
 
-#include "sagitta/dicom/load.h"
+#include "sagitta/core/image.h"
 
 namespace sagitta::viewer {
 
-using Image = dicom::Image;  // float volume or heatmap, LPS
-using LabelImage = itk::Image<std::uint16_t, 3>;
+using sagitta::Image;       // float volume or heatmap, LPS
+using sagitta::LabelImage;  // label values
 using Vec3 = std::array<double, 3>;  // a point or direction in patient space (LPS, mm)
 
 struct LabelStyle {

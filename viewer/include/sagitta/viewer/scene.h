@@ -8,15 +8,14 @@
 
 #include <string>
 
+#include "sagitta/core/colormap.h"
 #include "sagitta/viewer/overlays.h"
 #include "sagitta/viewer/window_level.h"
 
 namespace sagitta::viewer {
 
-enum class Colormap { Hot, Jet, Viridis };
+using Colormap = sagitta::ColorMap;  // the floor's colour maps (sagitta/core/colormap.h)
 Colormap parse_colormap(const std::string& name);  // throws ViewerError for unknown names
-// RGB (0..1) of the colormap at t in [0,1].
-std::array<double, 3> colormap_rgb(Colormap map, double t);
 
 struct HeatmapStyle {
   Colormap colormap = Colormap::Jet;

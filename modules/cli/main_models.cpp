@@ -1,0 +1,11 @@
+// sagitta-models: the commands that run networks (segment, explain, train, wsi) and the demo;
+// LibTorch, no VTK.
+#include "run_main.h"
+
+int main(int argc, char** argv) {
+  using namespace sagitta::cli;
+  std::vector<Command> commands;
+  for (auto&& list : {segmentation_commands(), explain_commands(), training_commands(), wsi_commands(), demo_commands()})
+    for (const auto& c : list) commands.push_back(c);
+  return run_main(argc, argv, commands);
+}

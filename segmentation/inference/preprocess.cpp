@@ -1,0 +1,292 @@
+// Resampling to the model's grid, body crop, normalisation, and the way back to the source grid.
+#include "sagitta/segmentation/preprocess.h"
+
+#include <fmt/format.h>
+#include <itkLinearInterpolateImageFunction.h>
+#include <itkNearestNeighborInterpolateImageFunction.h>
+#include <itkRegionOfInterestImageFilter.h>
+#include <itkResampleImageFilter.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "sagitta/core/image.h"
+#include "sagitta/segmentation/error.h"
+
+namespace sagitta::segmentation {
+namespace {
+
+// Spacings within this relative tolerance count as equal: resampling a grid onto itself only
+// blurs.
+constexpr double kSpacingTolerance = 1e-3;
+
+std::string channel_name(const ModelCard& card, std::size_t c) {
+  return card.channels[c].name.empty() ? fmt::format("channel {}", c) : "channel '" + card.channels[c].name + "'";
+}
+
+template <typename TImage>
+typename TImage::Pointer new_like(const itk::ImageBase<3>& grid) {
+  auto image = TImage::New();
+  image->SetRegions(grid.GetLargestPossibleRegion());
+  image->SetOrigin(grid.GetOrigin());
+  image->SetSpacing(grid.GetSpacing());
+  image->SetDirection(grid.GetDirection());
+  sagitta::allocate_huge(image.GetPointer());
+  return image;
+}
+
+template <typename TImage, typename TInterpolator>
+typename TImage::Pointer resample_onto(const TImage& input, const itk::ImageBase<3>& grid,
+                                       typename TImage::PixelType outside) {
+  using Filter = itk::ResampleImageFilter<TImage, TImage>;
+  auto filter = Filter::New();
+  filter->SetInput(&input);
+  filter->SetInterpolator(TInterpolator::New());
+  filter->SetOutputOrigin(grid.GetOrigin());
+  filter->SetOutputSpacing(grid.GetSpacing());
+  filter->SetOutputDirection(grid.GetDirection());
+  filter->SetSize(grid.GetLargestPossibleRegion().GetSize());
+  filter->SetOutputStartIndex(grid.GetLargestPossibleRegion().GetIndex());
+  filter->SetDefaultPixelValue(outside);
+  filter->Update();
+  typename TImage::Pointer out = filter->GetOutput();
+  out->DisconnectPipeline();
+  return out;
+}
+
+void check_finite(const Image& image, const std::string& what) {
+  const float* p = image.GetBufferPointer();
+  const std::size_t n = image.GetBufferedRegion().GetNumberOfPixels();
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < n; ++i) bad += !std::isfinite(p[i]);
+  if (bad) throw SegmentationError(fmt::format("{} has {} NaN or infinite voxels; the model cannot segment them", what, bad));
+}
+
+void normalise(const Image& in, Image& out, const Normalization& n, std::vector<std::string>& decisions,
+               const std::string& what) {
+  const float* src = in.GetBufferPointer();
+  float* dst = out.GetBufferPointer();
+  const std::size_t count = in.GetBufferedRegion().GetNumberOfPixels();
+  switch (n.scheme) {
+    case Normalization::Scheme::CT: {
+      const float lo = float(n.clip_low), hi = float(n.clip_high), mean = float(n.mean), inv = float(1.0 / n.std);
+      for (std::size_t i = 0; i < count; ++i) dst[i] = (std::clamp(src[i], lo, hi) - mean) * inv;
+      decisions.push_back(fmt::format("{}: CT normalisation, clip to [{}, {}], then (x - {}) / {}", what, n.clip_low,
+                                      n.clip_high, n.mean, n.std));
+      break;
+    }
+    case Normalization::Scheme::Fixed: {
+      const float mean = float(n.mean), inv = float(1.0 / n.std);
+      for (std::size_t i = 0; i < count; ++i) dst[i] = (src[i] - mean) * inv;
+      decisions.push_back(fmt::format("{}: fixed normalisation (x - {}) / {}", what, n.mean, n.std));
+      break;
+    }
+    case Normalization::Scheme::ZScore: {
+      // Over non-zero voxels (the air around an MR head is exactly 0 after most reconstructions);
+      // over all voxels when everything is non-zero or zero.
+      double sum = 0, sum2 = 0;
+      std::size_t used = 0;
+      for (std::size_t i = 0; i < count; ++i)
+        if (src[i] != 0) sum += src[i], sum2 += double(src[i]) * src[i], ++used;
+      if (used == 0 || used == count) {
+        sum = sum2 = 0;
+        for (std::size_t i = 0; i < count; ++i) sum += src[i], sum2 += double(src[i]) * src[i];
+        used = count;
+      }
+      const double mean = sum / double(used);
+      const double var = std::max(0.0, sum2 / double(used) - mean * mean);
+      const double sd = std::sqrt(var) > 1e-8 ? std::sqrt(var) : 1.0;
+      const float m = float(mean), inv = float(1.0 / sd);
+      for (std::size_t i = 0; i < count; ++i) dst[i] = (src[i] - m) * inv;
+      decisions.push_back(fmt::format("{}: z-score normalisation over {} of {} voxels (mean {:.4g}, std {:.4g})", what,
+                                      used == count ? "all" : std::to_string(used), count, mean, sd));
+      break;
+    }
+    case Normalization::Scheme::None:
+      std::copy(src, src + count, dst);
+      break;
+  }
+}
+
+}  // namespace
+
+bool same_grid(const itk::ImageBase<3>& a, const itk::ImageBase<3>& b) {
+  if (a.GetLargestPossibleRegion() != b.GetLargestPossibleRegion()) return false;
+  for (int i = 0; i < 3; ++i) {
+    if (std::abs(a.GetSpacing()[i] - b.GetSpacing()[i]) > 1e-6 * std::abs(a.GetSpacing()[i])) return false;
+    if (std::abs(a.GetOrigin()[i] - b.GetOrigin()[i]) > 1e-6 * (1 + std::abs(a.GetOrigin()[i]))) return false;
+    for (int j = 0; j < 3; ++j)
+      if (std::abs(a.GetDirection()[i][j] - b.GetDirection()[i][j]) > 1e-6) return false;
+  }
+  return true;
+}
+
+// Models see patient space on an axis-aligned LPS grid (identity direction), whatever the order
+// and sign of the source's axes: a NIfTI stored mirrored, or a sagittal DICOM stack, reaches the
+// network the way training saw its data (see train_data.cpp's resample_canonical). The grid covers
+// the source's voxel centres, centred on them, at the card's spacing; a 2D model keeps the
+// source's spacing along the axis closest to z (it runs slice by slice).
+Image::Pointer axis_aligned_grid(const itk::ImageBase<3>& source, const std::array<double, 3>& spacing) {
+  const auto size = source.GetLargestPossibleRegion().GetSize();
+  double lo[3], hi[3];
+  for (int a = 0; a < 3; ++a) lo[a] = std::numeric_limits<double>::max(), hi[a] = std::numeric_limits<double>::lowest();
+  for (int corner = 0; corner < 8; ++corner) {
+    itk::ContinuousIndex<double, 3> index;
+    for (int a = 0; a < 3; ++a) index[a] = (corner >> a & 1) ? double(size[a]) - 1 : 0.0;
+    itk::Point<double, 3> p;
+    source.TransformContinuousIndexToPhysicalPoint(index, p);
+    for (int a = 0; a < 3; ++a) lo[a] = std::min(lo[a], p[a]), hi[a] = std::max(hi[a], p[a]);
+  }
+  auto grid = Image::New();
+  Image::SizeType new_size;
+  Image::SpacingType new_spacing;
+  Image::PointType origin;
+  for (unsigned w = 0; w < 3; ++w) {
+    const double extent = hi[w] - lo[w];
+    new_size[w] = itk::SizeValueType(std::floor(extent / spacing[w] + 1e-3)) + 1;
+    new_spacing[w] = spacing[w];
+    origin[w] = lo[w] + (extent - double(new_size[w] - 1) * spacing[w]) / 2;
+  }
+  Image::RegionType region;
+  region.SetSize(new_size);
+  grid->SetRegions(region);
+  grid->SetSpacing(new_spacing);
+  grid->SetOrigin(origin);
+  Image::DirectionType identity;
+  identity.SetIdentity();
+  grid->SetDirection(identity);
+  return grid;
+}
+
+// Models see patient space on an axis-aligned LPS grid (identity direction), whatever the order
+// and sign of the source's axes: a NIfTI stored mirrored, or a sagittal DICOM stack, reaches the
+// network the way training saw its data. A 2D model keeps the source's spacing along the axis
+// closest to z (it runs slice by slice); spacings within tolerance of the source's are kept.
+Image::Pointer model_grid(const itk::ImageBase<3>& source, const ModelCard& card) {
+  const auto& d = source.GetDirection();
+  std::array<double, 3> spacing{};
+  for (unsigned w = 0; w < 3; ++w) {
+    // The source axis that runs closest to world axis w gives the spacing to keep.
+    unsigned axis = 0;
+    for (unsigned c = 1; c < 3; ++c)
+      if (std::abs(d[w][c]) > std::abs(d[w][axis])) axis = c;
+    const double s = source.GetSpacing()[axis];
+    const double target = w < card.spacing.size() ? card.spacing[w] : s;  // 2D models keep z
+    spacing[w] = std::abs(target - s) <= kSpacingTolerance * target ? s : target;
+  }
+  return axis_aligned_grid(source, spacing);
+}
+
+Preprocessed preprocess(const std::vector<Image::Pointer>& inputs, const ModelCard& card,
+                        const PreprocessOptions& options) {
+  if (inputs.size() != card.channels.size())
+    throw SegmentationError(fmt::format("model '{}' expects {} input channel(s), {} volume(s) given", card.name,
+                                        card.channels.size(), inputs.size()));
+  for (std::size_t c = 0; c < inputs.size(); ++c) {
+    if (!inputs[c] || inputs[c]->GetLargestPossibleRegion().GetNumberOfPixels() == 0)
+      throw SegmentationError(channel_name(card, c) + ": the image is empty");
+    if (inputs[c]->GetBufferedRegion() != inputs[c]->GetLargestPossibleRegion())
+      throw SegmentationError(channel_name(card, c) + ": the image is not fully in memory");
+    if (c > 0 && !same_grid(*inputs[c], *inputs[0]))
+      throw SegmentationError(channel_name(card, c) + " is not on the same grid as " + channel_name(card, 0) +
+                              "; register and resample the channels first");
+    check_finite(*inputs[c], channel_name(card, c));
+  }
+  const auto size0 = inputs[0]->GetLargestPossibleRegion().GetSize();
+  if (card.dimensions == 3 && std::min({size0[0], size0[1], size0[2]}) < 2)
+    throw SegmentationError(fmt::format("a 3D model needs a volume, the image is {}x{}x{}", size0[0], size0[1], size0[2]));
+
+  Preprocessed out;
+  const Image::Pointer grid = model_grid(*inputs[0], card);
+  std::vector<Image::Pointer> resampled;
+  out.resampled = !same_grid(*grid, *inputs[0]);
+  for (std::size_t c = 0; c < inputs.size(); ++c)
+    resampled.push_back(out.resampled
+                            ? resample_onto<Image, itk::LinearInterpolateImageFunction<Image>>(*inputs[c], *grid, 0.0f)
+                            : inputs[c]);
+  if (out.resampled) {
+    const auto s = grid->GetLargestPossibleRegion().GetSize();
+    out.decisions.push_back(fmt::format("resampled (linear) from {:.4g}x{:.4g}x{:.4g} mm to the model's {:.4g}x{:.4g}x{:.4g} mm: {}x{}x{} voxels",
+                                        inputs[0]->GetSpacing()[0], inputs[0]->GetSpacing()[1], inputs[0]->GetSpacing()[2],
+                                        grid->GetSpacing()[0], grid->GetSpacing()[1], grid->GetSpacing()[2], s[0], s[1], s[2]));
+  } else {
+    out.decisions.push_back("no resampling: the volume's spacing is the model's");
+  }
+
+  if (options.crop_to_body) {
+    const Image& first = *resampled[0];
+    const bool ct = card.channels[0].normalization.scheme == Normalization::Scheme::CT;
+    const float* p = first.GetBufferPointer();
+    const std::size_t n = first.GetBufferedRegion().GetNumberOfPixels();
+    float threshold = float(options.body_threshold_hu);
+    if (!ct) threshold = *std::min_element(p, p + n);
+    const auto size = first.GetLargestPossibleRegion().GetSize();
+    long lo[3] = {long(size[0]), long(size[1]), long(size[2])}, hi[3] = {-1, -1, -1};
+    std::size_t i = 0;
+    for (long z = 0; z < long(size[2]); ++z)
+      for (long y = 0; y < long(size[1]); ++y)
+        for (long x = 0; x < long(size[0]); ++x, ++i)
+          if (p[i] > threshold) {
+            const long v[3] = {x, y, z};
+            for (int a = 0; a < 3; ++a) lo[a] = std::min(lo[a], v[a]), hi[a] = std::max(hi[a], v[a]);
+          }
+    if (hi[0] < 0) {
+      out.decisions.push_back("body crop skipped: no voxel above the body threshold");
+    } else {
+      Image::RegionType region;
+      for (int a = 0; a < 3; ++a) {
+        const long margin = long(std::ceil(options.crop_margin_mm / first.GetSpacing()[a]));
+        lo[a] = std::max(0L, lo[a] - margin);
+        hi[a] = std::min(long(size[a]) - 1, hi[a] + margin);
+        region.SetIndex(a, lo[a]);
+        region.SetSize(a, itk::SizeValueType(hi[a] - lo[a] + 1));
+      }
+      if (region != first.GetLargestPossibleRegion()) {
+        for (auto& image : resampled) {
+          auto roi = itk::RegionOfInterestImageFilter<Image, Image>::New();
+          roi->SetInput(image);
+          roi->SetRegionOfInterest(region);
+          roi->Update();
+          image = roi->GetOutput();
+          image->DisconnectPipeline();
+        }
+        out.cropped = true;
+        out.decisions.push_back(fmt::format("cropped to the body ({} above {:.4g}, margin {} mm): {}x{}x{} of {}x{}x{} voxels",
+                                            ct ? "HU" : "values", threshold, options.crop_margin_mm, region.GetSize(0),
+                                            region.GetSize(1), region.GetSize(2), size[0], size[1], size[2]));
+      }
+    }
+  }
+
+  for (std::size_t c = 0; c < resampled.size(); ++c) {
+    auto normalised = new_like<Image>(*resampled[c]);
+    normalise(*resampled[c], *normalised, card.channels[c].normalization, out.decisions, channel_name(card, c));
+    out.channels.push_back(normalised);
+  }
+  return out;
+}
+
+LabelImage::Pointer labels_to_source(const LabelImage& labels, const itk::ImageBase<3>& source) {
+  if (same_grid(labels, source)) {
+    auto out = new_like<LabelImage>(source);
+    std::copy_n(labels.GetBufferPointer(), labels.GetBufferedRegion().GetNumberOfPixels(), out->GetBufferPointer());
+    return out;
+  }
+  auto out = resample_onto<LabelImage, itk::NearestNeighborInterpolateImageFunction<LabelImage>>(labels, source, 0);
+  out->CopyInformation(&source);  // bit-exact geometry, not a round trip through the filter's doubles
+  return out;
+}
+
+Image::Pointer probability_to_source(const Image& probability, const itk::ImageBase<3>& source, float outside) {
+  if (same_grid(probability, source)) {
+    auto out = new_like<Image>(source);
+    std::copy_n(probability.GetBufferPointer(), probability.GetBufferedRegion().GetNumberOfPixels(), out->GetBufferPointer());
+    return out;
+  }
+  auto out = resample_onto<Image, itk::LinearInterpolateImageFunction<Image>>(probability, source, outside);
+  out->CopyInformation(&source);
+  return out;
+}
+
+}  // namespace sagitta::segmentation
