@@ -5,6 +5,8 @@
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcitem.h>
 #include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmiod/iodcommn.h>
+#include <dcmtk/dcmiod/iodmacro.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -177,6 +179,41 @@ void put_referenced_series(DcmItem& item, const SeriesInfo& source) {
       put(*ref, DCM_ReferencedSOPClassUID, s.sop_class_uid);
       put(*ref, DCM_ReferencedSOPInstanceUID, s.sop_instance_uid);
     }
+}
+
+int derived_series_number(int requested, const SeriesInfo& source, int offset) {
+  if (requested > 0) return requested;
+  try {
+    return std::stoi(source.series_number) + offset;
+  } catch (...) {
+    return offset;
+  }
+}
+
+void set_content_identification(ContentIdentificationMacro& content, const std::string& label,
+                                const std::string& description, const std::string& algorithm_name) {
+  content.setInstanceNumber("1");
+  content.setContentLabel(label);
+  content.setContentDescription(description, false);
+  content.setContentCreatorName("Sagitta^" + algorithm_name.substr(0, 50), false);
+}
+
+DerivedUids save_iod(DcmIODCommon& iod, const std::function<void(DcmItem&)>& write, const SeriesInfo& source,
+                     const fs::path& out) {
+  DcmFileFormat file;
+  DcmDataset& dataset = *file.getDataset();
+  write(dataset);
+  copy_patient_study(dataset, source);
+  put_referenced_series(dataset, source);
+  save_atomically(file, out);
+
+  DerivedUids uids;
+  OFString uid;
+  iod.getSOPCommon().getSOPInstanceUID(uid);
+  uids.sop_instance_uid = uid.c_str();
+  iod.getSeries().getSeriesInstanceUID(uid);
+  uids.series_instance_uid = uid.c_str();
+  return uids;
 }
 
 }  // namespace sagitta::dicom::detail

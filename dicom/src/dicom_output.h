@@ -1,13 +1,16 @@
 #pragma once
 // Shared by the writers of derived DICOM objects (SEG, Parametric Map, Secondary Capture):
-// DS formatting, new UIDs, and saving a DcmFileFormat atomically.
+// DS formatting, new UIDs, series numbering, content identification, and saving atomically.
 #include <array>
 #include <filesystem>
+#include <functional>
 #include <string>
 
 #include <itkImage.h>
 
+class ContentIdentificationMacro;
 class DcmFileFormat;
+class DcmIODCommon;
 class DcmItem;
 
 namespace sagitta::dicom {
@@ -47,5 +50,25 @@ void source_dataset(DcmFileFormat& out, const SeriesInfo& source);
 
 // Adds the Referenced Series Sequence (0008,1115): the source series and every source instance.
 void put_referenced_series(DcmItem& item, const SeriesInfo& source);
+
+// The Series Number of a derived series: `requested` when positive, else the source's Series
+// Number plus `offset` (just `offset` when the source's is not a number).
+int derived_series_number(int requested, const SeriesInfo& source, int offset);
+
+// Content identification of an object Sagitta made: instance number 1, `label` and
+// `description` (already cut to their VR lengths), creator "Sagitta^<algorithm name>".
+void set_content_identification(ContentIdentificationMacro& content, const std::string& label,
+                                const std::string& description, const std::string& algorithm_name);
+
+struct DerivedUids {
+  std::string sop_instance_uid, series_instance_uid;
+};
+
+// Saves an object built with one of dcmiod's IOD classes (SEG, Parametric Map): `write` puts
+// `iod` into the dataset (and throws if it cannot); then every patient/study attribute of the
+// source is copied (the IOD classes import only those they model), the source series and
+// instances are named, and the file is saved atomically. Returns the object's UIDs.
+DerivedUids save_iod(DcmIODCommon& iod, const std::function<void(DcmItem&)>& write, const SeriesInfo& source,
+                     const std::filesystem::path& out);
 
 }  // namespace sagitta::dicom::detail

@@ -97,6 +97,8 @@ std::vector<std::uint8_t> private_bytes(DcmItem& item, const DcmTagKey& tag) {
   return {data, data + element->getLength()};
 }
 
+[[noreturn]] void fail(const std::string& path, const std::string& what) { throw DicomError(path + ": " + what); }
+
 struct MosaicLayout {
   int tiles = 0;
   std::array<double, 3> normal{};
@@ -173,36 +175,31 @@ PixelFormat read_pixel_format(DcmItem& d, const std::string& path) {
   f.number_of_frames = get_int(d, DCM_NumberOfFrames, 1);
   if (f.number_of_frames < 1) f.number_of_frames = 1;
 
-  auto fail = [&](const std::string& what) {
-    throw DicomError(path + ": " + what);
-  };
   if (f.rows <= 0 || f.columns <= 0)
-    fail("Rows/Columns are " + std::to_string(f.rows) + "x" + std::to_string(f.columns) +
+    fail(path, "Rows/Columns are " + std::to_string(f.rows) + "x" + std::to_string(f.columns) +
          "; an image needs both above zero");
   if (f.bits_allocated != 8 && f.bits_allocated != 16 && f.bits_allocated != 32)
-    fail("BitsAllocated " + std::to_string(f.bits_allocated) + " is not supported (8, 16 or 32)");
+    fail(path, "BitsAllocated " + std::to_string(f.bits_allocated) + " is not supported (8, 16 or 32)");
   if (f.bits_stored <= 0 || f.bits_stored > f.bits_allocated || f.high_bit >= f.bits_allocated ||
       f.high_bit + 1 < f.bits_stored)
-    fail("BitsStored/HighBit (" + std::to_string(f.bits_stored) + "/" +
+    fail(path, "BitsStored/HighBit (" + std::to_string(f.bits_stored) + "/" +
          std::to_string(f.high_bit) + ") do not fit BitsAllocated " +
          std::to_string(f.bits_allocated));
   if (f.samples_per_pixel != 1)
-    fail("colour images (SamplesPerPixel " + std::to_string(f.samples_per_pixel) +
+    fail(path, "colour images (SamplesPerPixel " + std::to_string(f.samples_per_pixel) +
          ", " + f.photometric + ") cannot be loaded as a scalar volume");
   // A volume of more than 2^31 voxels per frame set is not a real scanner image.
   const double voxels = double(f.rows) * f.columns * f.number_of_frames;
   if (voxels > 2147483647.0)
-    fail("the image claims " + std::to_string(f.rows) + "x" + std::to_string(f.columns) + "x" +
+    fail(path, "the image claims " + std::to_string(f.rows) + "x" + std::to_string(f.columns) + "x" +
          std::to_string(f.number_of_frames) + " voxels, more than any real scanner image");
   return f;
 }
 
-HeaderRecord read_header(DcmDataset& d, const std::string& path, const std::string& ts_uid) {
-  HeaderRecord rec;
-  rec.info = read_series_info(d);
-  rec.info.transfer_syntax_uid = ts_uid;
-  rec.format = read_pixel_format(d, path);
+namespace {
 
+// The attributes every frame of the file shares (before any per-frame geometry).
+Frame base_frame(DcmDataset& d, const HeaderRecord& rec, const std::string& path, const std::string& ts_uid) {
   Frame base;
   base.path = path;
   base.sop_instance_uid = get_string(d, DCM_SOPInstanceUID);
@@ -230,143 +227,158 @@ HeaderRecord read_header(DcmDataset& d, const std::string& path, const std::stri
   // RT Dose stores dose as integers times DoseGridScaling (Gy).
   double dose_scaling = 0;
   if (get_double(d, DCM_DoseGridScaling, dose_scaling) && dose_scaling > 0) base.rescale_slope *= dose_scaling;
+  return base;
+}
 
-  auto geometry_error = [&](const std::string& what) {
-    throw DicomError(path + ": " + what);
-  };
+// Position, orientation and pixel spacing of an image without functional groups.
+void read_plane_geometry(DcmDataset& d, const std::string& path, Frame& f) {
+  if (!get_doubles(d, DCM_ImagePositionPatient, f.position))
+    fail(path, "no ImagePositionPatient; the image cannot be placed in patient space");
+  if (!get_doubles(d, DCM_ImageOrientationPatient, f.orientation) || !valid_orientation(f.orientation))
+    fail(path, "missing or invalid ImageOrientationPatient");
+  if (!get_doubles(d, DCM_PixelSpacing, f.pixel_spacing) || f.pixel_spacing[0] <= 0 || f.pixel_spacing[1] <= 0)
+    fail(path, "missing or invalid PixelSpacing");
+}
+
+// Legacy multi-frame without functional groups: RT Dose places its frames with
+// GridFrameOffsetVector (offsets along the normal, relative to the first frame when the first
+// offset is 0, else plane coordinates whose first value is the first frame's); NM and others
+// with SpacingBetweenSlices.
+void place_legacy_frames(DcmDataset& d, const Frame& f, const std::string& path, HeaderRecord& rec) {
+  const int frames = rec.format.number_of_frames;
+  const auto n = normal_of(f.orientation);
+  std::vector<double> offsets(frames);
+  double offset = 0, spacing = 0;
+  if (get_double(d, DCM_GridFrameOffsetVector, offset, 0)) {
+    const double first = offset;
+    for (int k = 0; k < frames; ++k) {
+      if (!get_double(d, DCM_GridFrameOffsetVector, offset, k))
+        fail(path, "GridFrameOffsetVector has fewer values than NumberOfFrames");
+      offsets[k] = offset - first;
+    }
+  } else if (get_double(d, DCM_SpacingBetweenSlices, spacing) && spacing > 0) {
+    for (int k = 0; k < frames; ++k) offsets[k] = k * spacing;
+  } else {
+    fail(path, std::to_string(frames) + " frames without functional groups, GridFrameOffsetVector or SpacingBetweenSlices");
+  }
+  for (int k = 0; k < frames; ++k) {
+    Frame fk = f;
+    fk.frame = k + 1;
+    for (int i = 0; i < 3; ++i) fk.position[i] = f.position[i] + offsets[k] * n[i];
+    rec.frames.push_back(fk);
+  }
+  rec.notes.push_back("multi-frame without functional groups: frames placed along the normal");
+}
+
+// Siemens mosaic: split the image into its tiles and place each one.
+void split_mosaic(DcmDataset& d, const Frame& f, const std::string& path, HeaderRecord& rec) {
+  const MosaicLayout layout = read_mosaic_layout(d);
+  if (layout.tiles <= 0) fail(path, "Siemens mosaic without NumberOfImagesInMosaic; cannot split its tiles");
+  const int grid = static_cast<int>(std::ceil(std::sqrt(double(layout.tiles))));
+  if (rec.format.rows % grid != 0 || rec.format.columns % grid != 0)
+    fail(path, "mosaic of " + std::to_string(rec.format.rows) + "x" + std::to_string(rec.format.columns) +
+                   " does not divide into " + std::to_string(grid) + "x" + std::to_string(grid) + " tiles");
+  const int tile_rows = rec.format.rows / grid, tile_cols = rec.format.columns / grid;
+  double spacing = 0;
+  if (!get_double(d, DCM_SpacingBetweenSlices, spacing) || spacing <= 0) get_double(d, DCM_SliceThickness, spacing);
+  if (spacing <= 0) fail(path, "mosaic without SpacingBetweenSlices or SliceThickness");
+  auto n = normal_of(f.orientation);
+  if (layout.has_normal) {
+    const double dot = n[0] * layout.normal[0] + n[1] * layout.normal[1] + n[2] * layout.normal[2];
+    if (dot < 0) {
+      for (auto& v : n) v = -v;
+      rec.notes.push_back("mosaic tiles run against the image normal (CSA SliceNormalVector)");
+    }
+  }
+  // ImagePositionPatient refers to the corner of the whole mosaic; move it to the first tile.
+  const std::array<double, 3> r{f.orientation[0], f.orientation[1], f.orientation[2]};
+  const std::array<double, 3> c{f.orientation[3], f.orientation[4], f.orientation[5]};
+  const double shift_c = f.pixel_spacing[1] * (rec.format.columns - tile_cols) / 2.0;
+  const double shift_r = f.pixel_spacing[0] * (rec.format.rows - tile_rows) / 2.0;
+  for (int k = 0; k < layout.tiles; ++k) {
+    Frame fk = f;
+    fk.mosaic_tile = k;
+    fk.rows = tile_rows;
+    fk.columns = tile_cols;
+    for (int i = 0; i < 3; ++i) fk.position[i] = f.position[i] + r[i] * shift_c + c[i] * shift_r + k * spacing * n[i];
+    rec.frames.push_back(fk);
+  }
+  rec.notes.push_back("Siemens mosaic of " + std::to_string(layout.tiles) + " tiles of " + std::to_string(tile_rows) +
+                      "x" + std::to_string(tile_cols));
+}
+
+// Frame k of an enhanced multi-frame image: geometry and rescale from its functional groups.
+Frame enhanced_frame(DcmItem* per_frame, DcmItem* shared, const Frame& base, int k, const std::string& path) {
+  Frame f = base;
+  f.frame = k + 1;
+  DcmItem* g = functional_group(per_frame, shared, DCM_PlanePositionSequence);
+  if (!g || !get_doubles(*g, DCM_ImagePositionPatient, f.position))
+    fail(path, "frame " + std::to_string(k + 1) + " has no PlanePositionSequence");
+  g = functional_group(per_frame, shared, DCM_PlaneOrientationSequence);
+  if (!g || !get_doubles(*g, DCM_ImageOrientationPatient, f.orientation) || !valid_orientation(f.orientation))
+    fail(path, "frame " + std::to_string(k + 1) + " has no valid PlaneOrientationSequence");
+  g = functional_group(per_frame, shared, DCM_PixelMeasuresSequence);
+  if (!g || !get_doubles(*g, DCM_PixelSpacing, f.pixel_spacing) || f.pixel_spacing[0] <= 0 || f.pixel_spacing[1] <= 0)
+    fail(path, "frame " + std::to_string(k + 1) + " has no valid PixelMeasuresSequence");
+  get_double(*g, DCM_SliceThickness, f.slice_thickness);
+  get_double(*g, DCM_SpacingBetweenSlices, f.spacing_between_slices);
+  if ((g = functional_group(per_frame, shared, DCM_PixelValueTransformationSequence))) {
+    get_double(*g, DCM_RescaleSlope, f.rescale_slope);
+    get_double(*g, DCM_RescaleIntercept, f.rescale_intercept);
+    if (f.rescale_slope == 0.0) f.rescale_slope = 1.0;
+  }
+  if ((g = functional_group(per_frame, shared, DCM_FrameContentSequence))) {
+    f.temporal_position = get_int(*g, DCM_TemporalPositionIndex, f.temporal_position);
+    std::string dt = get_string(*g, DCM_FrameAcquisitionDateTime);
+    if (dt.size() > 8) f.acquisition_time = parse_time(dt.substr(8));
+  }
+  if ((g = functional_group(per_frame, shared, DCM_MRImageFrameTypeSequence)) ||
+      (g = functional_group(per_frame, shared, DCM_CTImageFrameTypeSequence))) {
+    const std::string frame_type = get_string(*g, DCM_FrameType);
+    if (!frame_type.empty()) f.localizer = frame_type.find("LOCALIZER") != std::string::npos;
+  }
+  return f;
+}
+
+void read_enhanced_frames(DcmDataset& d, DcmItem* shared, const Frame& base, const std::string& path,
+                          HeaderRecord& rec) {
+  for (int k = 0; k < rec.format.number_of_frames; ++k) {
+    DcmItem* per_frame = nullptr;
+    if (d.findAndGetSequenceItem(DCM_PerFrameFunctionalGroupsSequence, per_frame, k).bad())
+      fail(path, "PerFrameFunctionalGroupsSequence has fewer items than NumberOfFrames (" +
+                     std::to_string(rec.format.number_of_frames) + ")");
+    rec.frames.push_back(enhanced_frame(per_frame, shared, base, k, path));
+  }
+}
+
+}  // namespace
+
+HeaderRecord read_header(DcmDataset& d, const std::string& path, const std::string& ts_uid) {
+  HeaderRecord rec;
+  rec.info = read_series_info(d);
+  rec.info.transfer_syntax_uid = ts_uid;
+  rec.format = read_pixel_format(d, path);
+  const Frame base = base_frame(d, rec, path, ts_uid);
 
   DcmItem* shared = nullptr;
   d.findAndGetSequenceItem(DCM_SharedFunctionalGroupsSequence, shared, 0);
   DcmItem* first_per_frame = nullptr;
   d.findAndGetSequenceItem(DCM_PerFrameFunctionalGroupsSequence, first_per_frame, 0);
   const bool enhanced = first_per_frame != nullptr;
-
-  if (!enhanced) {
-    Frame f = base;
-    if (!get_doubles(d, DCM_ImagePositionPatient, f.position))
-      geometry_error("no ImagePositionPatient; the image cannot be placed in patient space");
-    if (!get_doubles(d, DCM_ImageOrientationPatient, f.orientation) ||
-        !valid_orientation(f.orientation))
-      geometry_error("missing or invalid ImageOrientationPatient");
-    if (!get_doubles(d, DCM_PixelSpacing, f.pixel_spacing) || f.pixel_spacing[0] <= 0 ||
-        f.pixel_spacing[1] <= 0)
-      geometry_error("missing or invalid PixelSpacing");
-
-    const bool mosaic = f.image_type.find("MOSAIC") != std::string::npos;
-    if (!mosaic) {
-      if (rec.format.number_of_frames > 1) {
-        // Legacy multi-frame without functional groups: RT Dose places its frames with
-        // GridFrameOffsetVector (offsets along the normal, relative to the first frame when the
-        // first offset is 0, else plane coordinates whose first value is the first frame's);
-        // NM and others with SpacingBetweenSlices.
-        const auto n = normal_of(f.orientation);
-        std::vector<double> offsets(rec.format.number_of_frames);
-        double offset = 0, spacing = 0;
-        if (get_double(d, DCM_GridFrameOffsetVector, offset, 0)) {
-          const double first = offset;
-          for (int k = 0; k < rec.format.number_of_frames; ++k) {
-            if (!get_double(d, DCM_GridFrameOffsetVector, offset, k))
-              geometry_error("GridFrameOffsetVector has fewer values than NumberOfFrames");
-            offsets[k] = offset - first;
-          }
-        } else if (get_double(d, DCM_SpacingBetweenSlices, spacing) && spacing > 0) {
-          for (int k = 0; k < rec.format.number_of_frames; ++k) offsets[k] = k * spacing;
-        } else {
-          geometry_error(std::to_string(rec.format.number_of_frames) +
-                         " frames without functional groups, GridFrameOffsetVector or SpacingBetweenSlices");
-        }
-        for (int k = 0; k < rec.format.number_of_frames; ++k) {
-          Frame fk = f;
-          fk.frame = k + 1;
-          for (int i = 0; i < 3; ++i) fk.position[i] = f.position[i] + offsets[k] * n[i];
-          rec.frames.push_back(fk);
-        }
-        rec.notes.push_back("multi-frame without functional groups: frames placed along the normal");
-      } else {
-        rec.frames.push_back(f);
-      }
-      return rec;
-    }
-
-    // Siemens mosaic: split the image into its tiles and place each one.
-    const MosaicLayout layout = read_mosaic_layout(d);
-    if (layout.tiles <= 0)
-      geometry_error("Siemens mosaic without NumberOfImagesInMosaic; cannot split its tiles");
-    const int grid = static_cast<int>(std::ceil(std::sqrt(double(layout.tiles))));
-    if (rec.format.rows % grid != 0 || rec.format.columns % grid != 0)
-      geometry_error("mosaic of " + std::to_string(rec.format.rows) + "x" +
-                     std::to_string(rec.format.columns) + " does not divide into " +
-                     std::to_string(grid) + "x" + std::to_string(grid) + " tiles");
-    const int tile_rows = rec.format.rows / grid, tile_cols = rec.format.columns / grid;
-    double spacing = 0;
-    if (!get_double(d, DCM_SpacingBetweenSlices, spacing) || spacing <= 0)
-      get_double(d, DCM_SliceThickness, spacing);
-    if (spacing <= 0) geometry_error("mosaic without SpacingBetweenSlices or SliceThickness");
-    auto n = normal_of(f.orientation);
-    if (layout.has_normal) {
-      const double dot = n[0] * layout.normal[0] + n[1] * layout.normal[1] + n[2] * layout.normal[2];
-      if (dot < 0) {
-        for (auto& v : n) v = -v;
-        rec.notes.push_back("mosaic tiles run against the image normal (CSA SliceNormalVector)");
-      }
-    }
-    // ImagePositionPatient refers to the corner of the whole mosaic; move it to the first tile.
-    const std::array<double, 3> r{f.orientation[0], f.orientation[1], f.orientation[2]};
-    const std::array<double, 3> c{f.orientation[3], f.orientation[4], f.orientation[5]};
-    const double shift_c = f.pixel_spacing[1] * (rec.format.columns - tile_cols) / 2.0;
-    const double shift_r = f.pixel_spacing[0] * (rec.format.rows - tile_rows) / 2.0;
-    for (int k = 0; k < layout.tiles; ++k) {
-      Frame fk = f;
-      fk.mosaic_tile = k;
-      fk.rows = tile_rows;
-      fk.columns = tile_cols;
-      for (int i = 0; i < 3; ++i)
-        fk.position[i] = f.position[i] + r[i] * shift_c + c[i] * shift_r + k * spacing * n[i];
-      rec.frames.push_back(fk);
-    }
-    rec.notes.push_back("Siemens mosaic of " + std::to_string(layout.tiles) + " tiles of " +
-                        std::to_string(tile_rows) + "x" + std::to_string(tile_cols));
+  if (enhanced) {
+    read_enhanced_frames(d, shared, base, path, rec);
     return rec;
   }
 
-  // Enhanced multi-frame: geometry and rescale per frame from the functional groups.
-  for (int k = 0; k < rec.format.number_of_frames; ++k) {
-    DcmItem* per_frame = nullptr;
-    if (d.findAndGetSequenceItem(DCM_PerFrameFunctionalGroupsSequence, per_frame, k).bad())
-      geometry_error("PerFrameFunctionalGroupsSequence has fewer items than NumberOfFrames (" +
-                     std::to_string(rec.format.number_of_frames) + ")");
-    Frame f = base;
-    f.frame = k + 1;
-    DcmItem* g = functional_group(per_frame, shared, DCM_PlanePositionSequence);
-    if (!g || !get_doubles(*g, DCM_ImagePositionPatient, f.position))
-      geometry_error("frame " + std::to_string(k + 1) + " has no PlanePositionSequence");
-    g = functional_group(per_frame, shared, DCM_PlaneOrientationSequence);
-    if (!g || !get_doubles(*g, DCM_ImageOrientationPatient, f.orientation) ||
-        !valid_orientation(f.orientation))
-      geometry_error("frame " + std::to_string(k + 1) + " has no valid PlaneOrientationSequence");
-    g = functional_group(per_frame, shared, DCM_PixelMeasuresSequence);
-    if (!g || !get_doubles(*g, DCM_PixelSpacing, f.pixel_spacing) || f.pixel_spacing[0] <= 0 ||
-        f.pixel_spacing[1] <= 0)
-      geometry_error("frame " + std::to_string(k + 1) + " has no valid PixelMeasuresSequence");
-    get_double(*g, DCM_SliceThickness, f.slice_thickness);
-    get_double(*g, DCM_SpacingBetweenSlices, f.spacing_between_slices);
-    if ((g = functional_group(per_frame, shared, DCM_PixelValueTransformationSequence))) {
-      get_double(*g, DCM_RescaleSlope, f.rescale_slope);
-      get_double(*g, DCM_RescaleIntercept, f.rescale_intercept);
-      if (f.rescale_slope == 0.0) f.rescale_slope = 1.0;
-    }
-    if ((g = functional_group(per_frame, shared, DCM_FrameContentSequence))) {
-      f.temporal_position = get_int(*g, DCM_TemporalPositionIndex, f.temporal_position);
-      std::string dt = get_string(*g, DCM_FrameAcquisitionDateTime);
-      if (dt.size() > 8) f.acquisition_time = parse_time(dt.substr(8));
-    }
-    if ((g = functional_group(per_frame, shared, DCM_MRImageFrameTypeSequence)) ||
-        (g = functional_group(per_frame, shared, DCM_CTImageFrameTypeSequence))) {
-      const std::string frame_type = get_string(*g, DCM_FrameType);
-      if (!frame_type.empty()) f.localizer = frame_type.find("LOCALIZER") != std::string::npos;
-    }
+  Frame f = base;
+  read_plane_geometry(d, path, f);
+  const bool mosaic = f.image_type.find("MOSAIC") != std::string::npos;
+  if (mosaic)
+    split_mosaic(d, f, path, rec);
+  else if (rec.format.number_of_frames > 1)
+    place_legacy_frames(d, f, path, rec);
+  else
     rec.frames.push_back(f);
-  }
   return rec;
 }
 

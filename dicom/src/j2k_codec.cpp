@@ -1,12 +1,12 @@
 // JPEG 2000 decoder for DCMTK's codec list, backed by OpenJPEG. See j2k_codec.h.
+// This file is the DCMTK side: the Image Pixel attributes, which fragments form which frame, the
+// codec class and its registration; one codestream is decoded in j2k_codestream.cpp.
 //
 // Design notes:
 // - All state of one decode (OpenJPEG codec, stream, messages) lives on the stack of that call; the
 //   codec object itself is immutable, so concurrent decodes of different datasets are safe.
-// - OpenJPEG runs in strict mode: a truncated codestream is an error rather than an image whose
-//   missing part is silently filled with zeros (OpenJPEG's lenient default).
-// - The header is validated against the DICOM attributes before any sample buffer is allocated,
-//   so a corrupt SIZ marker cannot make us allocate gigabytes.
+// - OpenJPEG runs in strict mode and the codestream header is checked against the DICOM
+//   attributes before any sample buffer is allocated (see j2k_codestream.cpp).
 #include "j2k_codec.h"
 
 #include <dcmtk/config/osconfig.h>  // must precede the other DCMTK headers
@@ -22,57 +22,24 @@
 #include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/oflog/oflog.h>
 
-#include <openjpeg.h>
-
 #include <algorithm>
 #include <array>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "j2k_codestream.h"
+
 namespace sagitta::dicom::detail {
 namespace {
 
-// DCMTK reserves condition module numbers above 1023 for applications.
-constexpr unsigned short kConditionModule = 1101;
-constexpr unsigned short kCodeDecodeFailed = 1;   // OpenJPEG rejected the data
-constexpr unsigned short kCodeUnsupported = 2;    // valid data this decoder does not handle
-constexpr unsigned short kCodeMismatch = 3;       // codestream disagrees with the DICOM header
-constexpr unsigned short kCodeFragments = 4;      // cannot tell which fragments form a frame
-
-OFLogger& logger() {
-  // Function-local so that the logger is created on first use, not during static initialisation.
-  static OFLogger instance = OFLog::getLogger("sagitta.dicom.j2k");
-  return instance;
-}
-
-OFCondition make_error(unsigned short code, const std::string& text) {
-  OFLOG_ERROR(logger(), text);
-  return OFCondition(kConditionModule, code, OF_error, text.c_str());
-}
+using namespace j2k;
 
 // ---------------------------------------------------------------------------------------------
 // What the DICOM header says about the decoded image.
-
-struct PixelInfo {
-  Uint16 rows = 0;
-  Uint16 columns = 0;
-  Uint16 samples_per_pixel = 0;
-  Uint16 bits_allocated = 0;
-  Uint16 bits_stored = 0;
-  Uint16 pixel_representation = 0;
-  Uint32 frames = 1;
-  OFString photometric;
-
-  Uint32 bytes_per_sample() const { return bits_allocated / 8u; }
-  std::uint64_t frame_bytes() const {
-    return std::uint64_t(rows) * columns * samples_per_pixel * bytes_per_sample();
-  }
-};
 
 OFCondition read_pixel_info(DcmItem& item, PixelInfo& info) {
   struct Required {
@@ -120,15 +87,6 @@ OFCondition read_pixel_info(DcmItem& item, PixelInfo& info) {
   return EC_Normal;
 }
 
-// The JPEG 2000 transfer syntaxes require YBR_ICT / YBR_RCT when the encoder applied the
-// component transform; OpenJPEG undoes that transform, so the decoded samples are RGB.
-OFString decoded_color_model(const PixelInfo& info) {
-  if (info.samples_per_pixel == 3 &&
-      (info.photometric == "YBR_ICT" || info.photometric == "YBR_RCT"))
-    return "RGB";
-  return info.photometric;
-}
-
 DcmItem* pixel_data_parent(const DcmStack& stack) {
   // The stack handed to a codec ends with the pixel data element; the item below it is the
   // dataset (or sequence item, for icons) that carries the Image Pixel attributes.
@@ -146,19 +104,6 @@ struct FrameSpan {
   unsigned long first = 0;  // index of the frame's first fragment in the pixel sequence
   unsigned long count = 0;  // number of consecutive fragments
 };
-
-constexpr std::array<Uint8, 4> kCodestreamStart{0xFF, 0x4F, 0xFF, 0x51};  // SOC followed by SIZ
-constexpr std::array<Uint8, 12> kJp2Signature{0x00, 0x00, 0x00, 0x0C, 0x6A, 0x50,
-                                              0x20, 0x20, 0x0D, 0x0A, 0x87, 0x0A};
-
-bool starts_with(const Uint8* data, std::size_t size, const Uint8* magic, std::size_t length) {
-  return size >= length && std::memcmp(data, magic, length) == 0;
-}
-
-bool is_codestream_or_jp2(const Uint8* data, std::size_t size) {
-  return starts_with(data, size, kCodestreamStart.data(), kCodestreamStart.size()) ||
-         starts_with(data, size, kJp2Signature.data(), kJp2Signature.size());
-}
 
 // Whether a fragment begins a new JPEG 2000 image. Reads only its first bytes, so fragments of a
 // file that DCMTK has not loaded yet stay on disk.
@@ -253,219 +198,6 @@ OFCondition map_all_frames(DcmPixelSequence& sequence, Uint32 frames,
                                         std::to_string(fragments) + " fragments to " +
                                         std::to_string(frames) +
                                         " frames (no usable offset table, no codestream markers)");
-}
-
-// ---------------------------------------------------------------------------------------------
-// OpenJPEG plumbing.
-
-struct MemorySource {
-  const Uint8* data = nullptr;
-  std::size_t size = 0;
-  std::size_t position = 0;
-};
-
-OPJ_SIZE_T read_source(void* buffer, OPJ_SIZE_T bytes, void* user) {
-  auto& source = *static_cast<MemorySource*>(user);
-  if (source.position >= source.size) return OPJ_SIZE_T(-1);  // OpenJPEG's end-of-stream signal
-  const std::size_t n = std::min<std::size_t>(bytes, source.size - source.position);
-  std::memcpy(buffer, source.data + source.position, n);
-  source.position += n;
-  return n;
-}
-
-OPJ_OFF_T skip_source(OPJ_OFF_T bytes, void* user) {
-  auto& source = *static_cast<MemorySource*>(user);
-  // Clamp to the buffer and report how far we really moved; OpenJPEG treats -1 as failure.
-  if (bytes > 0) {
-    if (source.position >= source.size) return -1;
-    const auto step = std::min<std::uint64_t>(std::uint64_t(bytes), source.size - source.position);
-    source.position += std::size_t(step);
-    return OPJ_OFF_T(step);
-  }
-  const auto back = std::min<std::uint64_t>(std::uint64_t(-bytes), source.position);
-  source.position -= std::size_t(back);
-  return -OPJ_OFF_T(back);
-}
-
-OPJ_BOOL seek_source(OPJ_OFF_T offset, void* user) {
-  auto& source = *static_cast<MemorySource*>(user);
-  if (offset < 0 || std::uint64_t(offset) > source.size) return OPJ_FALSE;
-  source.position = std::size_t(offset);
-  return OPJ_TRUE;
-}
-
-// OpenJPEG's default message handlers print to stdout/stderr; ours keep the first error for the
-// returned condition and send everything else to the DCMTK log at debug level.
-struct Messages {
-  std::string first_error;
-};
-
-std::string trimmed(const char* message) {
-  std::string text = message ? message : "";
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
-    text.pop_back();
-  return text;
-}
-
-void on_error(const char* message, void* user) {
-  auto& messages = *static_cast<Messages*>(user);
-  const std::string text = trimmed(message);
-  OFLOG_DEBUG(logger(), "OpenJPEG error: " << text);
-  if (messages.first_error.empty()) messages.first_error = text;
-}
-
-void on_warning(const char* message, void*) {
-  OFLOG_DEBUG(logger(), "OpenJPEG warning: " << trimmed(message));
-}
-
-void on_info(const char* message, void*) {
-  OFLOG_TRACE(logger(), "OpenJPEG: " << trimmed(message));
-}
-
-struct CodecDeleter {
-  void operator()(opj_codec_t* codec) const { opj_destroy_codec(codec); }
-};
-struct StreamDeleter {
-  void operator()(opj_stream_t* stream) const { opj_stream_destroy(stream); }
-};
-struct ImageDeleter {
-  void operator()(opj_image_t* image) const { opj_image_destroy(image); }
-};
-struct InfoDeleter {
-  void operator()(opj_codestream_info_v2_t* info) const { opj_destroy_cstr_info(&info); }
-};
-using CodecPtr = std::unique_ptr<opj_codec_t, CodecDeleter>;
-using StreamPtr = std::unique_ptr<opj_stream_t, StreamDeleter>;
-using ImagePtr = std::unique_ptr<opj_image_t, ImageDeleter>;
-using InfoPtr = std::unique_ptr<opj_codestream_info_v2_t, InfoDeleter>;
-
-// Maps one decoded sample to the value stored in the DICOM pixel data. When the codestream's
-// signedness disagrees with PixelRepresentation (some encoders get this wrong), the low `bits`
-// bits are the pattern the encoder was given; reinterpret them with the header's signedness.
-// `bits` is the smaller of BitsStored and the codestream precision: encoders that write 12-bit
-// data as 16-bit components (GDCM does) leave the sign in bit 11, where BitsStored puts it.
-struct SampleMapping {
-  bool reinterpret = false;
-  bool to_signed = false;
-  Uint32 bits = 16;
-
-  Sint32 operator()(Sint32 value) const {
-    if (!reinterpret) return value;
-    const Uint32 pattern = Uint32(value) & ((1u << bits) - 1u);
-    if (to_signed && (pattern & (1u << (bits - 1u)))) return Sint32(pattern) - Sint32(1u << bits);
-    return Sint32(pattern);
-  }
-};
-
-std::string frame_label(Uint32 frame) { return "frame " + std::to_string(frame + 1); }
-
-// Decodes one complete JPEG 2000 codestream (or JP2 file) into `out`, which holds one frame of
-// info.frame_bytes() bytes: samples interleaved (PlanarConfiguration 0), 16-bit samples in host
-// byte order, 8-bit samples as a plain byte sequence.
-OFCondition decode_codestream(const Uint8* data, std::size_t size, const PixelInfo& info,
-                              Uint32 frame, Uint8* out) {
-  const std::string where = "JPEG 2000 decoder, " + frame_label(frame) + ": ";
-  OPJ_CODEC_FORMAT format = OPJ_CODEC_UNKNOWN;
-  if (starts_with(data, size, kCodestreamStart.data(), kCodestreamStart.size()))
-    format = OPJ_CODEC_J2K;
-  else if (starts_with(data, size, kJp2Signature.data(), kJp2Signature.size()))
-    format = OPJ_CODEC_JP2;
-  else
-    return make_error(kCodeDecodeFailed, where + "data is neither a JPEG 2000 codestream nor JP2");
-
-  Messages messages;  // declared first: it must outlive the codec that reports into it
-  CodecPtr codec(opj_create_decompress(format));
-  if (!codec) return make_error(kCodeDecodeFailed, where + "cannot create OpenJPEG decoder");
-  opj_set_error_handler(codec.get(), on_error, &messages);
-  opj_set_warning_handler(codec.get(), on_warning, &messages);
-  opj_set_info_handler(codec.get(), on_info, &messages);
-  const auto failed = [&](const std::string& what) {
-    std::string text = where + what;
-    if (!messages.first_error.empty()) text += ": " + messages.first_error;
-    return make_error(kCodeDecodeFailed, text);
-  };
-
-  opj_dparameters_t parameters;
-  opj_set_default_decoder_parameters(&parameters);
-  if (!opj_setup_decoder(codec.get(), &parameters)) return failed("decoder setup failed");
-  if (!opj_decoder_set_strict_mode(codec.get(), OPJ_TRUE)) return failed("strict mode refused");
-
-  MemorySource source{data, size, 0};
-  const std::size_t chunk = std::clamp<std::size_t>(size, 4096, OPJ_J2K_STREAM_CHUNK_SIZE);
-  StreamPtr stream(opj_stream_create(chunk, OPJ_TRUE));
-  if (!stream) return failed("cannot create stream");
-  opj_stream_set_user_data(stream.get(), &source, nullptr);
-  opj_stream_set_user_data_length(stream.get(), size);
-  opj_stream_set_read_function(stream.get(), read_source);
-  opj_stream_set_skip_function(stream.get(), skip_source);
-  opj_stream_set_seek_function(stream.get(), seek_source);
-
-  opj_image_t* raw_image = nullptr;
-  const bool header_ok = opj_read_header(stream.get(), codec.get(), &raw_image);
-  ImagePtr image(raw_image);
-  if (!header_ok || !image) return failed("cannot read header");
-
-  // Check the header against the DICOM attributes before OpenJPEG allocates the sample planes.
-  if (image->numcomps != info.samples_per_pixel)
-    return make_error(kCodeMismatch, where + "codestream has " + std::to_string(image->numcomps) +
-                                         " components, SamplesPerPixel is " +
-                                         std::to_string(info.samples_per_pixel));
-  for (OPJ_UINT32 c = 0; c < image->numcomps; ++c) {
-    const opj_image_comp_t& comp = image->comps[c];
-    if (comp.dx != 1 || comp.dy != 1)
-      return make_error(kCodeUnsupported, where + "subsampled components are not supported");
-    if (comp.w != info.columns || comp.h != info.rows)
-      return make_error(kCodeMismatch, where + "codestream is " + std::to_string(comp.w) + "x" +
-                                           std::to_string(comp.h) + ", DICOM header says " +
-                                           std::to_string(info.columns) + "x" +
-                                           std::to_string(info.rows));
-    if (comp.prec < 1 || comp.prec > info.bits_allocated)
-      return make_error(kCodeMismatch, where + "component precision " + std::to_string(comp.prec) +
-                                           " does not fit BitsAllocated " +
-                                           std::to_string(info.bits_allocated));
-  }
-
-  if (info.samples_per_pixel == 3 && decoded_color_model(info) != info.photometric) {
-    InfoPtr layout(opj_get_cstr_info(codec.get()));
-    if (layout && layout->m_default_tile_info.mct == 0)
-      OFLOG_WARN(logger(), where << "PhotometricInterpretation is " << info.photometric
-                                 << " but the codestream uses no component transform; the colours"
-                                    " are taken as RGB as they are");
-  }
-
-  if (!opj_decode(codec.get(), stream.get(), image.get())) return failed("decoding failed");
-  if (!opj_end_decompress(codec.get(), stream.get())) return failed("end of codestream invalid");
-
-  const std::size_t pixels = std::size_t(info.rows) * info.columns;
-  const std::size_t spp = info.samples_per_pixel;
-  for (OPJ_UINT32 c = 0; c < image->numcomps; ++c) {
-    const opj_image_comp_t& comp = image->comps[c];
-    if (!comp.data || comp.w != info.columns || comp.h != info.rows)
-      return failed("component " + std::to_string(c) + " was not decoded completely");
-
-    SampleMapping mapping;
-    mapping.bits = std::min<Uint32>(comp.prec, info.bits_stored);
-    mapping.to_signed = info.pixel_representation == 1;
-    mapping.reinterpret = (comp.sgnd != 0) != mapping.to_signed;
-    if (mapping.reinterpret && c == 0)
-      OFLOG_WARN(logger(), where << "codestream is " << (comp.sgnd ? "signed" : "unsigned")
-                                 << " but PixelRepresentation is " << info.pixel_representation
-                                 << "; taking the low " << mapping.bits << " bits of each sample as "
-                                 << (mapping.to_signed ? "signed" : "unsigned"));
-
-    const OPJ_INT32* src = comp.data;
-    if (info.bits_allocated == 8) {
-      Uint8* dst = out + c;
-      for (std::size_t i = 0; i < pixels; ++i, dst += spp) *dst = Uint8(mapping(src[i]));
-    } else {
-      Uint8* dst = out + 2 * c;
-      for (std::size_t i = 0; i < pixels; ++i, dst += 2 * spp) {
-        const Uint16 value = Uint16(mapping(src[i]));  // two's complement for negative values
-        std::memcpy(dst, &value, sizeof value);
-      }
-    }
-  }
-  return EC_Normal;
 }
 
 // Decodes the frame made of the given fragments. A frame in one fragment is decoded in place;

@@ -153,6 +153,62 @@ void rescale_in_place(TPixel* slice, std::size_t n, const Frame& f, const std::s
   for (std::size_t i = 0; i < n; ++i) slice[i] = static_cast<TPixel>(slice[i] * slope + intercept);
 }
 
+// Frame indices grouped by file, each group in frame and tile order: each file is then opened
+// once (a mosaic or multi-frame file holds many).
+std::vector<std::vector<std::size_t>> frames_by_file(const Stack& stack) {
+  std::map<std::string, std::vector<std::size_t>> by_file;
+  for (std::size_t i = 0; i < stack.frames.size(); ++i) by_file[stack.frames[i].path].push_back(i);
+  std::vector<std::vector<std::size_t>> files;
+  for (auto& [path, frames] : by_file) {
+    std::sort(frames.begin(), frames.end(), [&](std::size_t a, std::size_t b) {
+      return std::make_pair(stack.frames[a].frame, stack.frames[a].mosaic_tile) <
+             std::make_pair(stack.frames[b].frame, stack.frames[b].mosaic_tile);
+    });
+    files.push_back(std::move(frames));
+  }
+  return files;
+}
+
+// Where each frame goes when no resampling is needed: (volume, slice); (-1, -1) for none.
+std::vector<std::pair<int, int>> frame_destinations(const detail::StackGeometry& g, std::size_t frame_count) {
+  std::vector<std::pair<int, int>> destination(frame_count, {-1, -1});
+  if (!g.needs_resampling)
+    for (int v = 0; v < g.volumes; ++v)
+      for (int k = 0; k < g.slices; ++k) destination[g.sources[v][k].front().frame] = {v, k};
+  return destination;
+}
+
+// Decodes a frame into its output slice. An integer type that holds only the stored values
+// (`via_stored`) gets them unscaled, then rescaled in place once their actual range is known.
+template <typename TPixel>
+void read_into_slice(detail::FrameReader& reader, const Frame& frame, TPixel* slice, bool via_stored,
+                     std::size_t slice_pixels, const std::string& stack_id) {
+  if (!via_stored) {
+    reader.read(frame, slice);
+    return;
+  }
+  if constexpr (!std::is_floating_point_v<TPixel>) {
+    Frame raw = frame;
+    raw.rescale_slope = 1.0;
+    raw.rescale_intercept = 0.0;
+    reader.read(raw, slice);
+    rescale_in_place(slice, slice_pixels, frame, stack_id);
+  }
+}
+
+// Provenance of each output slice: the frame that weighs most in it.
+void record_slice_sources(const detail::StackGeometry& g, const Stack& stack, SeriesInfo& info) {
+  info.slices.assign(g.volumes, {});
+  for (int v = 0; v < g.volumes; ++v)
+    for (int k = 0; k < g.slices; ++k) {
+      const auto& sources = g.sources[v][k];
+      const auto best = std::max_element(sources.begin(), sources.end(),
+                                         [](const auto& a, const auto& b) { return a.weight < b.weight; });
+      const Frame& f = stack.frames[best->frame];
+      info.slices[v].push_back({f.sop_instance_uid, f.sop_class_uid, f.frame, f.path});
+    }
+}
+
 }  // namespace
 
 IntegerType exact_integer_type(const Stack& stack, const LoadOptions& options) {
@@ -184,51 +240,26 @@ LoadedSeriesOf<TPixel> load_as(const Stack& stack, const LoadOptions& options) {
   for (int v = 0; v < g.volumes; ++v) out.volumes.push_back(make_volume<TPixel>(g));
   const std::size_t slice_pixels = std::size_t(g.columns) * g.rows;
 
-  // Frames grouped by file, so each file is opened once (a mosaic or multi-frame file holds many).
-  std::map<std::string, std::vector<std::size_t>> by_file;
-  for (std::size_t i = 0; i < stack.frames.size(); ++i) by_file[stack.frames[i].path].push_back(i);
-  std::vector<const std::vector<std::size_t>*> files;
-  for (auto& [path, frames] : by_file) {
-    std::sort(frames.begin(), frames.end(), [&](std::size_t a, std::size_t b) {
-      return std::make_pair(stack.frames[a].frame, stack.frames[a].mosaic_tile) <
-             std::make_pair(stack.frames[b].frame, stack.frames[b].mosaic_tile);
-    });
-    files.push_back(&frames);
-  }
-
-  // Where each frame goes when no resampling is needed: (volume, slice).
-  std::vector<std::pair<int, int>> destination(stack.frames.size(), {-1, -1});
-  if (!g.needs_resampling)
-    for (int v = 0; v < g.volumes; ++v)
-      for (int k = 0; k < g.slices; ++k) destination[g.sources[v][k].front().frame] = {v, k};
+  const std::vector<std::vector<std::size_t>> files = frames_by_file(stack);
+  const std::vector<std::pair<int, int>> destination = frame_destinations(g, stack.frames.size());
   // Resampling (float only) needs every frame at hand: decode into a scratch stack first.
   std::vector<float> scratch;
   if (g.needs_resampling) scratch.resize(stack.frames.size() * slice_pixels);
 
   std::vector<detail::PixelFormat> formats(files.size());
   detail::parallel_for(files.size(), options.threads, [&](std::size_t f) {
-    const auto& frame_ids = *files[f];
+    const auto& frame_ids = files[f];
     detail::FrameReader reader(stack.frames[frame_ids.front()].path);
     formats[f] = reader.format();
     for (std::size_t id : frame_ids) {
       if (g.needs_resampling) {
         reader.read(stack.frames[id], scratch.data() + id * slice_pixels);
-      } else {
-        const auto [v, k] = destination[id];
-        if (v < 0) continue;
-        TPixel* slice = out.volumes[v]->GetBufferPointer() + std::size_t(k) * slice_pixels;
-        if (!via_stored) {
-          reader.read(stack.frames[id], slice);
-          continue;
-        }
-        if constexpr (!std::is_floating_point_v<TPixel>) {
-          Frame raw = stack.frames[id];
-          raw.rescale_slope = 1.0;
-          raw.rescale_intercept = 0.0;
-          reader.read(raw, slice);
-          rescale_in_place(slice, slice_pixels, stack.frames[id], stack.id);
-        }
+        continue;
       }
+      const auto [v, k] = destination[id];
+      if (v < 0) continue;
+      TPixel* slice = out.volumes[v]->GetBufferPointer() + std::size_t(k) * slice_pixels;
+      read_into_slice(reader, stack.frames[id], slice, via_stored, slice_pixels, stack.id);
     }
   });
 
@@ -239,15 +270,7 @@ LoadedSeriesOf<TPixel> load_as(const Stack& stack, const LoadOptions& options) {
   // Provenance.
   if (formats.front().photometric == "MONOCHROME1")
     out.decisions.push_back({"stack " + stack.id, "MONOCHROME1: stored values inverted so that higher means brighter"});
-  out.info.slices.assign(g.volumes, {});
-  for (int v = 0; v < g.volumes; ++v)
-    for (int k = 0; k < g.slices; ++k) {
-      const auto& sources = g.sources[v][k];
-      const auto best = std::max_element(sources.begin(), sources.end(),
-                                         [](const auto& a, const auto& b) { return a.weight < b.weight; });
-      const Frame& f = stack.frames[best->frame];
-      out.info.slices[v].push_back({f.sop_instance_uid, f.sop_class_uid, f.frame, f.path});
-    }
+  record_slice_sources(g, stack, out.info);
   return out;
 }
 

@@ -243,8 +243,23 @@ protected:
   }
 };
 
-void check_retrieve(const OFList<RetrieveResponse*>& responses, RetrieveResult& result, const PacsPeer& peer,
-                    const std::string& what) {
+// Deletes the responses DcmSCU hands over, however the caller leaves.
+struct OwnedResponses {
+  OFList<RetrieveResponse*> list;
+  OwnedResponses() = default;
+  OwnedResponses(const OwnedResponses&) = delete;
+  OwnedResponses& operator=(const OwnedResponses&) = delete;
+  ~OwnedResponses() {
+    for (auto* r : list) delete r;
+  }
+};
+
+// Checks how a C-GET or C-MOVE (`request`, sent with outcome `sent`) ended and counts its
+// sub-operations into `result`; throws unless every object arrived.
+void check_retrieve(const OFCondition& sent, const OFList<RetrieveResponse*>& responses, RetrieveResult& result,
+                    const PacsPeer& peer, const std::string& what, const char* request) {
+  if (sent.bad())
+    throw DicomError(fmt::format("{}: {} from PACS {} failed ({})", what, request, peer_name(peer), sent.text()));
   if (responses.empty()) throw DicomError(fmt::format("{}: PACS {} sent no response", what, peer_name(peer)));
   const RetrieveResponse* last = responses.back();
   result.completed = last->m_numberOfCompletedSubops;
@@ -369,18 +384,11 @@ RetrieveResult pacs_get(const PacsPeer& peer, QueryLevel level, const QueryKeys&
   Association a{scu};
   const T_ASC_PresentationContextID pc = scu.findPresentationContextID(model, "");
   if (pc == 0) throw DicomError(fmt::format("get: PACS {} does not support C-GET (try move)", peer_name(peer)));
-  OFList<RetrieveResponse*> responses;
-  const OFCondition c = scu.sendCGETRequest(pc, &query, &responses);
+  OwnedResponses responses;
+  const OFCondition c = scu.sendCGETRequest(pc, &query, &responses.list);
   RetrieveResult result;
-  try {
-    if (scu.cancelled) throw DicomError("get: cancelled");
-    if (c.bad()) throw DicomError(fmt::format("get: C-GET from PACS {} failed ({})", peer_name(peer), c.text()));
-    check_retrieve(responses, result, peer, "get");
-  } catch (...) {
-    for (auto* r : responses) delete r;
-    throw;
-  }
-  for (auto* r : responses) delete r;
+  if (scu.cancelled) throw DicomError("get: cancelled");
+  check_retrieve(c, responses.list, result, peer, "get", "C-GET");
   a.ok = true;
   if (result.completed == 0) throw DicomError(fmt::format("get: PACS {} has nothing that matches", peer_name(peer)));
   publish(staging.dir, out_dir, result);
@@ -427,16 +435,9 @@ RetrieveResult pacs_move(const PacsPeer& peer, QueryLevel level, const QueryKeys
     Association a{scu};
     const T_ASC_PresentationContextID pc = scu.findPresentationContextID(model, "");
     if (pc == 0) throw DicomError(fmt::format("move: PACS {} does not support C-MOVE", peer_name(peer)));
-    OFList<RetrieveResponse*> responses;
-    c = scu.sendMOVERequest(pc, peer.calling_ae.c_str(), &query, &responses);
-    try {
-      if (c.bad()) throw DicomError(fmt::format("move: C-MOVE from PACS {} failed ({})", peer_name(peer), c.text()));
-      check_retrieve(responses, result, peer, "move");
-    } catch (...) {
-      for (auto* r : responses) delete r;
-      throw;
-    }
-    for (auto* r : responses) delete r;
+    OwnedResponses responses;
+    c = scu.sendMOVERequest(pc, peer.calling_ae.c_str(), &query, &responses.list);
+    check_retrieve(c, responses.list, result, peer, "move", "C-MOVE");
     a.ok = true;
     if (progress && !progress(receiver.received.load(), result.completed)) throw DicomError("move: cancelled");
   } catch (...) {
@@ -452,33 +453,38 @@ RetrieveResult pacs_move(const PacsPeer& peer, QueryLevel level, const QueryKeys
   return result;
 }
 
-StoreResult pacs_store(const PacsPeer& peer, const std::vector<fs::path>& inputs, const PacsProgress& progress) {
-  register_codecs();  // a peer refusing a compressed syntax gets the object decompressed
-  struct Item {
-    fs::path path;
-    std::string sop_class, sop_instance, syntax;
-  };
-  std::vector<Item> items;
-  auto add = [&](const fs::path& p) {
-    DcmFileFormat f;
-    if (f.loadFile(p.c_str(), EXS_Unknown, EGL_noChange, 256, ERM_autoDetect).bad())
-      throw DicomError(fmt::format("store: {} is not a readable DICOM file", p.string()));
-    OFString cls, inst, ts;
-    f.getDataset()->findAndGetOFString(DCM_SOPClassUID, cls);
-    f.getDataset()->findAndGetOFString(DCM_SOPInstanceUID, inst);
-    f.getMetaInfo()->findAndGetOFString(DCM_TransferSyntaxUID, ts);
-    if (ts.empty()) ts = DcmXfer(f.getDataset()->getOriginalXfer()).getXferID();
-    if (cls.empty() || inst.empty())
-      throw DicomError(fmt::format("store: {} has no SOP Class/Instance UID in its dataset; nothing was sent", p.string()));
-    // A PACS files instances under their study and series: without those UIDs it refuses them,
-    // so refuse before sending anything rather than after half of a series.
-    OFString study, series;
-    f.getDataset()->findAndGetOFString(DCM_StudyInstanceUID, study);
-    f.getDataset()->findAndGetOFString(DCM_SeriesInstanceUID, series);
-    if (study.empty() || series.empty())
-      throw DicomError(fmt::format("store: {} has no Study/Series Instance UID (anonymised?); nothing was sent", p.string()));
-    items.push_back({p, cls.c_str(), inst.c_str(), ts.c_str()});
-  };
+namespace {
+
+// One object to store, as read from its file.
+struct StoreItem {
+  fs::path path;
+  std::string sop_class, sop_instance, syntax;
+};
+
+StoreItem read_store_item(const fs::path& p) {
+  DcmFileFormat f;
+  if (f.loadFile(p.c_str(), EXS_Unknown, EGL_noChange, 256, ERM_autoDetect).bad())
+    throw DicomError(fmt::format("store: {} is not a readable DICOM file", p.string()));
+  OFString cls, inst, ts;
+  f.getDataset()->findAndGetOFString(DCM_SOPClassUID, cls);
+  f.getDataset()->findAndGetOFString(DCM_SOPInstanceUID, inst);
+  f.getMetaInfo()->findAndGetOFString(DCM_TransferSyntaxUID, ts);
+  if (ts.empty()) ts = DcmXfer(f.getDataset()->getOriginalXfer()).getXferID();
+  if (cls.empty() || inst.empty())
+    throw DicomError(fmt::format("store: {} has no SOP Class/Instance UID in its dataset; nothing was sent", p.string()));
+  // A PACS files instances under their study and series: without those UIDs it refuses them,
+  // so refuse before sending anything rather than after half of a series.
+  OFString study, series;
+  f.getDataset()->findAndGetOFString(DCM_StudyInstanceUID, study);
+  f.getDataset()->findAndGetOFString(DCM_SeriesInstanceUID, series);
+  if (study.empty() || series.empty())
+    throw DicomError(fmt::format("store: {} has no Study/Series Instance UID (anonymised?); nothing was sent", p.string()));
+  return {p, cls.c_str(), inst.c_str(), ts.c_str()};
+}
+
+// The files given and every visible file under the folders given (sorted per folder).
+std::vector<StoreItem> read_store_items(const std::vector<fs::path>& inputs) {
+  std::vector<StoreItem> items;
   for (const auto& in : inputs) {
     std::error_code ec;
     if (fs::is_directory(in, ec)) {
@@ -486,40 +492,49 @@ StoreResult pacs_store(const PacsPeer& peer, const std::vector<fs::path>& inputs
       for (const auto& e : fs::recursive_directory_iterator(in))
         if (e.is_regular_file() && e.path().filename().string().rfind('.', 0) != 0) files.push_back(e.path());
       std::sort(files.begin(), files.end());
-      for (const auto& f : files) add(f);
+      for (const auto& f : files) items.push_back(read_store_item(f));
     } else if (fs::is_regular_file(in, ec)) {
-      add(in);
+      items.push_back(read_store_item(in));
     } else {
       throw DicomError(fmt::format("store: {}: no such file or folder", in.string()));
     }
   }
   if (items.empty()) throw DicomError("store: no DICOM files to send");
+  return items;
+}
 
-  // One context per (SOP class, syntax) as stored, plus an uncompressed one per SOP class.
-  std::set<std::pair<std::string, std::string>> contexts;
+// One context per (SOP class, syntax) as stored, plus an uncompressed one per SOP class.
+struct StoreContexts {
+  std::set<std::pair<std::string, std::string>> as_stored;
   std::set<std::string> classes;
+};
+
+StoreContexts store_contexts(const std::vector<StoreItem>& items) {
+  StoreContexts contexts;
   for (const auto& i : items) {
-    contexts.insert({i.sop_class, i.syntax});
-    classes.insert(i.sop_class);
+    contexts.as_stored.insert({i.sop_class, i.syntax});
+    contexts.classes.insert(i.sop_class);
   }
-  if (contexts.size() + classes.size() > 128)
+  if (contexts.as_stored.size() + contexts.classes.size() > 128)
     throw DicomError(fmt::format("store: {} SOP class/transfer syntax combinations need more than the 128 presentation "
                                  "contexts of one association; store fewer kinds of objects at a time",
-                                 contexts.size()));
-  DcmSCU scu;
-  configure(scu, peer);
-  for (const auto& [cls, ts] : contexts) {
+                                 contexts.as_stored.size()));
+  return contexts;
+}
+
+void propose(DcmSCU& scu, const StoreContexts& contexts) {
+  for (const auto& [cls, ts] : contexts.as_stored) {
     OFList<OFString> one;
     one.push_back(ts.c_str());
     scu.addPresentationContext(cls.c_str(), one);
   }
-  for (const auto& cls : classes) scu.addPresentationContext(cls.c_str(), uncompressed_syntaxes());
-  scu.setDatasetConversionMode(OFTrue);
-  connect(scu, peer, "store");
-  Association a{scu};
+  for (const auto& cls : contexts.classes) scu.addPresentationContext(cls.c_str(), uncompressed_syntaxes());
+}
 
-  // Check every object has an accepted context before sending any of them.
-  StoreResult result;
+// The accepted context of every object, checked before any is sent: as stored, else
+// uncompressed (with a warning in `result`).
+std::vector<T_ASC_PresentationContextID> accepted_contexts(DcmSCU& scu, const std::vector<StoreItem>& items,
+                                                           const PacsPeer& peer, StoreResult& result) {
   std::vector<T_ASC_PresentationContextID> pcs;
   for (const auto& i : items) {
     T_ASC_PresentationContextID pc = scu.findPresentationContextID(i.sop_class.c_str(), i.syntax.c_str());
@@ -532,9 +547,14 @@ StoreResult pacs_store(const PacsPeer& peer, const std::vector<fs::path>& inputs
     }
     if (pc == 0)
       throw DicomError(fmt::format("store: PACS {} accepts no transfer syntax for {} (SOP class {}); nothing was sent",
-                                   peer_name(peer), i.path.string(), i.sop_class));
+                                  peer_name(peer), i.path.string(), i.sop_class));
     pcs.push_back(pc);
   }
+  return pcs;
+}
+
+void send_all(DcmSCU& scu, const std::vector<StoreItem>& items, const std::vector<T_ASC_PresentationContextID>& pcs,
+              const PacsPeer& peer, const PacsProgress& progress, StoreResult& result) {
   for (std::size_t k = 0; k < items.size(); ++k) {
     Uint16 status = 0;
     const OFCondition c = scu.sendSTORERequest(pcs[k], OFFilename(items[k].path.c_str()), nullptr, status);
@@ -548,6 +568,24 @@ StoreResult pacs_store(const PacsPeer& peer, const std::vector<fs::path>& inputs
     result.sop_instance_uids.push_back(items[k].sop_instance);
     if (progress && !progress(result.sent, items.size())) throw DicomError("store: cancelled");
   }
+}
+
+}  // namespace
+
+StoreResult pacs_store(const PacsPeer& peer, const std::vector<fs::path>& inputs, const PacsProgress& progress) {
+  register_codecs();  // a peer refusing a compressed syntax gets the object decompressed
+  const std::vector<StoreItem> items = read_store_items(inputs);
+  const StoreContexts contexts = store_contexts(items);
+  DcmSCU scu;
+  configure(scu, peer);
+  propose(scu, contexts);
+  scu.setDatasetConversionMode(OFTrue);
+  connect(scu, peer, "store");
+  Association a{scu};
+
+  StoreResult result;
+  const std::vector<T_ASC_PresentationContextID> pcs = accepted_contexts(scu, items, peer, result);
+  send_all(scu, items, pcs, peer, progress, result);
   a.ok = true;
   return result;
 }

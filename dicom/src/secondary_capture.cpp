@@ -33,14 +33,7 @@ SecondaryCaptureResult write_secondary_capture(const RgbPicture& picture, const 
   r.sop_instance_uid = detail::new_uid(SITE_INSTANCE_UID_ROOT);
   r.series_instance_uid =
       options.series_instance_uid.empty() ? detail::new_uid(SITE_SERIES_UID_ROOT) : options.series_instance_uid;
-  int series_number = options.series_number;
-  if (series_number <= 0) {
-    try {
-      series_number = std::stoi(source.series_number) + 3000;
-    } catch (...) {
-      series_number = 3000;
-    }
-  }
+  const int series_number = detail::derived_series_number(options.series_number, source, 3000);
   const std::string date = detail::dicom_date(), time = detail::dicom_time();
   auto put = [&](const DcmTagKey& tag, const std::string& v) {
     if (d.putAndInsertString(DcmTag(tag), v.c_str()).bad())

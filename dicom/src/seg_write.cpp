@@ -47,6 +47,140 @@ CodeSequenceMacro code(const CodedConcept& c) { return CodeSequenceMacro(c.value
 // Fills one frame (rows*columns bytes) for a segment index and slice; returns false when empty.
 using FrameFiller = std::function<bool(std::size_t segment, std::size_t slice, Uint8* frame)>;
 
+std::unique_ptr<DcmSegmentation> create_segmentation(bool fractional, Uint16 rows, Uint16 columns,
+                                                     const fs::path& out, const SegWriteOptions& options) {
+  IODGeneralEquipmentModule::EquipmentInfo equipment("Sagitta", options.algorithm_name, "1", options.software_version);
+  ContentIdentificationMacro content;
+  detail::set_content_identification(content, options.content_label, options.content_description.substr(0, 64),
+                                     options.algorithm_name);
+  DcmSegmentation* raw = nullptr;
+  const OFCondition created =
+      fractional ? DcmSegmentation::createFractionalSegmentation(raw, rows, columns, DcmSegTypes::SFT_PROBABILITY, 255,
+                                                                  equipment, content)
+                 : DcmSegmentation::createBinarySegmentation(raw, rows, columns, equipment, content);
+  check(created, out, "create");
+  return std::unique_ptr<DcmSegmentation>(raw);
+}
+
+// Patient, study and frame of reference from the source; a new series and instance.
+void set_series_and_instance(DcmSegmentation& seg, const SeriesInfo& source, const fs::path& out,
+                             const SegWriteOptions& options) {
+  {
+    DcmFileFormat src;
+    detail::source_dataset(src, source);
+    check(seg.importFromSourceImage(*src.getDataset()), out, "import patient and study");
+  }
+  const int series_number = detail::derived_series_number(options.series_number, source, 1000);
+  check(seg.getSeries().setSeriesInstanceUID(detail::new_uid(SITE_SERIES_UID_ROOT)), out, "series UID");
+  check(seg.getSeries().setSeriesNumber(std::to_string(series_number)), out, "series number");
+  check(seg.getSeries().setSeriesDescription(options.series_description.substr(0, 64), false), out, "series description");
+  check(seg.getSeries().setSeriesDate(detail::dicom_date()), out, "series date");
+  check(seg.getSeries().setSeriesTime(detail::dicom_time()), out, "series time");
+  check(seg.getSOPCommon().setSOPInstanceUID(detail::new_uid(SITE_INSTANCE_UID_ROOT)), out, "instance UID");
+  check(seg.getGeneralImage().setContentDate(detail::dicom_date()), out, "content date");
+  check(seg.getGeneralImage().setContentTime(detail::dicom_time()), out, "content time");
+}
+
+void add_segment(DcmSegmentation& seg, const SegmentDescription& d, const fs::path& out,
+                 const SegWriteOptions& options) {
+  DcmSegment* segment = nullptr;
+  check(DcmSegment::create(segment, d.name.empty() ? fmt::format("label {}", d.label) : d.name.substr(0, 64),
+                           code(d.category.empty() ? kTissue : d.category), code(d.type.empty() ? kTissue : d.type),
+                           DcmSegTypes::SAT_AUTOMATIC, options.algorithm_name.substr(0, 64)),
+        out, "segment " + d.name);
+  std::unique_ptr<DcmSegment> owned(segment);
+  double L = 0, a = 0, b = 0;
+  IODCIELabUtil::rgb2DicomLab(L, a, b, d.color[0] / 255.0, d.color[1] / 255.0, d.color[2] / 255.0);
+  check(segment->setRecommendedDisplayCIELabValue(static_cast<Uint16>(std::lround(L)), static_cast<Uint16>(std::lround(a)),
+                                                  static_cast<Uint16>(std::lround(b))),
+        out, "segment colour");
+  AlgorithmIdentificationMacro& algorithm = segment->getSegmentationAlgorithmIdentification();
+  algorithm.getAlgorithmFamilyCode().set(kArtificialIntelligence.value, kArtificialIntelligence.scheme,
+                                         kArtificialIntelligence.meaning);
+  algorithm.setAlgorithmName(options.algorithm_name.substr(0, 64));
+  algorithm.setAlgorithmVersion(options.algorithm_version.substr(0, 64));
+  Uint16 number = 0;
+  check(seg.addSegment(segment, number), out, "add segment " + d.name);
+  owned.release();
+}
+
+// Shared functional groups: orientation and pixel measures of the source grid.
+void add_shared_groups(DcmSegmentation& seg, const itk::ImageBase<3>& image, const fs::path& out) {
+  const auto& dir = image.GetDirection();
+  const auto& spacing = image.GetSpacing();
+  std::unique_ptr<FGPlaneOrientationPatient> orientation(FGPlaneOrientationPatient::createMinimal(
+      ds(dir[0][0]), ds(dir[1][0]), ds(dir[2][0]), ds(dir[0][1]), ds(dir[1][1]), ds(dir[2][1])));
+  if (!orientation) throw DicomError(out.string() + ": cannot build the plane orientation");
+  check(seg.addForAllFrames(*orientation), out, "plane orientation");
+  FGPixelMeasures measures;
+  check(measures.setPixelSpacing(ds(spacing[1]) + "\\" + ds(spacing[0])), out, "pixel spacing");
+  check(measures.setSliceThickness(ds(spacing[2])), out, "slice thickness");
+  check(measures.setSpacingBetweenSlices(ds(spacing[2])), out, "spacing between slices");
+  check(seg.addForAllFrames(measures), out, "pixel measures");
+}
+
+// Frames are indexed by (segment, position): the dimension organisation viewers expect.
+void add_dimensions(DcmSegmentation& seg, const fs::path& out) {
+  const std::string dimension_uid = detail::new_uid(SITE_INSTANCE_UID_ROOT);
+  check(seg.getDimensions().addDimensionIndex(DCM_ReferencedSegmentNumber, dimension_uid, DCM_SegmentIdentificationSequence,
+                                              "ReferencedSegmentNumber"),
+        out, "dimension index");
+  check(seg.getDimensions().addDimensionIndex(DCM_ImagePositionPatient, dimension_uid, DCM_PlanePositionSequence,
+                                              "ImagePositionPatient"),
+        out, "dimension index");
+}
+
+// Per-slice groups, built once and shared by every segment's frame on that slice.
+struct SliceGroups {
+  std::vector<std::unique_ptr<FGPlanePosPatient>> positions;
+  std::vector<std::unique_ptr<FGDerivationImage>> derivations;
+};
+
+SliceGroups slice_groups(const itk::ImageBase<3>& image, const SeriesInfo& source, const fs::path& out) {
+  const std::size_t slice_count = image.GetLargestPossibleRegion().GetSize()[2];
+  const auto& slices = source.slices.front();
+  SliceGroups groups;
+  groups.positions.resize(slice_count);
+  groups.derivations.resize(slice_count);
+  for (std::size_t k = 0; k < slice_count; ++k) {
+    itk::Index<3> index{{0, 0, static_cast<itk::IndexValueType>(k)}};
+    itk::Point<double, 3> p;
+    image.TransformIndexToPhysicalPoint(index, p);
+    groups.positions[k].reset(FGPlanePosPatient::createMinimal(ds(p[0]), ds(p[1]), ds(p[2])));
+    OFVector<ImageSOPInstanceReferenceMacro> refs(1);
+    check(refs[0].setReferencedSOPClassUID(slices[k].sop_class_uid), out, "source SOP class");
+    check(refs[0].setReferencedSOPInstanceUID(slices[k].sop_instance_uid), out, "source SOP instance");
+    if (slices[k].frame > 0) refs[0].addReferencedFrameNumber(static_cast<Uint16>(slices[k].frame));
+    groups.derivations[k].reset(DcmSegmentation::createDerivationImageFG(refs, ""));
+    if (!groups.positions[k] || !groups.derivations[k]) throw DicomError(out.string() + ": cannot build per-frame groups");
+  }
+  return groups;
+}
+
+// One frame per segment and slice that `fill` finds non-empty; counts them in the result.
+SegWriteResult add_frames(DcmSegmentation& seg, const SliceGroups& groups, std::size_t segment_count,
+                          std::size_t frame_pixels, const fs::path& out, const FrameFiller& fill) {
+  SegWriteResult result;
+  result.frames_per_segment.assign(segment_count, 0);
+  std::vector<Uint8> frame(frame_pixels);
+  FGFrameContent frame_content;
+  for (std::size_t s = 0; s < segment_count; ++s) {
+    for (std::size_t k = 0; k < groups.positions.size(); ++k) {
+      if (!fill(s, k, frame.data())) continue;  // empty frames are not stored
+      check(frame_content.setDimensionIndexValues(static_cast<Uint32>(s + 1), 0), out, "frame content");
+      check(frame_content.setDimensionIndexValues(static_cast<Uint32>(k + 1), 1), out, "frame content");
+      OFVector<FGBase*> frame_groups;
+      frame_groups.push_back(&frame_content);
+      frame_groups.push_back(groups.positions[k].get());
+      frame_groups.push_back(groups.derivations[k].get());
+      check(seg.addFrame(frame.data(), static_cast<Uint16>(s + 1), frame_groups), out, "add frame");
+      ++result.frames_per_segment[s];
+      ++result.frames;
+    }
+  }
+  return result;
+}
+
 SegWriteResult write_common(bool fractional, const itk::ImageBase<3>& image, const itk::ImageBase<3>& source_grid,
                             const SeriesInfo& source, const std::vector<SegmentDescription>& segments,
                             const fs::path& out, const SegWriteOptions& options, const FrameFiller& fill) {
@@ -57,141 +191,21 @@ SegWriteResult write_common(bool fractional, const itk::ImageBase<3>& image, con
   if (size[0] > 65535 || size[1] > 65535) throw DicomError(out.string() + ": slices larger than 65535 pixels");
   const auto columns = static_cast<Uint16>(size[0]), rows = static_cast<Uint16>(size[1]);
 
-  IODGeneralEquipmentModule::EquipmentInfo equipment("Sagitta", options.algorithm_name, "1", options.software_version);
-  ContentIdentificationMacro content;
-  content.setInstanceNumber("1");
-  content.setContentLabel(options.content_label);
-  content.setContentDescription(options.content_description.substr(0, 64), false);
-  content.setContentCreatorName("Sagitta^" + options.algorithm_name.substr(0, 50), false);
-
-  DcmSegmentation* raw = nullptr;
-  const OFCondition created =
-      fractional ? DcmSegmentation::createFractionalSegmentation(raw, rows, columns, DcmSegTypes::SFT_PROBABILITY, 255,
-                                                                  equipment, content)
-                 : DcmSegmentation::createBinarySegmentation(raw, rows, columns, equipment, content);
-  check(created, out, "create");
-  std::unique_ptr<DcmSegmentation> seg(raw);
-
-  // Patient, study and frame of reference from the source.
-  {
-    DcmFileFormat src;
-    detail::source_dataset(src, source);
-    check(seg->importFromSourceImage(*src.getDataset()), out, "import patient and study");
-  }
-  int series_number = options.series_number;
-  if (series_number <= 0) {
-    try {
-      series_number = std::stoi(source.series_number) + 1000;
-    } catch (...) {
-      series_number = 1000;
-    }
-  }
-  check(seg->getSeries().setSeriesInstanceUID(detail::new_uid(SITE_SERIES_UID_ROOT)), out, "series UID");
-  check(seg->getSeries().setSeriesNumber(std::to_string(series_number)), out, "series number");
-  check(seg->getSeries().setSeriesDescription(options.series_description.substr(0, 64), false), out, "series description");
-  check(seg->getSeries().setSeriesDate(detail::dicom_date()), out, "series date");
-  check(seg->getSeries().setSeriesTime(detail::dicom_time()), out, "series time");
-  check(seg->getSOPCommon().setSOPInstanceUID(detail::new_uid(SITE_INSTANCE_UID_ROOT)), out, "instance UID");
-  check(seg->getGeneralImage().setContentDate(detail::dicom_date()), out, "content date");
-  check(seg->getGeneralImage().setContentTime(detail::dicom_time()), out, "content time");
-
-  // Segments, numbered 1..n in the order given.
-  for (const auto& d : segments) {
-    DcmSegment* segment = nullptr;
-    check(DcmSegment::create(segment, d.name.empty() ? fmt::format("label {}", d.label) : d.name.substr(0, 64),
-                             code(d.category.empty() ? kTissue : d.category), code(d.type.empty() ? kTissue : d.type),
-                             DcmSegTypes::SAT_AUTOMATIC, options.algorithm_name.substr(0, 64)),
-          out, "segment " + d.name);
-    std::unique_ptr<DcmSegment> owned(segment);
-    double L = 0, a = 0, b = 0;
-    IODCIELabUtil::rgb2DicomLab(L, a, b, d.color[0] / 255.0, d.color[1] / 255.0, d.color[2] / 255.0);
-    check(segment->setRecommendedDisplayCIELabValue(static_cast<Uint16>(std::lround(L)), static_cast<Uint16>(std::lround(a)),
-                                                    static_cast<Uint16>(std::lround(b))),
-          out, "segment colour");
-    AlgorithmIdentificationMacro& algorithm = segment->getSegmentationAlgorithmIdentification();
-    algorithm.getAlgorithmFamilyCode().set(kArtificialIntelligence.value, kArtificialIntelligence.scheme,
-                                           kArtificialIntelligence.meaning);
-    algorithm.setAlgorithmName(options.algorithm_name.substr(0, 64));
-    algorithm.setAlgorithmVersion(options.algorithm_version.substr(0, 64));
-    Uint16 number = 0;
-    check(seg->addSegment(segment, number), out, "add segment " + d.name);
-    owned.release();
-  }
-
-  // Shared functional groups: orientation and pixel measures of the source grid.
-  const auto& dir = image.GetDirection();
-  const auto& spacing = image.GetSpacing();
-  std::unique_ptr<FGPlaneOrientationPatient> orientation(FGPlaneOrientationPatient::createMinimal(
-      ds(dir[0][0]), ds(dir[1][0]), ds(dir[2][0]), ds(dir[0][1]), ds(dir[1][1]), ds(dir[2][1])));
-  if (!orientation) throw DicomError(out.string() + ": cannot build the plane orientation");
-  check(seg->addForAllFrames(*orientation), out, "plane orientation");
-  FGPixelMeasures measures;
-  check(measures.setPixelSpacing(ds(spacing[1]) + "\\" + ds(spacing[0])), out, "pixel spacing");
-  check(measures.setSliceThickness(ds(spacing[2])), out, "slice thickness");
-  check(measures.setSpacingBetweenSlices(ds(spacing[2])), out, "spacing between slices");
-  check(seg->addForAllFrames(measures), out, "pixel measures");
-
-  // Frames are indexed by (segment, position): the dimension organisation viewers expect.
-  const std::string dimension_uid = detail::new_uid(SITE_INSTANCE_UID_ROOT);
-  check(seg->getDimensions().addDimensionIndex(DCM_ReferencedSegmentNumber, dimension_uid, DCM_SegmentIdentificationSequence,
-                                               "ReferencedSegmentNumber"),
-        out, "dimension index");
-  check(seg->getDimensions().addDimensionIndex(DCM_ImagePositionPatient, dimension_uid, DCM_PlanePositionSequence,
-                                               "ImagePositionPatient"),
-        out, "dimension index");
-
-  // Per-slice groups, built once and shared by every segment's frame on that slice.
-  const auto& slices = source.slices.front();
-  std::vector<std::unique_ptr<FGPlanePosPatient>> positions(size[2]);
-  std::vector<std::unique_ptr<FGDerivationImage>> derivations(size[2]);
-  for (std::size_t k = 0; k < size[2]; ++k) {
-    itk::Index<3> index{{0, 0, static_cast<itk::IndexValueType>(k)}};
-    itk::Point<double, 3> p;
-    image.TransformIndexToPhysicalPoint(index, p);
-    positions[k].reset(FGPlanePosPatient::createMinimal(ds(p[0]), ds(p[1]), ds(p[2])));
-    OFVector<ImageSOPInstanceReferenceMacro> refs(1);
-    check(refs[0].setReferencedSOPClassUID(slices[k].sop_class_uid), out, "source SOP class");
-    check(refs[0].setReferencedSOPInstanceUID(slices[k].sop_instance_uid), out, "source SOP instance");
-    if (slices[k].frame > 0) refs[0].addReferencedFrameNumber(static_cast<Uint16>(slices[k].frame));
-    derivations[k].reset(DcmSegmentation::createDerivationImageFG(refs, ""));
-    if (!positions[k] || !derivations[k]) throw DicomError(out.string() + ": cannot build per-frame groups");
-  }
-
-  SegWriteResult result;
-  result.frames_per_segment.assign(segments.size(), 0);
-  std::vector<Uint8> frame(static_cast<std::size_t>(rows) * columns);
-  FGFrameContent frame_content;
-  for (std::size_t s = 0; s < segments.size(); ++s) {
-    for (std::size_t k = 0; k < size[2]; ++k) {
-      if (!fill(s, k, frame.data())) continue;  // empty frames are not stored
-      check(frame_content.setDimensionIndexValues(static_cast<Uint32>(s + 1), 0), out, "frame content");
-      check(frame_content.setDimensionIndexValues(static_cast<Uint32>(k + 1), 1), out, "frame content");
-      OFVector<FGBase*> groups;
-      groups.push_back(&frame_content);
-      groups.push_back(positions[k].get());
-      groups.push_back(derivations[k].get());
-      check(seg->addFrame(frame.data(), static_cast<Uint16>(s + 1), groups), out, "add frame");
-      ++result.frames_per_segment[s];
-      ++result.frames;
-    }
-  }
+  const std::unique_ptr<DcmSegmentation> seg = create_segmentation(fractional, rows, columns, out, options);
+  set_series_and_instance(*seg, source, out, options);
+  for (const auto& d : segments) add_segment(*seg, d, out, options);  // numbered 1..n in this order
+  add_shared_groups(*seg, image, out);
+  add_dimensions(*seg, out);
+  const SliceGroups groups = slice_groups(image, source, out);
+  SegWriteResult result =
+      add_frames(*seg, groups, segments.size(), static_cast<std::size_t>(rows) * columns, out, fill);
   if (result.frames == 0)
     throw DicomError(out.string() + ": the label map holds none of the described labels; nothing to write");
 
-  DcmFileFormat file;
-  DcmDataset& dataset = *file.getDataset();
-  check(seg->writeDataset(dataset), out, "write");
-  // dcmseg imports only the patient/study modules it models; keep every attribute of those
-  // modules from the source, and name the source series and instances.
-  detail::copy_patient_study(dataset, source);
-  detail::put_referenced_series(dataset, source);
-  detail::save_atomically(file, out);
-
-  OFString uid;
-  seg->getSOPCommon().getSOPInstanceUID(uid);
-  result.sop_instance_uid = uid.c_str();
-  seg->getSeries().getSeriesInstanceUID(uid);
-  result.series_instance_uid = uid.c_str();
+  const detail::DerivedUids uids = detail::save_iod(
+      *seg, [&](DcmItem& dataset) { check(seg->writeDataset(dataset), out, "write"); }, source, out);
+  result.sop_instance_uid = uids.sop_instance_uid;
+  result.series_instance_uid = uids.series_instance_uid;
   return result;
 }
 

@@ -49,6 +49,172 @@ auto time_key(const Frame& f) {
                          f.instance_number, f.path, f.frame, f.mosaic_tile);
 }
 
+// The in-plane axes and spacing of the first frame, which every frame shares.
+StackGeometry plane_of(const Frame& first) {
+  StackGeometry g;
+  g.row_direction = row_of(first);
+  g.column_direction = col_of(first);
+  g.normal = cross(g.row_direction, g.column_direction);
+  g.columns = first.columns;
+  g.rows = first.rows;
+  g.spacing[0] = first.pixel_spacing[1];  // PixelSpacing is (between rows, between columns)
+  g.spacing[1] = first.pixel_spacing[0];
+  return g;
+}
+
+// Repeated positions: a multi-volume series, if every position repeats equally often.
+void count_volumes(const std::vector<std::vector<std::size_t>>& clusters, std::size_t frame_count, StackGeometry& g) {
+  const std::size_t per_position = clusters.front().size();
+  for (const auto& c : clusters)
+    if (c.size() != per_position)
+      throw DicomError(fmt::format(
+          "{} frames at {} positions repeat unevenly ({} at one position, {} at another): "
+          "the stack mixes acquisitions that do not form whole volumes",
+          frame_count, clusters.size(), per_position, c.size()));
+  g.volumes = static_cast<int>(per_position);
+  if (g.volumes > 1)
+    g.decisions.push_back(fmt::format("{} volumes of {} slices: each position was acquired {} times "
+                                      "(ordered by temporal position, acquisition, time)",
+                                      g.volumes, clusters.size(), g.volumes));
+}
+
+// In-plane offset (in pixels) of each position's corner from the normal through the first:
+// zero for an ordinary stack, growing linearly for a gantry-tilted one.
+struct InPlaneShifts {
+  std::vector<double> columns, rows;
+  bool sheared = false;
+};
+
+InPlaneShifts in_plane_shifts(const std::vector<Frame>& frames, const std::vector<std::vector<std::size_t>>& clusters,
+                              const StackGeometry& g) {
+  const std::size_t n_positions = clusters.size();
+  InPlaneShifts shifts;
+  shifts.columns.resize(n_positions);
+  shifts.rows.resize(n_positions);
+  double max_shift = 0;
+  for (std::size_t k = 0; k < n_positions; ++k) {
+    Vec3 off = sub(frames[clusters[k].front()].position, g.origin);
+    const double along = dot(off, g.normal);
+    for (int i = 0; i < 3; ++i) off[i] -= along * g.normal[i];
+    shifts.columns[k] = dot(off, g.row_direction) / g.spacing[0];
+    shifts.rows[k] = dot(off, g.column_direction) / g.spacing[1];
+    max_shift = std::max({max_shift, std::abs(shifts.columns[k]), std::abs(shifts.rows[k])});
+  }
+  shifts.sheared = max_shift > 1e-3;
+  return shifts;
+}
+
+void note_gantry_tilt(const Vec3& last_position, const Frame& first, StackGeometry& g) {
+  const Vec3 d = sub(last_position, g.origin);
+  const double len = std::sqrt(dot(d, d));
+  const double angle = len > 0 ? std::acos(std::min(1.0, std::abs(dot(d, g.normal)) / len)) * 180 / kPi : 0;
+  g.decisions.push_back(fmt::format(
+      "gantry tilt of {:.2f} degrees (GantryDetectorTilt says {:.2f}): slices are sheared; "
+      "each slice was shifted in-plane (bilinear) onto a grid perpendicular to the slices, "
+      "so every voxel keeps its true physical position",
+      angle, first.gantry_tilt));
+}
+
+// Gaps between consecutive positions along the normal (`s`, ascending, at least two).
+struct Gaps {
+  double extent = 0, mean = 0, min = 0, max = 0;
+  std::size_t widest = 0;  // the gap after position `widest` is the largest
+};
+
+Gaps gaps_of(const std::vector<double>& s) {
+  Gaps gaps;
+  gaps.extent = s.back() - s.front();
+  gaps.mean = gaps.extent / double(s.size() - 1);
+  gaps.min = gaps.extent;
+  for (std::size_t k = 0; k + 1 < s.size(); ++k) {
+    const double gap = s[k + 1] - s[k];
+    gaps.min = std::min(gaps.min, gap);
+    if (gap > gaps.max) {
+      gaps.max = gap;
+      gaps.widest = k;
+    }
+  }
+  return gaps;
+}
+
+// Uneven gaps, when allowed: a uniform grid at the smallest gap, resampled along the normal.
+void resample_irregular(const Gaps& gaps, std::size_t n_positions, StackGeometry& g) {
+  const int count = static_cast<int>(std::lround(gaps.extent / gaps.min)) + 1;
+  if (count > 4 * static_cast<int>(n_positions) + 16)
+    throw DicomError(fmt::format(
+        "slice gaps range from {:.4g} to {:.4g} mm; a uniform grid would need {} slices for {} "
+        "acquired ones, too many to interpolate faithfully",
+        gaps.min, gaps.max, count, n_positions));
+  g.slices = count;
+  g.spacing[2] = gaps.extent / double(count - 1);
+  g.decisions.push_back(fmt::format(
+      "irregular slice gaps ({:.4g} to {:.4g} mm): {} slices resampled linearly along the normal "
+      "onto {} slices {:.4g} mm apart",
+      gaps.min, gaps.max, n_positions, count, g.spacing[2]));
+}
+
+// Spacing along the normal and the number of output slices, from the positions `s`.
+void plan_slices(const std::vector<double>& s, const Frame& first, const LoadOptions& options, StackGeometry& g) {
+  const std::size_t n_positions = s.size();
+  if (n_positions == 1) {
+    g.spacing[2] = first.spacing_between_slices > 0 ? first.spacing_between_slices
+                   : first.slice_thickness > 0     ? first.slice_thickness
+                                                   : 1.0;
+    g.slices = 1;
+    return;
+  }
+  const Gaps gaps = gaps_of(s);
+  const double tolerance = std::max(options.spacing_tolerance * gaps.mean, 1e-3);
+  const bool regular = gaps.max - gaps.mean <= tolerance && gaps.mean - gaps.min <= tolerance;
+  if (regular) {
+    g.spacing[2] = gaps.mean;
+    g.slices = static_cast<int>(n_positions);
+  } else if (options.irregular_spacing == IrregularSpacing::Refuse) {
+    const std::size_t worst = gaps.widest;
+    throw DicomError(fmt::format(
+        "slices are not evenly spaced: gaps range from {:.4g} to {:.4g} mm (the largest, between "
+        "slices {} and {} at {:.4g} and {:.4g} mm along the normal, suggests a missing slice); "
+        "refusing to misplace voxels: allow resampling onto a uniform grid (--resample-irregular)",
+        gaps.min, gaps.max, worst + 1, worst + 2, s[worst], s[worst + 1]));
+  } else {
+    resample_irregular(gaps, n_positions, g);
+  }
+}
+
+// Sources of each output slice: the frame at that position, or the two around it when the
+// slices are resampled along the normal.
+void assign_sources(const std::vector<std::vector<std::size_t>>& clusters, const std::vector<double>& s,
+                    const InPlaneShifts& shifts, StackGeometry& g) {
+  const std::size_t n_positions = clusters.size();
+  const bool interpolate = g.slices != static_cast<int>(n_positions);
+  g.needs_resampling = interpolate || shifts.sheared;
+  g.sources.assign(g.volumes, std::vector<std::vector<SliceSource>>(g.slices));
+  auto source = [&](std::size_t position, int v, double weight) {
+    return SliceSource{clusters[position][v], weight, shifts.columns[position], shifts.rows[position]};
+  };
+  for (int v = 0; v < g.volumes; ++v) {
+    for (int k = 0; k < g.slices; ++k) {
+      auto& out = g.sources[v][k];
+      if (!interpolate) {
+        out.push_back(source(k, v, 1.0));
+        continue;
+      }
+      const double target = s.front() + k * g.spacing[2];
+      std::size_t j = std::upper_bound(s.begin(), s.end(), target) - s.begin();
+      j = std::clamp<std::size_t>(j, 1, n_positions - 1);
+      const double t = std::clamp((target - s[j - 1]) / (s[j] - s[j - 1]), 0.0, 1.0);
+      if (t < 1e-6) {
+        out.push_back(source(j - 1, v, 1.0));
+      } else if (t > 1 - 1e-6) {
+        out.push_back(source(j, v, 1.0));
+      } else {
+        out.push_back(source(j - 1, v, 1 - t));
+        out.push_back(source(j, v, t));
+      }
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<std::vector<std::size_t>> position_clusters(const std::vector<Frame>& frames) {
@@ -80,130 +246,17 @@ StackGeometry plan_geometry(const std::vector<Frame>& frames, const LoadOptions&
   const auto clusters = position_clusters(frames);
   const Frame& first = frames.front();
 
-  StackGeometry g;
-  g.row_direction = row_of(first);
-  g.column_direction = col_of(first);
-  g.normal = cross(g.row_direction, g.column_direction);
-  g.columns = first.columns;
-  g.rows = first.rows;
-  g.spacing[0] = first.pixel_spacing[1];  // PixelSpacing is (between rows, between columns)
-  g.spacing[1] = first.pixel_spacing[0];
+  StackGeometry g = plane_of(first);
+  count_volumes(clusters, frames.size(), g);
+  // Distance of each position along the normal.
+  std::vector<double> s(clusters.size());
+  for (std::size_t k = 0; k < clusters.size(); ++k) s[k] = dot(frames[clusters[k].front()].position, g.normal);
+  g.origin = frames[clusters.front().front()].position;
 
-  // Repeated positions: a multi-volume series, if every position repeats equally often.
-  const std::size_t per_position = clusters.front().size();
-  for (const auto& c : clusters)
-    if (c.size() != per_position)
-      throw DicomError(fmt::format(
-          "{} frames at {} positions repeat unevenly ({} at one position, {} at another): "
-          "the stack mixes acquisitions that do not form whole volumes",
-          frames.size(), clusters.size(), per_position, c.size()));
-  g.volumes = static_cast<int>(per_position);
-  if (g.volumes > 1)
-    g.decisions.push_back(fmt::format("{} volumes of {} slices: each position was acquired {} times "
-                                      "(ordered by temporal position, acquisition, time)",
-                                      g.volumes, clusters.size(), g.volumes));
-
-  const std::size_t n_positions = clusters.size();
-  std::vector<double> s(n_positions);
-  for (std::size_t k = 0; k < n_positions; ++k) s[k] = dot(frames[clusters[k].front()].position, g.normal);
-  const Vec3 p0 = frames[clusters.front().front()].position;
-  g.origin = p0;
-
-  // In-plane offset of each slice's corner from the normal through the first: zero for an
-  // ordinary stack, growing linearly for a gantry-tilted one.
-  std::vector<double> shift_c(n_positions), shift_r(n_positions);
-  double max_shift = 0;
-  for (std::size_t k = 0; k < n_positions; ++k) {
-    Vec3 off = sub(frames[clusters[k].front()].position, p0);
-    const double along = dot(off, g.normal);
-    for (int i = 0; i < 3; ++i) off[i] -= along * g.normal[i];
-    shift_c[k] = dot(off, g.row_direction) / g.spacing[0];
-    shift_r[k] = dot(off, g.column_direction) / g.spacing[1];
-    max_shift = std::max({max_shift, std::abs(shift_c[k]), std::abs(shift_r[k])});
-  }
-  const bool sheared = max_shift > 1e-3;
-  if (sheared) {
-    const Vec3 d = sub(frames[clusters.back().front()].position, p0);
-    const double len = std::sqrt(dot(d, d));
-    const double angle = len > 0 ? std::acos(std::min(1.0, std::abs(dot(d, g.normal)) / len)) * 180 / kPi : 0;
-    g.decisions.push_back(fmt::format(
-        "gantry tilt of {:.2f} degrees (GantryDetectorTilt says {:.2f}): slices are sheared; "
-        "each slice was shifted in-plane (bilinear) onto a grid perpendicular to the slices, "
-        "so every voxel keeps its true physical position",
-        angle, first.gantry_tilt));
-  }
-
-  // Spacing along the normal.
-  if (n_positions == 1) {
-    g.spacing[2] = first.spacing_between_slices > 0 ? first.spacing_between_slices
-                   : first.slice_thickness > 0     ? first.slice_thickness
-                                                   : 1.0;
-    g.slices = 1;
-  } else {
-    const double extent = s.back() - s.front();
-    const double mean_gap = extent / double(n_positions - 1);
-    double min_gap = extent, max_gap = 0;
-    std::size_t worst = 0;
-    for (std::size_t k = 0; k + 1 < n_positions; ++k) {
-      const double gap = s[k + 1] - s[k];
-      min_gap = std::min(min_gap, gap);
-      if (gap > max_gap) {
-        max_gap = gap;
-        worst = k;
-      }
-    }
-    const double tolerance = std::max(options.spacing_tolerance * mean_gap, 1e-3);
-    const bool regular = max_gap - mean_gap <= tolerance && mean_gap - min_gap <= tolerance;
-    if (regular) {
-      g.spacing[2] = mean_gap;
-      g.slices = static_cast<int>(n_positions);
-    } else if (options.irregular_spacing == IrregularSpacing::Refuse) {
-      throw DicomError(fmt::format(
-          "slices are not evenly spaced: gaps range from {:.4g} to {:.4g} mm (the largest, between "
-          "slices {} and {} at {:.4g} and {:.4g} mm along the normal, suggests a missing slice); "
-          "refusing to misplace voxels: allow resampling onto a uniform grid (--resample-irregular)",
-          min_gap, max_gap, worst + 1, worst + 2, s[worst], s[worst + 1]));
-    } else {
-      const int count = static_cast<int>(std::lround(extent / min_gap)) + 1;
-      if (count > 4 * static_cast<int>(n_positions) + 16)
-        throw DicomError(fmt::format(
-            "slice gaps range from {:.4g} to {:.4g} mm; a uniform grid would need {} slices for {} "
-            "acquired ones, too many to interpolate faithfully",
-            min_gap, max_gap, count, n_positions));
-      g.slices = count;
-      g.spacing[2] = extent / double(count - 1);
-      g.decisions.push_back(fmt::format(
-          "irregular slice gaps ({:.4g} to {:.4g} mm): {} slices resampled linearly along the normal "
-          "onto {} slices {:.4g} mm apart",
-          min_gap, max_gap, n_positions, count, g.spacing[2]));
-    }
-  }
-
-  // Sources of each output slice.
-  const bool interpolate = g.slices != static_cast<int>(n_positions);
-  g.needs_resampling = interpolate || sheared;
-  g.sources.assign(g.volumes, std::vector<std::vector<SliceSource>>(g.slices));
-  for (int v = 0; v < g.volumes; ++v) {
-    for (int k = 0; k < g.slices; ++k) {
-      auto& out = g.sources[v][k];
-      if (!interpolate) {
-        out.push_back({clusters[k][v], 1.0, shift_c[k], shift_r[k]});
-        continue;
-      }
-      const double target = s.front() + k * g.spacing[2];
-      std::size_t j = std::upper_bound(s.begin(), s.end(), target) - s.begin();
-      j = std::clamp<std::size_t>(j, 1, n_positions - 1);
-      const double t = std::clamp((target - s[j - 1]) / (s[j] - s[j - 1]), 0.0, 1.0);
-      if (t < 1e-6) {
-        out.push_back({clusters[j - 1][v], 1.0, shift_c[j - 1], shift_r[j - 1]});
-      } else if (t > 1 - 1e-6) {
-        out.push_back({clusters[j][v], 1.0, shift_c[j], shift_r[j]});
-      } else {
-        out.push_back({clusters[j - 1][v], 1 - t, shift_c[j - 1], shift_r[j - 1]});
-        out.push_back({clusters[j][v], t, shift_c[j], shift_r[j]});
-      }
-    }
-  }
+  const InPlaneShifts shifts = in_plane_shifts(frames, clusters, g);
+  if (shifts.sheared) note_gantry_tilt(frames[clusters.back().front()].position, first, g);
+  plan_slices(s, first, options, g);
+  assign_sources(clusters, s, shifts, g);
   return g;
 }
 
