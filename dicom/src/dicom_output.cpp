@@ -14,6 +14,7 @@
 #include <ctime>
 #include <set>
 
+#include "sagitta/core/atomic_output.h"
 #include "sagitta/dicom/error.h"
 #include "sagitta/dicom/series_info.h"
 
@@ -55,24 +56,19 @@ std::string dicom_time() {
 }
 
 void save_atomically(DcmFileFormat& file, const fs::path& out, int xfer) {
-  const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec))
-    throw DicomError(fmt::format("{}: the output folder {} does not exist", out.string(), dir.string()));
-  if (::access(dir.c_str(), W_OK) != 0)
-    throw DicomError(fmt::format("{}: the output folder {} is not writable", out.string(), dir.string()));
-  if (fs::is_directory(out, ec)) throw DicomError(fmt::format("{}: is a folder, not a file name", out.string()));
-  const fs::path tmp = dir / fmt::format(".partial-{}-{}", ::getpid(), out.filename().string());
-  const E_TransferSyntax ts = xfer < 0 ? EXS_LittleEndianExplicit : static_cast<E_TransferSyntax>(xfer);
-  const OFCondition status = file.saveFile(tmp.c_str(), ts, EET_ExplicitLength, EGL_recalcGL, EPD_withoutPadding);
-  if (status.bad()) {
-    fs::remove(tmp, ec);
-    throw DicomError(fmt::format("{}: cannot write ({})", out.string(), status.text()));
+  try {
+    check_output_file(out);
+  } catch (const sagitta::Error& e) {
+    throw DicomError(e.what());
   }
-  fs::rename(tmp, out, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    throw DicomError(fmt::format("{}: cannot write ({})", out.string(), ec.message()));
+  const E_TransferSyntax ts = xfer < 0 ? EXS_LittleEndianExplicit : static_cast<E_TransferSyntax>(xfer);
+  try {
+    write_atomically(out, [&](const fs::path& tmp) {
+      const OFCondition status = file.saveFile(tmp.c_str(), ts, EET_ExplicitLength, EGL_recalcGL, EPD_withoutPadding);
+      if (status.bad()) throw DicomError(fmt::format("{}: cannot write ({})", out.string(), status.text()));
+    });
+  } catch (const fs::filesystem_error& e) {
+    throw DicomError(fmt::format("{}: cannot write ({})", out.string(), e.code().message()));
   }
 }
 

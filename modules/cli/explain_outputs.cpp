@@ -3,8 +3,8 @@
 
 #include <cctype>
 
-#include "progress.h"
 #include "sagitta/core/volume_io.h"
+#include "sagitta/explain/error.h"
 
 namespace sagitta::cli {
 namespace xp = sagitta::explain;

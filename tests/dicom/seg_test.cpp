@@ -16,6 +16,7 @@
 #include "sagitta/dicom/scan.h"
 #include "sagitta/dicom/seg.h"
 #include "support/synthetic_dicom.h"
+#include "support/read_4d.h"
 #include "support/test_paths.h"
 
 namespace {
@@ -31,21 +32,6 @@ dcm::LabelMap::Pointer new_labels(const itk::ImageBase<3>& grid) {
   l->SetRegions(grid.GetLargestPossibleRegion());
   l->Allocate(true);
   return l;
-}
-
-dcm::LabelMap::Pointer read_labels(const fs::path& path) {
-  auto reader = itk::ImageFileReader<dcm::LabelMap>::New();
-  reader->SetFileName(path.string());
-  reader->Update();
-  return reader->GetOutput();
-}
-
-std::size_t differences(const dcm::LabelMap& a, const dcm::LabelMap& b) {
-  if (a.GetLargestPossibleRegion().GetSize() != b.GetLargestPossibleRegion().GetSize()) return static_cast<std::size_t>(-1);
-  const std::size_t n = a.GetLargestPossibleRegion().GetNumberOfPixels();
-  std::size_t d = 0;
-  for (std::size_t i = 0; i < n; ++i) d += a.GetBufferPointer()[i] != b.GetBufferPointer()[i];
-  return d;
 }
 
 std::vector<dcm::SegmentDescription> describe(const dcm::LabelMap& labels, const std::string& prefix = "label") {
@@ -136,7 +122,7 @@ TEST(Seg, SyntheticRoundTripIsIdentical) {
   const auto back = dcm::read_seg(dir / "seg.dcm", ro);
   EXPECT_EQ(back.segmentation_type, "BINARY");
   EXPECT_FALSE(back.overlapping);
-  EXPECT_EQ(differences(*back.labels, *s.labels), 0u);
+  EXPECT_EQ(sagitta::testing::label_differences(*back.labels, *s.labels), 0u);
   ASSERT_EQ(back.segments.size(), 3u);
   EXPECT_EQ(back.segments[1].name, "label 2");
   EXPECT_EQ(back.segments[1].category.value, "85756007");
@@ -274,7 +260,7 @@ TEST(SegDcmqi, ReferenceLabelMapsRoundTripThroughOurSeg) {
                            "liver_spine_seg.nrrd", "liver_spine_gapped_seg.nrrd", "partial_overlaps-1.nrrd",
                            "partial_overlaps-2.nrrd", "partial_overlaps-3.nrrd"}) {
     SCOPED_TRACE(name);
-    const auto labels = read_labels(data / name);
+    const auto labels = sagitta::testing::read_label_map(data / name);
     // dcmqi wrote these on the CT's grid; up to float noise in the header (1e-6 mm).
     labels->SetOrigin(grid.GetOrigin());
     ASSERT_EQ(labels->GetLargestPossibleRegion().GetSize(), grid.GetLargestPossibleRegion().GetSize());
@@ -288,7 +274,7 @@ TEST(SegDcmqi, ReferenceLabelMapsRoundTripThroughOurSeg) {
     ro.reference = &ct.info;
     ro.label_template = segments;  // label values by segment label (label 5 stays 5)
     const auto back = dcm::read_seg(out, ro);
-    EXPECT_EQ(differences(*back.labels, *labels), 0u);
+    EXPECT_EQ(sagitta::testing::label_differences(*back.labels, *labels), 0u);
     ++checked;
   }
   EXPECT_EQ(checked, 9);
@@ -314,7 +300,7 @@ TEST(SegDcmqi, OurSegReferencesTheSameInstancesAsDcmqisLiverSeg) {
   EXPECT_EQ(a.size(), 3u);
   EXPECT_EQ(ours.study_instance_uid, theirs.study_instance_uid);
   EXPECT_EQ(ours.frame_of_reference_uid, theirs.frame_of_reference_uid);
-  EXPECT_EQ(differences(*ours.labels, *theirs.labels), 0u);
+  EXPECT_EQ(sagitta::testing::label_differences(*ours.labels, *theirs.labels), 0u);
   EXPECT_EQ(ours.segments[0].type.meaning, "Liver");
 }
 
@@ -325,7 +311,7 @@ TEST(SegDcmqi, ReadsDcmqiSegsIntoTheirReferenceLabelMaps) {
   ro.reference_grid = ct.volumes.front().GetPointer();
   ro.reference = &ct.info;
   const auto liver = dcm::read_seg(data / "liver.dcm", ro);
-  EXPECT_EQ(differences(*liver.labels, *read_labels(data / "liver_seg.nrrd")), 0u);
+  EXPECT_EQ(sagitta::testing::label_differences(*liver.labels, *sagitta::testing::read_label_map(data / "liver_seg.nrrd")), 0u);
   EXPECT_EQ(liver.segments.at(0).name, "Liver");
   EXPECT_EQ(liver.segments.at(0).type.value, "T-62000");
 
@@ -337,7 +323,7 @@ TEST(SegDcmqi, ReadsDcmqiSegsIntoTheirReferenceLabelMaps) {
   ASSERT_EQ(overlaps.masks.size(), 5u);
   int compared = 0;
   for (int k = 1; k <= 3; ++k) {
-    const auto source = read_labels(data / fmt::format("partial_overlaps-{}.nrrd", k));
+    const auto source = sagitta::testing::read_label_map(data / fmt::format("partial_overlaps-{}.nrrd", k));
     const std::size_t n = source->GetLargestPossibleRegion().GetNumberOfPixels();
     std::set<int> values;
     for (std::size_t i = 0; i < n; ++i) values.insert(source->GetBufferPointer()[i]);
@@ -356,8 +342,8 @@ TEST(SegDcmqi, ReadsDcmqiSegsIntoTheirReferenceLabelMaps) {
   // The small series, without the source images: the grid comes from the SEG alone.
   for (const char* set : {"23x38x3", "24x38x3"}) {
     const auto seg = dcm::read_seg(data / set / "seg" / "label.seg");
-    const auto expected = read_labels(data / set / "nrrd" / "label.nrrd");
-    EXPECT_EQ(differences(*seg.labels, *expected), 0u) << set;
+    const auto expected = sagitta::testing::read_label_map(data / set / "nrrd" / "label.nrrd");
+    EXPECT_EQ(sagitta::testing::label_differences(*seg.labels, *expected), 0u) << set;
     EXPECT_LT(seg.labels->GetOrigin().EuclideanDistanceTo(expected->GetOrigin()), 1e-3) << set;
   }
 
@@ -372,13 +358,13 @@ TEST(SegDcmqi, ReadsDcmqiSegsIntoTheirReferenceLabelMaps) {
     EXPECT_EQ(r.segmentation_type, "LABELMAP");
     // dcmqi fills the slice that has no frame with the Pixel Padding Value (5 in the ppv5
     // file); in our label maps a slice without frames is background.
-    auto expected = read_labels(data / nrrd);
+    auto expected = sagitta::testing::read_label_map(data / nrrd);
     const std::size_t n = expected->GetLargestPossibleRegion().GetNumberOfPixels();
     std::size_t padded = 0;
     for (std::size_t i = 0; i < n; ++i)
       if (expected->GetBufferPointer()[i] == 5) expected->GetBufferPointer()[i] = 0, ++padded;
     EXPECT_EQ(padded, std::string(seg).find("ppv5") != std::string::npos ? 24u * 38u : 0u) << seg;
-    EXPECT_EQ(differences(*r.labels, *expected), 0u) << seg;
+    EXPECT_EQ(sagitta::testing::label_differences(*r.labels, *expected), 0u) << seg;
   }
 }
 
@@ -392,7 +378,7 @@ TEST(SegDcmqi, PydicomReadsOurSegAndItsPixelData) {
     }
   if (python.empty()) GTEST_SKIP() << "no python3 with pydicom and numpy (Debian package python3-pydicom)";
   const auto ct = load_folder(data / "ct-3slice");
-  const auto labels = read_labels(data / "liver_spine_seg.nrrd");
+  const auto labels = sagitta::testing::read_label_map(data / "liver_spine_seg.nrrd");
   labels->SetOrigin(ct.volumes.front()->GetOrigin());
   const fs::path out = st::scratch_dir() / "seg.dcm";
   dcm::write_seg(*labels, *ct.volumes.front(), ct.info, describe(*labels), out);

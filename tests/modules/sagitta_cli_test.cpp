@@ -119,6 +119,27 @@ TEST(SagittaCli, BadDataAndUnwritableOutputFailCleanly) {
     EXPECT_EQ(e.path().filename().string().find(".partial"), std::string::npos) << e.path();
 }
 
+// One failure policy for every executable: an output folder that cannot be created is bad output
+// (exit 3, one line naming the path), not an internal failure, whichever command meets it.
+TEST(SagittaCli, AnOutputFolderThatCannotBeCreatedIsExit3InEveryCommand) {
+  const fs::path dir = scratch_dir();
+  std::ofstream(dir / "a-file") << "x";
+  const fs::path out = dir / "a-file" / "out";
+  const fs::path src = sagitta::testing::source_dir();
+  const std::string series = (src / "testdata" / "demo" / "ct_phantom").string();
+  const std::string model = (src / "testdata" / "models" / "phantom" / "model.json").string();
+  for (const std::string& command :
+       {fmt::format("segment '{}' --model '{}' -o '{}'", series, model, out.string()),
+        fmt::format("explain '{}' --model '{}' --label organ -o '{}'", series, model, out.string()),
+        fmt::format("pacs get --study 1.2.3 -o '{}' --port 1", out.string())}) {
+    const auto r = run_command(sagitta() + " " + command);
+    EXPECT_EQ(r.exit_code, 3) << command << ": " << r.err;
+    EXPECT_EQ(count_lines(r.err), 1) << r.err;
+    EXPECT_NE(r.err.find(out.string()), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("unexpected"), std::string::npos) << r.err;
+  }
+}
+
 TEST(SagittaCli, DemoRunsTheWholePipelineOnShippedData) {
   const fs::path out = scratch_dir() / "demo";
   const auto r = run_command(fmt::format("{} demo -o '{}' --threads 1", sagitta(), out.string()));

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sagitta/dicom/seg.h"
+#include "support/read_4d.h"
 #include "support/test_paths.h"
 
 namespace {
@@ -16,21 +17,6 @@ namespace dcm = sagitta::dicom;
 namespace st = sagitta::testing;
 
 std::string sagitta(const std::string& args) { return fmt::format("'{}' {}", st::sagitta_executable().string(), args); }
-
-dcm::LabelMap::Pointer read_labels(const fs::path& path) {
-  auto reader = itk::ImageFileReader<dcm::LabelMap>::New();
-  reader->SetFileName(path.string());
-  reader->Update();
-  return reader->GetOutput();
-}
-
-std::size_t differences(const dcm::LabelMap& a, const dcm::LabelMap& b) {
-  if (a.GetLargestPossibleRegion().GetSize() != b.GetLargestPossibleRegion().GetSize()) return static_cast<std::size_t>(-1);
-  std::size_t d = 0;
-  for (std::size_t i = 0; i < a.GetLargestPossibleRegion().GetNumberOfPixels(); ++i)
-    d += a.GetBufferPointer()[i] != b.GetBufferPointer()[i];
-  return d;
-}
 
 TEST(ConvertSeg, DcmqiSegsToLabelMaps) {
   SAGITTA_REQUIRE_EXTERNAL(data, "seg/dcmqi/segmentations");
@@ -41,7 +27,7 @@ TEST(ConvertSeg, DcmqiSegsToLabelMaps) {
   const auto report = nlohmann::json::parse(r.out);
   EXPECT_EQ(report["segmentation_type"], "BINARY");
   EXPECT_EQ(report["segments"][0]["name"], "Liver");
-  EXPECT_EQ(differences(*read_labels(out / "liver.nrrd"), *read_labels(data / "liver_seg.nrrd")), 0u);
+  EXPECT_EQ(sagitta::testing::label_differences(*sagitta::testing::read_label_map(out / "liver.nrrd"), *sagitta::testing::read_label_map(data / "liver_seg.nrrd")), 0u);
 
   // Overlapping segments: a warning, and one mask per segment beside the label map.
   r = st::run_command(sagitta(fmt::format("convert '{}' -o '{}'", (data / "partial_overlaps.dcm").string(),
@@ -78,7 +64,7 @@ TEST(SegmentDicomSeg, SegConvertsBackToTheLabelMapBesideIt) {
                                           (out / "seg" / "seg.dcm").string(), (out / "back.nrrd").string(), card.string(),
                                           phantom.string())));
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(differences(*read_labels(out / "back.nrrd"), *read_labels(out / "seg" / "labels.nrrd")), 0u);
+  EXPECT_EQ(sagitta::testing::label_differences(*sagitta::testing::read_label_map(out / "back.nrrd"), *sagitta::testing::read_label_map(out / "seg" / "labels.nrrd")), 0u);
 
   // --dicom-seg needs DICOM input: a clear error, no output folder left behind.
   r = st::run_command(sagitta(fmt::format("segment '{}' --model '{}' -o '{}' --dicom-seg --no-progress",

@@ -1,3 +1,4 @@
+// Reading outputs back in tests (see read_4d.h).
 #include "support/read_4d.h"
 
 #include <itkImageFileReader.h>
@@ -46,6 +47,21 @@ itk::Image<float, 4>::Pointer read_4d(const std::filesystem::path& path) {
   for (std::size_t i = 0; i < voxels; ++i)
     for (unsigned t = 0; t < components; ++t) dst[t * voxels + i] = src[i * components + t];
   return out;
+}
+
+LabelImage::Pointer read_label_map(const std::filesystem::path& path) {
+  auto reader = itk::ImageFileReader<LabelImage>::New();
+  reader->SetFileName(path.string());
+  reader->Update();
+  return reader->GetOutput();
+}
+
+std::size_t label_differences(const LabelImage& a, const LabelImage& b) {
+  if (a.GetLargestPossibleRegion().GetSize() != b.GetLargestPossibleRegion().GetSize()) return static_cast<std::size_t>(-1);
+  const std::size_t n = a.GetLargestPossibleRegion().GetNumberOfPixels();
+  std::size_t d = 0;
+  for (std::size_t i = 0; i < n; ++i) d += a.GetBufferPointer()[i] != b.GetBufferPointer()[i];
+  return d;
 }
 
 }  // namespace sagitta::testing

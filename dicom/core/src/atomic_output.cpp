@@ -14,6 +14,16 @@ fs::path temporary_path(const fs::path& path) {
   return dir / (".partial-" + std::to_string(::getpid()) + "-" + path.filename().string());
 }
 
+void check_output_file(const fs::path& path) {
+  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    throw Error(path.string() + ": the output folder " + dir.string() + " does not exist");
+  if (::access(dir.c_str(), W_OK) != 0)
+    throw Error(path.string() + ": the output folder " + dir.string() + " is not writable");
+  if (fs::is_directory(path, ec)) throw Error(path.string() + ": is a folder, not a file name");
+}
+
 void write_atomically(const fs::path& path, const std::function<void(const fs::path&)>& write) {
   const fs::path tmp = temporary_path(path);
   try {

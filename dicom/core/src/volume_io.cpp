@@ -36,13 +36,7 @@ void write_volume_file(const fs::path& out, const std::function<void(const fs::p
   if (!has_suffix(name, ".nrrd") && !has_suffix(name, ".nii.gz") && !has_suffix(name, ".nii") &&
       !has_suffix(name, ".mha"))
     throw Error(fmt::format("{}: unsupported output format; use .nrrd, .nii.gz, .nii or .mha", out.string()));
-  const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec))
-    throw Error(fmt::format("{}: the output folder {} does not exist", out.string(), dir.string()));
-  if (::access(dir.c_str(), W_OK) != 0)
-    throw Error(fmt::format("{}: the output folder {} is not writable", out.string(), dir.string()));
-  if (fs::is_directory(out, ec)) throw Error(fmt::format("{}: is a folder, not a file name", out.string()));
+  check_output_file(out);
   try {
     write_atomically(out, write);
   } catch (const itk::ExceptionObject& e) {

@@ -14,6 +14,10 @@ namespace sagitta {
 // file name (ITK chooses a format by the extension).
 std::filesystem::path temporary_path(const std::filesystem::path& path);
 
+// Throws Error naming the problem when `path` cannot become a file: its folder does not exist or
+// is not writable, or `path` is a folder.
+void check_output_file(const std::filesystem::path& path);
+
 // Writes `path` through `write(temporary path)`, then renames it into place. On failure the
 // temporary is removed and the exception propagates.
 void write_atomically(const std::filesystem::path& path, const std::function<void(const std::filesystem::path&)>& write);
