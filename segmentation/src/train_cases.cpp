@@ -47,35 +47,6 @@ void set_threads(int threads) {
   torch::set_num_threads(n);
 }
 
-void normalise(std::vector<float>& v, const Normalization& n) {
-  switch (n.scheme) {
-    case Normalization::Scheme::CT:
-      for (auto& x : v) x = float((std::clamp(double(x), n.clip_low, n.clip_high) - n.mean) / n.std);
-      break;
-    case Normalization::Scheme::Fixed:
-      for (auto& x : v) x = float((double(x) - n.mean) / n.std);
-      break;
-    case Normalization::Scheme::ZScore: {
-      double sum = 0, sum2 = 0;
-      std::size_t used = 0;
-      for (float x : v)
-        if (x != 0) sum += x, sum2 += double(x) * x, ++used;
-      if (used == 0 || used == v.size()) {
-        sum = sum2 = 0;
-        for (float x : v) sum += x, sum2 += double(x) * x;
-        used = v.size();
-      }
-      const double mean = sum / double(used);
-      const double sd = std::sqrt(std::max(0.0, sum2 / double(used) - mean * mean));
-      const double inv = sd > 1e-8 ? 1.0 / sd : 1.0;
-      for (auto& x : v) x = float((x - mean) * inv);
-      break;
-    }
-    case Normalization::Scheme::None:
-      break;
-  }
-}
-
 Case make_case(CaseData&& data, const Normalization& n, float pad, int num_classes) {
   Case c;
   c.size = data.size;
