@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <functional>
 #include <csignal>
 #include <iostream>
 #include <sstream>
@@ -35,6 +36,86 @@ Parameter ranged(Parameter p, double lo, double hi) {
   return p;
 }
 
+Parameter with_choices(Parameter p, std::vector<std::string> values) {
+  p.enumeration = std::move(values);
+  return p;
+}
+
+ParameterGroup data_group() {
+  Parameter output = parameter("output", ParamType::Directory, "output", "", "Output folder",
+                               "Folder for model.pt, model.json, checkpoint.pt and training.json");
+  output.flag = "o";
+  output.required = true;
+  output.channel = Channel::Output;
+  return {"Data", "", {
+      files("image", ParamType::Image, "image", "Training images",
+            "Training volumes (NRRD, NIfTI, MHA) or DICOM folders (required unless --evaluate-only)"),
+      files("label", ParamType::LabelImage, "label", "Training labels",
+            "Label maps, one per --image, in the same order"),
+      parameter("series", ParamType::String, "series", "", "DICOM series",
+                "Stack selector for DICOM folders that hold several series"),
+      files("val_image", ParamType::Image, "val-image", "Validation images",
+            "Validation volumes (default: validate on the training pairs)"),
+      files("val_label", ParamType::LabelImage, "val-label", "Validation labels", "Label maps for --val-image"),
+      files("test_image", ParamType::Image, "test-image", "Test images",
+            "Held-out volumes or DICOM folders scored with the final model (Dice in the label map's geometry)"),
+      files("test_label", ParamType::LabelImage, "test-label", "Test labels", "Label maps for --test-image"),
+      parameter("labels", ParamType::String, "labels", "", "Labels",
+                "Classes to learn and the label values merged into each, e.g. liver=5,spleen=1,kidneys=2+3 "
+                "(default: every value of the label maps)"),
+      output,
+      parameter("name", ParamType::String, "name", "sagitta-unet", "Model name", "Name written in the card"),
+  }};
+}
+
+ParameterGroup network_group() {
+  return {"Network", "", {
+      ranged(parameter("dimensions", ParamType::Integer, "dimensions", "3", "Dimensions", "2 (slice by slice) or 3"), 2, 3),
+      ranged(parameter("base_channels", ParamType::Integer, "base-channels", "16", "Base channels",
+                       "Channels at full resolution, doubled per level"), 1, 512),
+      ranged(parameter("depth", ParamType::Integer, "depth", "4", "Depth", "Resolution levels (depth-1 downsamplings)"), 1, 8),
+      ranged(parameter("dropout", ParamType::Float, "dropout", "0", "Dropout", "Channel dropout in the decoder"), 0, 0.9),
+      parameter("no_deep_supervision", ParamType::Boolean, "no-deep-supervision", "false", "No deep supervision",
+                "Train the full-resolution output only"),
+      parameter("spacing", ParamType::String, "spacing", "", "Spacing",
+                "Model grid spacing in mm, x,y[,z] (default: the first image's)"),
+      parameter("patch", ParamType::String, "patch", "96,96,32", "Patch size",
+                "Patch size in voxels, x,y[,z], multiples of 2^(depth-1)"),
+      with_choices(parameter("normalization", ParamType::StringEnumeration, "normalization", "ct", "Normalisation",
+                             "ct: clip + z-score fixed from the training foreground; zscore: per volume; none"),
+                   {"ct", "zscore", "none"}),
+      parameter("init", ParamType::File, "init", "", "Initial model",
+                "Fine-tune from this native-unet model card (architecture and normalisation kept)"),
+  }};
+}
+
+ParameterGroup optimisation_group() {
+  return {"Optimisation", "", {
+      with_choices(parameter("optimizer", ParamType::StringEnumeration, "optimizer", "adam", "Optimiser", "adam or sgd"),
+                   {"adam", "sgd"}),
+      ranged(parameter("lr", ParamType::Float, "lr", "0", "Learning rate",
+                       "Initial learning rate, decayed as (1 - step/steps)^0.9 (0: 1e-3 Adam, 1e-2 SGD)"), 0, 10),
+      ranged(parameter("weight_decay", ParamType::Float, "weight-decay", "3e-5", "Weight decay", ""), 0, 1),
+      ranged(parameter("epochs", ParamType::Integer, "epochs", "50", "Epochs", ""), 1, 100000),
+      ranged(parameter("iterations", ParamType::Integer, "iterations", "50", "Iterations per epoch", ""), 1, 1000000),
+      ranged(parameter("batch", ParamType::Integer, "batch", "2", "Batch size", ""), 1, 1024),
+      ranged(parameter("foreground", ParamType::Float, "foreground", "0.33", "Foreground oversampling",
+                       "Share of patches centred on a labelled voxel"), 0, 1),
+      parameter("no_augment", ParamType::Boolean, "no-augment", "false", "No augmentation", "Plain patches"),
+      parameter("flip", ParamType::String, "flip", "xyz", "Flip axes",
+                "Axes mirrored at random (e.g. z, or none: laterality matters for left/right organs)"),
+      ranged(parameter("rotation", ParamType::Float, "rotation", "15", "Rotation (degrees)", "Random rotation about each axis"), 0, 180),
+      ranged(parameter("scale", ParamType::Float, "scale", "0.15", "Scale range", "Random scale in [1-s, 1+s]"), 0, 0.9),
+      ranged(parameter("intensity", ParamType::Float, "intensity", "0.1", "Intensity jitter",
+                       "Brightness, contrast and noise, in normalised units"), 0, 5),
+      parameter("seed", ParamType::Integer, "seed", "1", "Seed", "Random seed (patches, augmentation, weights)"),
+      ranged(parameter("threads", ParamType::Integer, "threads", "0", "Threads", "LibTorch threads (0: all cores)"), 0, 256),
+      parameter("resume", ParamType::Boolean, "resume", "false", "Resume", "Continue from the output folder's checkpoint"),
+      parameter("evaluate_only", ParamType::Boolean, "evaluate-only", "false", "Evaluate only",
+                "Do not train: score the output folder's model on the --test pairs (recorded in its card)"),
+  }};
+}
+
 CommandSpec train_spec() {
   CommandSpec s;
   s.name = "train";
@@ -45,75 +126,7 @@ CommandSpec train_spec() {
       "rotation/scale and intensity augmentation. Writes model.pt + model.json (its card), a checkpoint "
       "and the per-epoch history after every epoch; Ctrl-C stops after the current iteration and "
       "--resume continues. --init fine-tunes an existing native model.";
-  Parameter output = parameter("output", ParamType::Directory, "output", "", "Output folder",
-                           "Folder for model.pt, model.json, checkpoint.pt and training.json");
-  output.flag = "o";
-  output.required = true;
-  output.channel = Channel::Output;
-  s.groups.push_back(
-      {"Data", "", {
-           files("image", ParamType::Image, "image", "Training images",
-                 "Training volumes (NRRD, NIfTI, MHA) or DICOM folders (required unless --evaluate-only)"),
-           files("label", ParamType::LabelImage, "label", "Training labels",
-                 "Label maps, one per --image, in the same order"),
-           parameter("series", ParamType::String, "series", "", "DICOM series",
-                 "Stack selector for DICOM folders that hold several series"),
-           files("val_image", ParamType::Image, "val-image", "Validation images",
-                 "Validation volumes (default: validate on the training pairs)"),
-           files("val_label", ParamType::LabelImage, "val-label", "Validation labels", "Label maps for --val-image"),
-           files("test_image", ParamType::Image, "test-image", "Test images",
-                 "Held-out volumes or DICOM folders scored with the final model (Dice in the label map's geometry)"),
-           files("test_label", ParamType::LabelImage, "test-label", "Test labels", "Label maps for --test-image"),
-           parameter("labels", ParamType::String, "labels", "", "Labels",
-                 "Classes to learn and the label values merged into each, e.g. liver=5,spleen=1,kidneys=2+3 "
-                 "(default: every value of the label maps)"),
-           output,
-           parameter("name", ParamType::String, "name", "sagitta-unet", "Model name", "Name written in the card"),
-       }});
-  s.groups.push_back(
-      {"Network", "", {
-           ranged(parameter("dimensions", ParamType::Integer, "dimensions", "3", "Dimensions", "2 (slice by slice) or 3"), 2, 3),
-           ranged(parameter("base_channels", ParamType::Integer, "base-channels", "16", "Base channels",
-                        "Channels at full resolution, doubled per level"), 1, 512),
-           ranged(parameter("depth", ParamType::Integer, "depth", "4", "Depth", "Resolution levels (depth-1 downsamplings)"), 1, 8),
-           ranged(parameter("dropout", ParamType::Float, "dropout", "0", "Dropout", "Channel dropout in the decoder"), 0, 0.9),
-           parameter("no_deep_supervision", ParamType::Boolean, "no-deep-supervision", "false", "No deep supervision",
-                 "Train the full-resolution output only"),
-           parameter("spacing", ParamType::String, "spacing", "", "Spacing",
-                 "Model grid spacing in mm, x,y[,z] (default: the first image's)"),
-           parameter("patch", ParamType::String, "patch", "96,96,32", "Patch size",
-                 "Patch size in voxels, x,y[,z], multiples of 2^(depth-1)"),
-           parameter("normalization", ParamType::StringEnumeration, "normalization", "ct", "Normalisation",
-                 "ct: clip + z-score fixed from the training foreground; zscore: per volume; none"),
-           parameter("init", ParamType::File, "init", "", "Initial model",
-                 "Fine-tune from this native-unet model card (architecture and normalisation kept)"),
-       }});
-  s.groups.back().parameters[7].enumeration = {"ct", "zscore", "none"};
-  s.groups.push_back(
-      {"Optimisation", "", {
-           parameter("optimizer", ParamType::StringEnumeration, "optimizer", "adam", "Optimiser", "adam or sgd"),
-           ranged(parameter("lr", ParamType::Float, "lr", "0", "Learning rate",
-                        "Initial learning rate, decayed as (1 - step/steps)^0.9 (0: 1e-3 Adam, 1e-2 SGD)"), 0, 10),
-           ranged(parameter("weight_decay", ParamType::Float, "weight-decay", "3e-5", "Weight decay", ""), 0, 1),
-           ranged(parameter("epochs", ParamType::Integer, "epochs", "50", "Epochs", ""), 1, 100000),
-           ranged(parameter("iterations", ParamType::Integer, "iterations", "50", "Iterations per epoch", ""), 1, 1000000),
-           ranged(parameter("batch", ParamType::Integer, "batch", "2", "Batch size", ""), 1, 1024),
-           ranged(parameter("foreground", ParamType::Float, "foreground", "0.33", "Foreground oversampling",
-                        "Share of patches centred on a labelled voxel"), 0, 1),
-           parameter("no_augment", ParamType::Boolean, "no-augment", "false", "No augmentation", "Plain patches"),
-           parameter("flip", ParamType::String, "flip", "xyz", "Flip axes",
-                 "Axes mirrored at random (e.g. z, or none: laterality matters for left/right organs)"),
-           ranged(parameter("rotation", ParamType::Float, "rotation", "15", "Rotation (degrees)", "Random rotation about each axis"), 0, 180),
-           ranged(parameter("scale", ParamType::Float, "scale", "0.15", "Scale range", "Random scale in [1-s, 1+s]"), 0, 0.9),
-           ranged(parameter("intensity", ParamType::Float, "intensity", "0.1", "Intensity jitter",
-                        "Brightness, contrast and noise, in normalised units"), 0, 5),
-           parameter("seed", ParamType::Integer, "seed", "1", "Seed", "Random seed (patches, augmentation, weights)"),
-           ranged(parameter("threads", ParamType::Integer, "threads", "0", "Threads", "LibTorch threads (0: all cores)"), 0, 256),
-           parameter("resume", ParamType::Boolean, "resume", "false", "Resume", "Continue from the output folder's checkpoint"),
-           parameter("evaluate_only", ParamType::Boolean, "evaluate-only", "false", "Evaluate only",
-                 "Do not train: score the output folder's model on the --test pairs (recorded in its card)"),
-       }});
-  s.groups.back().parameters[0].enumeration = {"adam", "sgd"};
+  s.groups = {data_group(), network_group(), optimisation_group()};
   return s;
 }
 
@@ -169,53 +182,59 @@ std::string command_line(const Arguments& a) {
   return cmd;
 }
 
-int run_train(const Arguments& a) {
+// Options that are a parameter's value as it is, by the parameter's name.
+template <typename T>
+using Field = std::pair<const char*, T seg::TrainOptions::*>;
+
+void read_plain_fields(const Arguments& a, seg::TrainOptions& o) {
+  using O = seg::TrainOptions;
+  static const Field<int> integers[] = {{"dimensions", &O::dimensions}, {"base_channels", &O::base_channels},
+                                        {"depth", &O::depth}, {"epochs", &O::epochs},
+                                        {"iterations", &O::iterations_per_epoch}, {"batch", &O::batch_size},
+                                        {"threads", &O::threads}};
+  static const Field<double> reals[] = {{"dropout", &O::dropout}, {"lr", &O::learning_rate},
+                                        {"weight_decay", &O::weight_decay}, {"foreground", &O::foreground_fraction},
+                                        {"rotation", &O::rotation_degrees}, {"scale", &O::scale_range},
+                                        {"intensity", &O::intensity_range}};
+  static const Field<std::string> texts[] = {{"name", &O::name}, {"normalization", &O::normalization},
+                                             {"optimizer", &O::optimizer}};
+  for (const auto& [name, member] : integers) o.*member = int(a.integer(name));
+  for (const auto& [name, member] : reals) o.*member = a.real(name);
+  for (const auto& [name, member] : texts) o.*member = a.text(name);
+}
+
+seg::TrainOptions train_options(const Arguments& a) {
   seg::TrainOptions o;
   o.command = command_line(a);
   o.training = pairs(a, "image", "label");
   o.validation = pairs(a, "val_image", "val_label");
   o.test = pairs(a, "test_image", "test_label");
   if (!a.text("labels").empty()) o.labels = seg::parse_label_specs(a.text("labels"));
+  read_plain_fields(a, o);
   o.output = a.text("output");
-  o.name = a.text("name");
-  o.dimensions = int(a.integer("dimensions"));
-  o.base_channels = int(a.integer("base_channels"));
-  o.depth = int(a.integer("depth"));
-  o.dropout = a.real("dropout");
+  o.init = a.text("init");
   o.deep_supervision = !a.flag("no_deep_supervision");
+  o.augment = !a.flag("no_augment");
+  o.resume = a.flag("resume");
+  o.seed = unsigned(a.integer("seed"));
+  o.flip_axes = a.text("flip") == "none" ? "" : a.text("flip");
   o.spacing = numbers<double>(a.text("spacing"), "spacing");
   o.patch_size = numbers<int>(a.text("patch"), "patch");
   if (!a.has("patch") || a.text("patch") == "96,96,32") {
     if (o.dimensions == 2) o.patch_size = {128, 128};
   }
-  o.normalization = a.text("normalization");
-  o.init = a.text("init");
-  o.optimizer = a.text("optimizer");
-  o.learning_rate = a.real("lr");
-  o.weight_decay = a.real("weight_decay");
-  o.epochs = int(a.integer("epochs"));
-  o.iterations_per_epoch = int(a.integer("iterations"));
-  o.batch_size = int(a.integer("batch"));
-  o.foreground_fraction = a.real("foreground");
-  o.augment = !a.flag("no_augment");
-  o.flip_axes = a.text("flip") == "none" ? "" : a.text("flip");
-  o.rotation_degrees = a.real("rotation");
-  o.scale_range = a.real("scale");
-  o.intensity_range = a.real("intensity");
-  o.seed = unsigned(a.integer("seed"));
-  o.threads = int(a.integer("threads"));
-  o.resume = a.flag("resume");
+  return o;
+}
 
-  if (a.flag("evaluate_only")) {
-    if (o.test.empty()) throw seg::SegmentationError("--evaluate-only needs --test-image and --test-label");
-    const auto results = seg::evaluate_into_card(o.output / "model.json", o.test, o.labels, o.threads);
-    for (std::size_t i = 0; i < results.size(); ++i)
-      fmt::print("test {}: Dice{}\n", o.test[i].image.string(), dice_text(results[i]));
-    return kExitOk;
-  }
+void print_test_dice(const std::vector<seg::TrainingPair>& tests, const std::vector<std::vector<seg::LabelDice>>& dice) {
+  for (std::size_t i = 0; i < dice.size(); ++i)
+    fmt::print("test {}: Dice{}\n", tests[i].image.string(), dice_text(dice[i]));
+}
 
+// Per epoch a line; on a terminal also a progress bar over the epoch's iterations.
+std::function<void(const seg::TrainProgress&)> progress_printer() {
   const bool tty = ::isatty(STDOUT_FILENO);
-  auto show = [&](const seg::TrainProgress& p) {
+  return [tty](const seg::TrainProgress& p) {
     if (p.finished) {
       const auto& e = *p.finished;
       if (tty) fmt::print("\r\033[K");
@@ -230,24 +249,38 @@ int run_train(const Arguments& a) {
                std::string(std::size_t(width - done), '.'), p.iteration, p.iterations, p.loss);
     std::fflush(stdout);
   };
+}
+
+// train_unet with Ctrl-C asking it to stop after the current iteration.
+seg::TrainResult train_interruptibly(const seg::TrainOptions& o) {
   g_stop = false;
   auto previous = std::signal(SIGINT, on_interrupt);
   seg::TrainResult result;
   try {
-    result = seg::train_unet(o, show, &g_stop);
+    result = seg::train_unet(o, progress_printer(), &g_stop);
   } catch (...) {
     std::signal(SIGINT, previous);
     throw;
   }
   std::signal(SIGINT, previous);
+  return result;
+}
+
+int run_train(const Arguments& a) {
+  const seg::TrainOptions o = train_options(a);
+  if (a.flag("evaluate_only")) {
+    if (o.test.empty()) throw seg::SegmentationError("--evaluate-only needs --test-image and --test-label");
+    print_test_dice(o.test, seg::evaluate_into_card(o.output / "model.json", o.test, o.labels, o.threads));
+    return kExitOk;
+  }
+  const seg::TrainResult result = train_interruptibly(o);
   if (result.stopped) {
     const int last = result.history.empty() ? 0 : result.history.back().epoch;
     fmt::print("\nstopped; the model of epoch {} is in {} — continue with the same command and --resume\n", last,
                o.output.string());
     return kExitOk;
   }
-  for (std::size_t i = 0; i < result.test.size(); ++i)
-    fmt::print("test {}: Dice{}\n", o.test[i].image.string(), dice_text(result.test[i]));
+  print_test_dice(o.test, result.test);
   fmt::print("model: {} ({:.1f} s)\n", result.card.string(), result.seconds);
   return kExitOk;
 }

@@ -13,8 +13,57 @@
 
 #include "sagitta/core/image.h"
 #include "sagitta/segmentation/error.h"
+#include "normalise.h"
 
 namespace sagitta::segmentation {
+namespace detail {
+
+std::string normalise(const float* src, float* dst, std::size_t count, const Normalization& n, const std::string& what) {
+  switch (n.scheme) {
+    case Normalization::Scheme::CT: {
+      const float lo = float(n.clip_low), hi = float(n.clip_high), mean = float(n.mean), inv = float(1.0 / n.std);
+      for (std::size_t i = 0; i < count; ++i) dst[i] = (std::clamp(src[i], lo, hi) - mean) * inv;
+      return fmt::format("{}: CT normalisation, clip to [{}, {}], then (x - {}) / {}", what, n.clip_low, n.clip_high,
+                         n.mean, n.std);
+    }
+    case Normalization::Scheme::Fixed: {
+      const float mean = float(n.mean), inv = float(1.0 / n.std);
+      for (std::size_t i = 0; i < count; ++i) dst[i] = (src[i] - mean) * inv;
+      return fmt::format("{}: fixed normalisation (x - {}) / {}", what, n.mean, n.std);
+    }
+    case Normalization::Scheme::ZScore: {
+      // Over non-zero voxels (the air around an MR head is exactly 0 after most reconstructions);
+      // over all voxels when everything is non-zero or zero.
+      double sum = 0, sum2 = 0;
+      std::size_t used = 0;
+      for (std::size_t i = 0; i < count; ++i)
+        if (src[i] != 0) sum += src[i], sum2 += double(src[i]) * src[i], ++used;
+      if (used == 0 || used == count) {
+        sum = sum2 = 0;
+        for (std::size_t i = 0; i < count; ++i) sum += src[i], sum2 += double(src[i]) * src[i];
+        used = count;
+      }
+      const double mean = sum / double(used);
+      const double var = std::max(0.0, sum2 / double(used) - mean * mean);
+      const double sd = std::sqrt(var) > 1e-8 ? std::sqrt(var) : 1.0;
+      const float m = float(mean), inv = float(1.0 / sd);
+      for (std::size_t i = 0; i < count; ++i) dst[i] = (src[i] - m) * inv;
+      return fmt::format("{}: z-score normalisation over {} of {} voxels (mean {:.4g}, std {:.4g})", what,
+                         used == count ? "all" : std::to_string(used), count, mean, sd);
+    }
+    case Normalization::Scheme::None:
+      if (dst != src) std::copy(src, src + count, dst);
+      return "";
+  }
+  return "";
+}
+
+void normalise(std::vector<float>& values, const Normalization& n) {
+  normalise(values.data(), values.data(), values.size(), n, "");
+}
+
+}  // namespace detail
+
 namespace {
 
 // Spacings within this relative tolerance count as equal: resampling a grid onto itself only
@@ -65,48 +114,9 @@ void check_finite(const Image& image, const std::string& what) {
 
 void normalise(const Image& in, Image& out, const Normalization& n, std::vector<std::string>& decisions,
                const std::string& what) {
-  const float* src = in.GetBufferPointer();
-  float* dst = out.GetBufferPointer();
-  const std::size_t count = in.GetBufferedRegion().GetNumberOfPixels();
-  switch (n.scheme) {
-    case Normalization::Scheme::CT: {
-      const float lo = float(n.clip_low), hi = float(n.clip_high), mean = float(n.mean), inv = float(1.0 / n.std);
-      for (std::size_t i = 0; i < count; ++i) dst[i] = (std::clamp(src[i], lo, hi) - mean) * inv;
-      decisions.push_back(fmt::format("{}: CT normalisation, clip to [{}, {}], then (x - {}) / {}", what, n.clip_low,
-                                      n.clip_high, n.mean, n.std));
-      break;
-    }
-    case Normalization::Scheme::Fixed: {
-      const float mean = float(n.mean), inv = float(1.0 / n.std);
-      for (std::size_t i = 0; i < count; ++i) dst[i] = (src[i] - mean) * inv;
-      decisions.push_back(fmt::format("{}: fixed normalisation (x - {}) / {}", what, n.mean, n.std));
-      break;
-    }
-    case Normalization::Scheme::ZScore: {
-      // Over non-zero voxels (the air around an MR head is exactly 0 after most reconstructions);
-      // over all voxels when everything is non-zero or zero.
-      double sum = 0, sum2 = 0;
-      std::size_t used = 0;
-      for (std::size_t i = 0; i < count; ++i)
-        if (src[i] != 0) sum += src[i], sum2 += double(src[i]) * src[i], ++used;
-      if (used == 0 || used == count) {
-        sum = sum2 = 0;
-        for (std::size_t i = 0; i < count; ++i) sum += src[i], sum2 += double(src[i]) * src[i];
-        used = count;
-      }
-      const double mean = sum / double(used);
-      const double var = std::max(0.0, sum2 / double(used) - mean * mean);
-      const double sd = std::sqrt(var) > 1e-8 ? std::sqrt(var) : 1.0;
-      const float m = float(mean), inv = float(1.0 / sd);
-      for (std::size_t i = 0; i < count; ++i) dst[i] = (src[i] - m) * inv;
-      decisions.push_back(fmt::format("{}: z-score normalisation over {} of {} voxels (mean {:.4g}, std {:.4g})", what,
-                                      used == count ? "all" : std::to_string(used), count, mean, sd));
-      break;
-    }
-    case Normalization::Scheme::None:
-      std::copy(src, src + count, dst);
-      break;
-  }
+  std::string decision = detail::normalise(in.GetBufferPointer(), out.GetBufferPointer(),
+                                           in.GetBufferedRegion().GetNumberOfPixels(), n, what);
+  if (!decision.empty()) decisions.push_back(std::move(decision));
 }
 
 }  // namespace

@@ -1,3 +1,4 @@
+// Training cases: images (a DICOM folder or a volume file) and label maps on the model grid.
 #include "train_data.h"
 
 #include "sagitta/segmentation/preprocess.h"
@@ -14,8 +15,7 @@
 #include <unordered_map>
 
 #include "sagitta/dicom/error.h"
-#include "sagitta/dicom/load.h"
-#include "sagitta/dicom/scan.h"
+#include "sagitta/dicom/open_volume.h"
 #include "sagitta/core/volume_io.h"
 #include "sagitta/segmentation/error.h"
 
@@ -23,28 +23,10 @@ namespace sagitta::segmentation::detail {
 namespace fs = std::filesystem;
 
 Image::Pointer read_image(const fs::path& path, const std::string& series) {
-  try {
-    if (fs::is_directory(path)) {
-      const auto scanned = dicom::scan({path});
-      const dicom::Stack* stack = nullptr;
-      if (!series.empty())
-        stack = &dicom::select_stack(scanned, series);
-      else if (scanned.stacks.size() == 1)
-        stack = &scanned.stacks.front();
-      else
-        throw SegmentationError(fmt::format("{} holds {} DICOM stacks; say which one to use (series selector)",
-                                            path.string(), scanned.stacks.size()));
-      auto loaded = dicom::load(*stack);
-      if (loaded.volumes.size() != 1)
-        throw SegmentationError(fmt::format("{}: stack {} has {} volumes; training takes one 3D volume per image",
-                                            path.string(), stack->id, loaded.volumes.size()));
-      return loaded.volumes.front();
-    }
-    if (!fs::exists(path)) throw SegmentationError(path.string() + ": no such file or folder");
-    return sagitta::read_volume(path);
-  } catch (const dicom::DicomError& e) {
-    throw SegmentationError(e.what());
-  }
+  dicom::OpenOptions options;
+  options.series = series;
+  options.purpose = "train on";
+  return dicom::open_volume(path, options).volume;
 }
 
 namespace {
