@@ -24,7 +24,6 @@
 
 namespace sagitta::cli {
 namespace fs = std::filesystem;
-namespace seg = sagitta::segmentation;
 namespace {
 
 CommandSpec demo_spec() {
