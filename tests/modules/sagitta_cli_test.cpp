@@ -183,9 +183,9 @@ std::pair<std::string, float> convert_marker(double intercept, double value) {
   const auto r = run_command(fmt::format("{} convert '{}' -o '{}' --json", sagitta(), (dir / "in").string(), out.string()));
   EXPECT_EQ(r.exit_code, 0) << r.err;
   const auto image = sagitta::read_volume(out);
-  sagitta::dicom::Image::PointType p;
+  sagitta::Image::PointType p;
   p[0] = -8, p[1] = -8, p[2] = -12;
-  sagitta::dicom::Image::IndexType idx;
+  sagitta::Image::IndexType idx;
   EXPECT_TRUE(image->TransformPhysicalPointToIndex(p, idx));
   return {nlohmann::json::parse(r.out)["pixel_type"].get<std::string>(), image->GetPixel(idx)};
 }

@@ -19,7 +19,7 @@
 
 namespace fs = std::filesystem;
 namespace seg = sagitta::segmentation;
-using sagitta::dicom::Image;
+using sagitta::Image;
 
 namespace {
 

@@ -184,7 +184,7 @@ TEST(SlicerModules, SegmentReturnsLabelMapAndPerLabelVolumes) {
   EXPECT_EQ(label_map->GetSpacing(), image->GetSpacing());
   EXPECT_EQ(label_map->GetOrigin(), image->GetOrigin());
   std::map<int, std::size_t> counts;
-  itk::ImageRegionConstIterator<sagitta::dicom::Image> it(label_map, label_map->GetLargestPossibleRegion());
+  itk::ImageRegionConstIterator<sagitta::Image> it(label_map, label_map->GetLargestPossibleRegion());
   for (; !it.IsAtEnd(); ++it) ++counts[int(it.Get())];
   ASSERT_GE(counts.size(), 2u) << "no foreground label";
 
@@ -210,14 +210,14 @@ TEST(SlicerModules, SegmentReturnsLabelMapAndPerLabelVolumes) {
 TEST(SlicerModules, MeshWritesAModelSlicerLoads) {
   const fs::path dir = scratch_dir();
   // A label map with two blocks, as Slicer writes a label map node.
-  auto labels = sagitta::dicom::Image::New();
-  sagitta::dicom::Image::SizeType size{{24, 20, 16}};
+  auto labels = sagitta::Image::New();
+  sagitta::Image::SizeType size{{24, 20, 16}};
   labels->SetRegions(size);
-  sagitta::dicom::Image::SpacingType spacing;
+  sagitta::Image::SpacingType spacing;
   spacing[0] = 1.5, spacing[1] = 1.5, spacing[2] = 2.0;
   labels->SetSpacing(spacing);
   labels->Allocate(true);
-  itk::ImageRegionIteratorWithIndex<sagitta::dicom::Image> it(labels, labels->GetLargestPossibleRegion());
+  itk::ImageRegionIteratorWithIndex<sagitta::Image> it(labels, labels->GetLargestPossibleRegion());
   for (; !it.IsAtEnd(); ++it) {
     const auto i = it.GetIndex();
     if (i[0] > 3 && i[0] < 10 && i[1] > 3 && i[1] < 14 && i[2] > 2 && i[2] < 12) it.Set(1);

@@ -19,7 +19,6 @@
 #include "sagitta/core/volume_io.h"
 
 namespace fs = std::filesystem;
-namespace dcm = sagitta::dicom;
 
 namespace {
 

@@ -134,7 +134,7 @@ TEST(Surfaces, FilesInLpsOrRasAndOnePerLabel) {
 TEST(MeshCommand, WritesSurfacesAndReportsVolumes) {
   MeshPhantom ph;
   const auto dir = sagitta::testing::scratch_dir();
-  auto as_float = sagitta::dicom::Image::New();
+  auto as_float = sagitta::Image::New();
   as_float->CopyInformation(ph.labels);
   as_float->SetRegions(ph.labels->GetLargestPossibleRegion());
   as_float->Allocate();

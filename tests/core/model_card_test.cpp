@@ -7,7 +7,6 @@
 #include "sagitta/core/model_card.h"
 #include "support/test_paths.h"
 
-namespace seg = sagitta::segmentation;
 namespace fs = std::filesystem;
 
 namespace {
