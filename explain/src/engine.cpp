@@ -1,5 +1,7 @@
 // The torch side of sagitta::explain: one pass over the sliding windows that yields logits, maps
-// (Grad-CAM family or occlusion) and entropy; the deletion curve; randomised model copies.
+// (Grad-CAM family or occlusion) and entropy; the deletion curve; randomised model copies. The
+// windows, their inputs, weights and accumulation are segmentation's engine (window_engine.h), so
+// explanations and segmentations see the same windows.
 #include "engine.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -11,37 +13,19 @@
 #include <cmath>
 #include <numeric>
 
-#include "model_impl.h"  // segmentation's torch-facing Model (see segmentation/CMakeLists.txt)
-#include "sagitta/core/image.h"
+#include "model_impl.h"     // segmentation's torch-facing Model (see segmentation/CMakeLists.txt)
+#include "window_engine.h"  // segmentation's sliding-window engine (likewise)
 #include "sagitta/explain/error.h"
 #include "sagitta/segmentation/sliding_window.h"
 #include "unet.h"
 
 namespace sagitta::explain::detail {
 namespace seg = sagitta::segmentation;
+namespace eng = sagitta::segmentation::engine;
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-Image::Pointer new_image(const itk::ImageBase<3>& geometry, const Image::SizeType& size, float value) {
-  auto image = Image::New();
-  Image::RegionType region;
-  region.SetSize(size);
-  image->SetRegions(region);
-  image->SetOrigin(geometry.GetOrigin());
-  image->SetSpacing(geometry.GetSpacing());
-  image->SetDirection(geometry.GetDirection());
-  sagitta::allocate_huge(image.GetPointer());
-  std::fill_n(image->GetBufferPointer(), region.GetNumberOfPixels(), value);
-  return image;
-}
-
-// z y x views over ITK buffers (no copy).
-torch::Tensor view(const Image& image) {
-  const auto s = image.GetBufferedRegion().GetSize();
-  return torch::from_blob(const_cast<float*>(image.GetBufferPointer()), {int64_t(s[2]), int64_t(s[1]), int64_t(s[0])},
-                          torch::kFloat32);
-}
 // Label maps are uint16, which this LibTorch has no dtype for: copied to int32.
 torch::Tensor labels_tensor(const LabelImage& image) {
   const auto s = image.GetBufferedRegion().GetSize();
@@ -52,66 +36,11 @@ torch::Tensor labels_tensor(const LabelImage& image) {
 
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
-// The window layout of sliding_window (same patch, padding and starts), so that explanations and
-// segmentations see the same windows.
-struct Layout {
-  bool two_d = false;
-  std::vector<int64_t> patch, volume, padded, before;  // z y x
-  bool needs_pad = false;
-  std::vector<std::array<int64_t, 3>> windows;
-  torch::Tensor gauss;  // z y x
-  Image::SizeType padded_size;
-
-  torch::Tensor pad(const torch::Tensor& v, float value) const {
-    if (!needs_pad) return v;
-    torch::Tensor p = torch::full({padded[0], padded[1], padded[2]}, value, v.options());
-    p.narrow(0, before[0], volume[0]).narrow(1, before[1], volume[1]).narrow(2, before[2], volume[2]).copy_(v);
-    return p;
-  }
-  torch::Tensor crop(const torch::Tensor& v) const {
-    return needs_pad ? v.narrow(0, before[0], volume[0]).narrow(1, before[1], volume[1]).narrow(2, before[2], volume[2]) : v;
-  }
-  // The window's block of the last three dimensions of `t`.
-  torch::Tensor region(const torch::Tensor& t, std::size_t w) const {
-    const auto& s = windows[w];
-    const int64_t d = t.dim() - 3;
-    return t.narrow(d, s[0], patch[0]).narrow(d + 1, s[1], patch[1]).narrow(d + 2, s[2], patch[2]);
-  }
-};
-
-Layout make_layout(const sagitta::ModelCard& card, const Image& grid, double overlap, double sigma_scale) {
-  Layout g;
-  g.two_d = card.dimensions == 2;
-  g.patch = {g.two_d ? 1 : int64_t(card.patch_size[2]), int64_t(card.patch_size[1]), int64_t(card.patch_size[0])};
-  const auto size = grid.GetLargestPossibleRegion().GetSize();
-  g.volume = {int64_t(size[2]), int64_t(size[1]), int64_t(size[0])};
-  g.padded.resize(3);
-  g.before.resize(3);
-  for (int a = 0; a < 3; ++a) {
-    g.padded[a] = std::max(g.volume[a], g.patch[a]);
-    g.before[a] = (g.padded[a] - g.volume[a]) / 2;
-    g.needs_pad |= g.padded[a] != g.volume[a];
-  }
-  for (int a = 0; a < 3; ++a) g.padded_size[a] = itk::SizeValueType(g.padded[2 - a]);
-  std::vector<std::vector<int>> starts(3);
-  for (int a = 0; a < 3; ++a)
-    starts[a] = seg::window_starts(int(g.padded[a]), int(g.patch[a]), g.two_d && a == 0 ? 0.0 : overlap);
-  for (int z : starts[0])
-    for (int y : starts[1])
-      for (int x : starts[2]) g.windows.push_back({z, y, x});
-  const auto w = seg::importance_weights({int(g.patch[2]), int(g.patch[1]), int(g.patch[0])}, sigma_scale);
-  g.gauss = torch::from_blob(const_cast<float*>(w.data()), {g.patch[0], g.patch[1], g.patch[2]}, torch::kFloat32).clone();
-  return g;
-}
-
-// Inputs as C z y x, padded like sliding_window (each channel's minimum).
-torch::Tensor padded_inputs(const std::vector<Image::Pointer>& channels, const Layout& g) {
-  std::vector<torch::Tensor> inputs;
-  for (const auto& c : channels) {
-    torch::Tensor v = view(*c);
-    inputs.push_back(g.pad(v, g.needs_pad ? v.min().item<float>() : 0.0f));
-  }
-  return torch::stack(inputs);
+// Per channel: the minimum (background, the value windows are padded with and voxels removed to).
+torch::Tensor channel_minima(const std::vector<torch::Tensor>& inputs) {
+  std::vector<torch::Tensor> m;
+  for (const auto& c : inputs) m.push_back(c.min());
+  return torch::stack(m);
 }
 
 // ---- the network -------------------------------------------------------------------------------
@@ -300,63 +229,52 @@ torch::Tensor occlusion(const Network& net, const torch::Tensor& x, const torch:
   return torch::relu(sum / count.clamp_min(1));
 }
 
-BatchResult run_batch(const Network& net, const torch::Tensor& x, const torch::Tensor& region, const EngineRequest& r,
-                      const std::vector<std::vector<int64_t>>& flips, const std::vector<torch::nn::Module*>& dropout,
-                      int occlusion_size, const torch::Tensor& fill) {
-  BatchResult out;
-  const bool cam = !r.labels.empty() && r.method != Method::Occlusion;
-  std::vector<torch::Tensor> probabilities;  // samples for the entropy
-  torch::Tensor flip_sum;
-  {
-    torch::NoGradGuard no_grad;
-    for (const auto& f : flips) {
-      if (f.empty() || !(r.mirror || r.uncertainty)) continue;
-      const torch::Tensor y = net.run_logits(x.flip(f)).flip(f);
-      ++out.forwards;
-      if (r.mirror) flip_sum = flip_sum.defined() ? flip_sum + y : y;
-      if (r.uncertainty) probabilities.push_back(torch::softmax(y, 1));
-    }
-    if (r.uncertainty && !dropout.empty()) {
-      DropoutOn on(dropout);
-      for (int i = 0; i < r.mc_samples; ++i) {
-        probabilities.push_back(torch::softmax(net.run_logits(x), 1));
-        ++out.forwards;
-      }
+// The passes without gradients: the mirrored logits (summed) and the probabilities the entropy
+// averages (mirrored passes and MC dropout samples).
+void extra_passes(const Network& net, const torch::Tensor& x, const EngineRequest& r, const eng::Flips& flips,
+                  const std::vector<torch::nn::Module*>& dropout, torch::Tensor& flip_sum,
+                  std::vector<torch::Tensor>& probabilities, int& forwards) {
+  torch::NoGradGuard no_grad;
+  for (const auto& f : flips) {
+    if (f.empty() || !(r.mirror || r.uncertainty)) continue;
+    const torch::Tensor y = eng::flipped_logits(*net.impl, x, f);
+    ++forwards;
+    if (r.mirror) flip_sum = flip_sum.defined() ? flip_sum + y : y;
+    if (r.uncertainty) probabilities.push_back(torch::softmax(y, 1));
+  }
+  if (r.uncertainty && !dropout.empty()) {
+    DropoutOn on(dropout);
+    for (int i = 0; i < r.mc_samples; ++i) {
+      probabilities.push_back(torch::softmax(net.run_logits(x), 1));
+      ++forwards;
     }
   }
+}
 
-  torch::Tensor logits, activation;
-  if (cam) {
-    // Gradients are needed only down to the activation: the input requires grad so that the graph
-    // is recorded even when the model's parameters do not, and autograd::grad stops at the
-    // activation (no parameter gradients are computed).
-    torch::AutoGradMode grad_on(true);
-    const torch::Tensor xg = x.detach().requires_grad_(true);
-    seg::ModelOutput o = net.impl->run(xg);
-    logits = o.logits;
-    activation = o.activation;
-    if (!activation.defined() || !activation.requires_grad())
-      throw ExplainError("model '" + net.impl->card.name + "' returned no activation of layer '" +
-                         net.impl->card.gradcam_layer + "' that depends on the input; Grad-CAM needs one");
-  } else {
+// The unflipped pass: logits, and for the Grad-CAM family the activation with its graph.
+seg::ModelOutput main_pass(const Network& net, const torch::Tensor& x, bool cam) {
+  if (!cam) {
     torch::NoGradGuard no_grad;
-    logits = net.run_logits(x);
+    return {net.run_logits(x), torch::Tensor()};
   }
-  ++out.forwards;
-  torch::Tensor averaged = logits.detach();
-  if (flip_sum.defined()) averaged = (averaged + flip_sum) / double(flips.size());
-  out.logits = averaged;
-  if (r.uncertainty) {
-    probabilities.push_back(torch::softmax(logits.detach(), 1));
-    const torch::Tensor p = torch::stack(probabilities).mean(0);
-    const double norm = std::log(double(std::max<int64_t>(2, p.size(1))));
-    out.entropy = (-(p * torch::log(p.clamp_min(1e-12))).sum(1) / norm).to(torch::kCPU);
-  }
-  if (r.labels.empty()) return out;
+  // Gradients are needed only down to the activation: the input requires grad so that the graph
+  // is recorded even when the model's parameters do not, and autograd::grad stops at the
+  // activation (no parameter gradients are computed).
+  torch::AutoGradMode grad_on(true);
+  const torch::Tensor xg = x.detach().requires_grad_(true);
+  seg::ModelOutput o = net.impl->run(xg);
+  if (!o.activation.defined() || !o.activation.requires_grad())
+    throw ExplainError("model '" + net.impl->card.name + "' returned no activation of layer '" +
+                       net.impl->card.gradcam_layer + "' that depends on the input; Grad-CAM needs one");
+  return o;
+}
 
+// The map of every requested label (B spatial, CPU) and which windows hold its target.
+void label_maps(const Network& net, const torch::Tensor& x, const torch::Tensor& region, const EngineRequest& r,
+                const seg::ModelOutput& o, const torch::Tensor& averaged, int occlusion_size, const torch::Tensor& fill,
+                BatchResult& out) {
   const torch::Tensor predicted = averaged.argmax(1);
-  for (std::size_t i = 0; i < r.labels.size(); ++i) {
-    const int k = r.labels[i];
+  for (const int k : r.labels) {
     torch::Tensor mask;
     if (region.defined())
       mask = (r.region_is_label_map ? region == k : region != 0).to(predicted.device());
@@ -368,19 +286,139 @@ BatchResult run_batch(const Network& net, const torch::Tensor& x, const torch::T
     if (!has.any().item<bool>()) {
       map = torch::zeros(mask.sizes(), torch::kFloat32);
     } else if (r.method == Method::Occlusion) {
-      map = occlusion(net, x, maskf, has, logits, fill, k, r.score, occlusion_size, out.forwards);
+      map = occlusion(net, x, maskf, has, o.logits, fill, k, r.score, occlusion_size, out.forwards);
     } else {
-      const torch::Tensor s = score(logits, k, maskf, r.score).sum();
-      const torch::Tensor g = torch::autograd::grad({s}, {activation}, {}, /*retain_graph=*/true)[0];
+      const torch::Tensor s = score(o.logits, k, maskf, r.score).sum();
+      const torch::Tensor g = torch::autograd::grad({s}, {o.activation}, {}, /*retain_graph=*/true)[0];
       ++out.backwards;
       torch::NoGradGuard no_grad;
-      map = upsample(cam_from(activation.detach(), g, r.method), mask.sizes().slice(1)).to(torch::kCPU);
+      map = upsample(cam_from(o.activation.detach(), g, r.method), mask.sizes().slice(1)).to(torch::kCPU);
     }
     out.maps.push_back(map.contiguous());
     out.has.push_back(has);
   }
+}
+
+BatchResult run_batch(const Network& net, const torch::Tensor& x, const torch::Tensor& region, const EngineRequest& r,
+                      const eng::Flips& flips, const std::vector<torch::nn::Module*>& dropout, int occlusion_size,
+                      const torch::Tensor& fill) {
+  BatchResult out;
+  std::vector<torch::Tensor> probabilities;  // samples for the entropy
+  torch::Tensor flip_sum;
+  extra_passes(net, x, r, flips, dropout, flip_sum, probabilities, out.forwards);
+  const seg::ModelOutput o = main_pass(net, x, !r.labels.empty() && r.method != Method::Occlusion);
+  ++out.forwards;
+  torch::Tensor averaged = o.logits.detach();
+  if (flip_sum.defined()) averaged = (averaged + flip_sum) / double(flips.size());
+  out.logits = averaged;
+  if (r.uncertainty) {
+    probabilities.push_back(torch::softmax(o.logits.detach(), 1));
+    const torch::Tensor p = torch::stack(probabilities).mean(0);
+    const double norm = std::log(double(std::max<int64_t>(2, p.size(1))));
+    out.entropy = (-(p * torch::log(p.clamp_min(1e-12))).sum(1) / norm).to(torch::kCPU);
+  }
+  if (!r.labels.empty()) label_maps(net, x, region, r, o, averaged, occlusion_size, fill, out);
   return out;
 }
+
+// ---- one pass over the windows ------------------------------------------------------------------
+
+// The state of run_windows: the layout, the network (possibly a randomised copy), the inputs and
+// the accumulators (logits plus, when asked, the entropy as one more plane; one per label map).
+struct Pass {
+  const EngineRequest& r;
+  const sagitta::ModelCard& card;
+  const int classes;
+  const eng::Layout g;
+  Network net;
+  std::vector<torch::nn::Module*> dropout;
+  eng::Flips flips;
+  int occlusion_size = 0;
+  std::vector<torch::Tensor> inputs;
+  torch::Tensor fill, region;
+  std::unique_ptr<eng::Accumulator> logits;
+  std::vector<std::unique_ptr<eng::Accumulator>> maps;
+
+  Pass(const seg::Model& model, const std::vector<Image::Pointer>& channels, const EngineRequest& request)
+      : r(request), card(model.card()), classes(model.num_classes()),
+        g(eng::make_layout(card, *channels[0], r.overlap, r.sigma_scale)) {
+    net.impl = &model.impl();
+    if (r.randomised) {
+      net.owned = randomised_copy(model.impl(), r.seed);
+      net.impl = net.owned.get();
+    }
+    if (r.uncertainty) dropout = dropout_modules(*net.impl);
+    flips = eng::mirror_flips(g.two_d, r.mirror || r.uncertainty);
+    occlusion_size = r.occlusion_size;
+    if (occlusion_size <= 0)
+      occlusion_size = std::max<int>(4, int(*std::min_element(g.patch.begin() + (g.two_d ? 1 : 0), g.patch.end()) / 8));
+    inputs = eng::padded_inputs(channels, g);
+    fill = channel_minima(inputs);
+    if (r.region) region = g.pad(labels_tensor(*r.region), 0);
+    logits = std::make_unique<eng::Accumulator>(g, *channels[0], classes + (r.uncertainty ? 1 : 0));
+    for (std::size_t i = 0; i < r.labels.size(); ++i) maps.push_back(std::make_unique<eng::Accumulator>(g, *channels[0], 1));
+  }
+
+  std::vector<std::string> decisions() const {
+    std::vector<std::string> d;
+    const std::string method =
+        r.labels.empty() ? ""
+        : ", " + method_name(r.method) +
+              (r.method == Method::Occlusion ? fmt::format(" (occluders of {} voxels)", occlusion_size)
+                                             : " at layer '" + card.gradcam_layer + "'");
+    d.push_back(fmt::format("{} windows of {}x{}x{} (x y z), overlap {}, batch {}{}{}{}", g.windows.size(), g.patch[2],
+                            g.patch[1], g.patch[0], r.overlap, r.batch_size, r.mirror ? ", mirroring TTA" : "", method,
+                            r.randomised ? ", randomised weights" : ""));
+    if (r.uncertainty)
+      d.push_back(fmt::format("uncertainty: predictive entropy over {} mirrored passes{}", flips.size(),
+                              dropout.empty() ? " (no dropout layers: no MC dropout)"
+                                              : fmt::format(" and {} MC dropout samples", r.mc_samples)));
+    return d;
+  }
+
+  BatchResult run(std::size_t first, std::size_t last) const {
+    const torch::Tensor x = g.to_network(g.gather(inputs, first, last)).contiguous();  // B C [D] H W
+    const torch::Tensor reg = region.defined() ? g.to_network(g.gather(region, first, last)) : torch::Tensor();
+    try {
+      return run_batch(net, x, reg, r, flips, dropout, occlusion_size, fill);
+    } catch (const c10::Error& e) {
+      throw ExplainError("model '" + card.name + "' failed on a window: " + first_line(e.what_without_backtrace()));
+    }
+  }
+
+  // Windows [first, last) into the accumulators, Gaussian-weighted; a label's map only from the
+  // windows that hold its target (the others say nothing about it).
+  void accumulate(std::size_t first, std::size_t last, const BatchResult& b, std::vector<long long>& target_windows) {
+    torch::Tensor l = g.from_network(b.logits.to(torch::kCPU));
+    if (l.size(1) != classes)
+      throw ExplainError(fmt::format("model '{}' returned {} classes, the card has {}", card.name, l.size(1), classes));
+    l = l * g.gauss;
+    for (std::size_t w = first; w < last; ++w) {
+      const int64_t j = int64_t(w - first);
+      for (int k = 0; k < classes; ++k) logits->add(w, k, l[j][k]);
+      logits->add_weight(w);
+      if (b.entropy.defined()) logits->add(w, classes, g.from_network(b.entropy[j]) * g.gauss);
+      for (std::size_t i = 0; i < b.maps.size(); ++i) {
+        if (!b.has[i][j].item<bool>()) continue;
+        ++target_windows[i];
+        maps[i]->add(w, 0, g.from_network(b.maps[i][j]) * g.gauss);
+        maps[i]->add_weight(w);
+      }
+    }
+  }
+
+  void finish(EngineResult& result) {
+    result.logits = logits->finish();
+    if (r.uncertainty) {
+      result.entropy = result.logits.back();
+      result.logits.pop_back();
+    }
+    logits.reset();
+    // Voxels no target window covered stay 0.
+    for (auto& m : maps) result.maps.push_back(m->finish(/*zero_uncovered=*/true).at(0));
+    maps.clear();
+  }
+};
 
 }  // namespace
 
@@ -391,137 +429,23 @@ EngineResult run_windows(const seg::Model& model, const std::vector<Image::Point
   const sagitta::ModelCard& card = model.card();
   if (channels.empty() || int(channels.size()) != model.in_channels())
     throw ExplainError(fmt::format("model '{}' expects {} channel(s), {} given", card.name, model.in_channels(), channels.size()));
-  if (!(r.overlap >= 0 && r.overlap < 1)) throw ExplainError(fmt::format("overlap {} is outside [0, 1)", r.overlap));
+  if (const std::string problem = eng::overlap_problem(r.overlap); !problem.empty()) throw ExplainError(problem);
   if (r.batch_size < 1) throw ExplainError("batch size must be at least 1");
-  const Image& grid = *channels[0];
-  const Layout g = make_layout(card, grid, r.overlap, r.sigma_scale);
-
-  Network net;
-  net.impl = &model.impl();
-  if (r.randomised) {
-    net.owned = randomised_copy(model.impl(), r.seed);
-    net.impl = net.owned.get();
-  }
-  const auto dropout = r.uncertainty ? dropout_modules(*net.impl) : std::vector<torch::nn::Module*>{};
-
+  Pass pass(model, channels, r);
   EngineResult result;
-  result.windows = int(g.windows.size());
-  const torch::Tensor inputs = padded_inputs(channels, g);
-  const torch::Tensor fill = inputs.flatten(1).amin(1);  // per channel: background (removal value)
-  torch::Tensor region;
-  if (r.region) region = g.pad(labels_tensor(*r.region), 0);
-
-  const int classes = model.num_classes();
-  std::vector<Image::Pointer> logit_sums, map_sums, map_weights;
-  std::vector<torch::Tensor> logit_views, map_views, map_weight_views;
-  for (int k = 0; k < classes; ++k) {
-    logit_sums.push_back(new_image(grid, g.padded_size, 0.0f));
-    logit_views.push_back(view(*logit_sums.back()));
-  }
-  for (std::size_t i = 0; i < r.labels.size(); ++i) {
-    map_sums.push_back(new_image(grid, g.padded_size, 0.0f));
-    map_views.push_back(view(*map_sums.back()));
-    map_weights.push_back(new_image(grid, g.padded_size, 0.0f));
-    map_weight_views.push_back(view(*map_weights.back()));
-  }
+  result.windows = int(pass.g.windows.size());
   result.target_windows.assign(r.labels.size(), 0);
-  Image::Pointer entropy_sum;
-  torch::Tensor entropy_view;
-  if (r.uncertainty) {
-    entropy_sum = new_image(grid, g.padded_size, 0.0f);
-    entropy_view = view(*entropy_sum);
-  }
-  Image::Pointer weights = new_image(grid, g.padded_size, 0.0f);
-  torch::Tensor weight_view = view(*weights);
-
-  std::vector<std::vector<int64_t>> flips = {{}};
-  if (r.mirror || r.uncertainty) {
-    const std::vector<int64_t> axes = g.two_d ? std::vector<int64_t>{2, 3} : std::vector<int64_t>{2, 3, 4};
-    for (unsigned mask = 1; mask < (1u << axes.size()); ++mask) {
-      std::vector<int64_t> f;
-      for (unsigned b = 0; b < axes.size(); ++b)
-        if (mask & (1u << b)) f.push_back(axes[b]);
-      flips.push_back(f);
-    }
-  }
-  int occlusion_size = r.occlusion_size;
-  if (occlusion_size <= 0)
-    occlusion_size = std::max<int>(4, int(*std::min_element(g.patch.begin() + (g.two_d ? 1 : 0), g.patch.end()) / 8));
-
-  result.decisions.push_back(fmt::format(
-      "{} windows of {}x{}x{} (x y z), overlap {}, batch {}{}{}{}", g.windows.size(), g.patch[2], g.patch[1], g.patch[0],
-      r.overlap, r.batch_size, r.mirror ? ", mirroring TTA" : "",
-      r.labels.empty() ? "" : ", " + method_name(r.method) + (r.method == Method::Occlusion ? fmt::format(" (occluders of {} voxels)", occlusion_size) : " at layer '" + card.gradcam_layer + "'"),
-      r.randomised ? ", randomised weights" : ""));
-  if (r.uncertainty)
-    result.decisions.push_back(fmt::format("uncertainty: predictive entropy over {} mirrored passes{}", flips.size(),
-                                           dropout.empty() ? " (no dropout layers: no MC dropout)"
-                                                           : fmt::format(" and {} MC dropout samples", r.mc_samples)));
-
-  for (std::size_t first = 0; first < g.windows.size(); first += std::size_t(r.batch_size)) {
-    const std::size_t last = std::min(g.windows.size(), first + std::size_t(r.batch_size));
-    std::vector<torch::Tensor> batch, regions;
-    for (std::size_t w = first; w < last; ++w) {
-      batch.push_back(g.region(inputs, w));
-      if (region.defined()) regions.push_back(g.region(region, w));
-    }
-    torch::Tensor x = torch::stack(batch);  // B C z y x
-    torch::Tensor reg = region.defined() ? torch::stack(regions) : torch::Tensor();
-    if (g.two_d) {
-      x = x.squeeze(2);
-      if (reg.defined()) reg = reg.squeeze(1);
-    }
-    BatchResult b;
-    try {
-      b = run_batch(net, x.contiguous(), reg, r, flips, dropout, occlusion_size, fill);
-    } catch (const c10::Error& e) {
-      throw ExplainError("model '" + card.name + "' failed on a window: " + first_line(e.what_without_backtrace()));
-    }
+  result.decisions = pass.decisions();
+  const std::size_t windows = pass.g.windows.size();
+  for (std::size_t first = 0; first < windows; first += std::size_t(r.batch_size)) {
+    const std::size_t last = std::min(windows, first + std::size_t(r.batch_size));
+    const BatchResult b = pass.run(first, last);
     result.forward_passes += b.forwards;
     result.backward_passes += b.backwards;
-    torch::Tensor logits = b.logits.to(torch::kCPU);
-    if (g.two_d) logits = logits.unsqueeze(2);
-    if (logits.size(1) != classes)
-      throw ExplainError(fmt::format("model '{}' returned {} classes, the card has {}", card.name, logits.size(1), classes));
-    logits = logits * g.gauss;
-    for (std::size_t w = first; w < last; ++w) {
-      const int64_t j = int64_t(w - first);
-      for (int k = 0; k < classes; ++k) g.region(logit_views[std::size_t(k)], w).add_(logits[j][k]);
-      g.region(weight_view, w).add_(g.gauss);
-      if (b.entropy.defined())
-        g.region(entropy_view, w).add_((g.two_d ? b.entropy[j].unsqueeze(0) : b.entropy[j]) * g.gauss);
-      for (std::size_t i = 0; i < b.maps.size(); ++i) {
-        if (!b.has[i][j].item<bool>()) continue;  // a window without the target says nothing about it
-        ++result.target_windows[i];
-        const torch::Tensor m = g.two_d ? b.maps[i][j].unsqueeze(0) : b.maps[i][j];
-        g.region(map_views[i], w).add_(m * g.gauss);
-        g.region(map_weight_views[i], w).add_(g.gauss);
-      }
-    }
-    if (r.progress && !r.progress(int(last), int(g.windows.size()))) throw ExplainError("cancelled");
+    pass.accumulate(first, last, b, result.target_windows);
+    if (r.progress && !r.progress(int(last), int(windows))) throw ExplainError("cancelled");
   }
-
-  // Accumulators live on the padded grid; results are copied onto the input grid.
-  auto finish = [&](const torch::Tensor& out_view) {
-    auto out = new_image(grid, grid.GetLargestPossibleRegion().GetSize(), 0.0f);
-    view(*out).copy_(g.crop(out_view));
-    return out;
-  };
-  for (std::size_t k = 0; k < logit_views.size(); ++k) {
-    logit_views[k].div_(weight_view);
-    result.logits.push_back(finish(logit_views[k]));
-  }
-  logit_sums.clear();
-  for (std::size_t i = 0; i < map_views.size(); ++i) {
-    // Voxels no target window covered stay 0.
-    const torch::Tensor w = map_weight_views[i];
-    map_views[i].copy_(torch::where(w > 0, map_views[i] / w.clamp_min(1e-12), torch::zeros_like(w)));
-    result.maps.push_back(finish(map_views[i]));
-  }
-  if (r.uncertainty) {
-    entropy_view.div_(weight_view);
-    result.entropy = finish(entropy_view);
-  }
+  pass.finish(result);
   result.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   return result;
 }
@@ -529,10 +453,10 @@ EngineResult run_windows(const seg::Model& model, const std::vector<Image::Point
 DeletionCurve deletion_curve(const seg::Model& model, const std::vector<Image::Pointer>& channels, const Image& heatmap,
                              const LabelImage& target, int label, int windows, int steps, double overlap, unsigned seed) {
   DeletionCurve curve;
-  const Layout g = make_layout(model.card(), *channels[0], overlap, 1.0 / 8);
-  const torch::Tensor inputs = padded_inputs(channels, g);
-  const torch::Tensor fill = inputs.flatten(1).amin(1);
-  const torch::Tensor heat = g.pad(view(heatmap), 0.0f);
+  const eng::Layout g = eng::make_layout(model.card(), *channels[0], overlap, 1.0 / 8);
+  const std::vector<torch::Tensor> inputs = eng::padded_inputs(channels, g);
+  const torch::Tensor fill = channel_minima(inputs);
+  const torch::Tensor heat = g.pad(eng::view(heatmap), 0.0f);
   const torch::Tensor mask = g.pad((labels_tensor(target) != 0).to(torch::kFloat32), 0.0f);
   std::vector<std::pair<double, std::size_t>> counts;
   for (std::size_t w = 0; w < g.windows.size(); ++w) {
@@ -549,7 +473,7 @@ DeletionCurve deletion_curve(const seg::Model& model, const std::vector<Image::P
   const seg::Model::Impl& net = model.impl();
   torch::NoGradGuard no_grad;
   for (const auto& [count, w] : counts) {
-    const torch::Tensor x = g.region(inputs, w).contiguous();  // C z y x
+    const torch::Tensor x = g.gather(inputs, w, w + 1)[0].contiguous();  // C z y x
     const torch::Tensor m = g.region(mask, w).contiguous();
     const torch::Tensor h = g.region(heat, w).contiguous().flatten();
     const int64_t n = h.numel();
@@ -566,10 +490,8 @@ DeletionCurve deletion_curve(const seg::Model& model, const std::vector<Image::P
             c[ch].index_fill_(0, orders[std::size_t(o)].narrow(0, 0, removed), fill[ch].item<float>());
         copies.push_back(c.view(x.sizes()));
       }
-      torch::Tensor batch = torch::stack(copies);
-      if (g.two_d) batch = batch.squeeze(2);
-      torch::Tensor p = torch::softmax(net.run(batch).logits, 1).select(1, label).to(torch::kCPU);
-      if (g.two_d) p = p.unsqueeze(1);
+      const torch::Tensor batch = g.to_network(torch::stack(copies));
+      const torch::Tensor p = g.from_network(torch::softmax(net.run(batch).logits, 1).select(1, label).to(torch::kCPU));
       const torch::Tensor s = (p * m).flatten(1).sum(1) / m.sum();
       const double s0 = s[0].item<double>();
       for (std::size_t i = 0; i < curve.fractions.size(); ++i)

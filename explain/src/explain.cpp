@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 
 #include "engine.h"
 #include "sagitta/core/image.h"
@@ -22,23 +23,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-template <typename TImage>
-typename TImage::Pointer new_like(const itk::ImageBase<3>& grid, typename TImage::PixelType value) {
-  auto image = TImage::New();
-  image->SetRegions(grid.GetLargestPossibleRegion());
-  image->CopyInformation(&grid);
-  sagitta::allocate_huge(image.GetPointer());
-  std::fill_n(image->GetBufferPointer(), image->GetBufferedRegion().GetNumberOfPixels(), value);
-  return image;
-}
-
 std::size_t count_nonzero(const LabelImage& image) {
   const auto* p = image.GetBufferPointer();
   return std::size_t(std::count_if(p, p + image.GetBufferedRegion().GetNumberOfPixels(), [](auto v) { return v != 0; }));
 }
 
 LabelImage::Pointer binary(const LabelImage& labels, int value) {
-  auto out = new_like<LabelImage>(labels, 0);
+  auto out = sagitta::new_like<LabelImage>(labels, 0);
   const auto* p = labels.GetBufferPointer();
   auto* q = out->GetBufferPointer();
   for (std::size_t i = 0, n = labels.GetBufferedRegion().GetNumberOfPixels(); i < n; ++i) q[i] = p[i] == value ? 1 : 0;
@@ -55,7 +46,7 @@ std::string label_list(const sagitta::ModelCard& card) {
 // The source-grid mask of the requested region (box or mask file), 1 inside.
 LabelImage::Pointer source_region(const Region& region, const Image& source) {
   const auto size = source.GetLargestPossibleRegion().GetSize();
-  auto out = new_like<LabelImage>(source, 0);
+  auto out = sagitta::new_like<LabelImage>(source, 0);
   if (region.kind == Region::Kind::Box) {
     const auto& b = region.box;
     for (int a = 0; a < 3; ++a)
@@ -72,7 +63,7 @@ LabelImage::Pointer source_region(const Region& region, const Image& source) {
     return out;
   }
   if (!region.mask) throw ExplainError("no mask given for the mask region");
-  auto mask = new_like<LabelImage>(*region.mask, 0);
+  auto mask = sagitta::new_like<LabelImage>(*region.mask, 0);
   const float* p = region.mask->GetBufferPointer();
   auto* q = mask->GetBufferPointer();
   for (std::size_t i = 0, n = mask->GetBufferedRegion().GetNumberOfPixels(); i < n; ++i) q[i] = p[i] != 0 ? 1 : 0;
@@ -156,217 +147,286 @@ std::vector<float> explain_patch(const seg::Model& model, const std::vector<floa
   return detail::explain_patch_raw(model, input, shape, label, method, score, region);
 }
 
-Explanation explain(const seg::Model& model, const std::vector<Image::Pointer>& inputs, const std::vector<std::string>& names,
-                    const ExplainOptions& options) {
-  const auto t_start = Clock::now();
-  const sagitta::ModelCard& card = model.card();
-  check_method(card, options.method);
+namespace {
+
+// The state of one explain() call between its stages.
+struct Run {
+  const seg::Model& model;
+  const sagitta::ModelCard& card;
+  const ExplainOptions& options;
+  const std::vector<Image::Pointer>& inputs;
+  const Image& source;
+  std::vector<const sagitta::Label*> labels;
+  nlohmann::json decisions = nlohmann::json::array();
+  seg::Preprocessed pre;
+  // Region of a box or mask: on the source grid (for the report) and the model grid (for the score).
+  LabelImage::Pointer region_source, region_model;
+  detail::EngineRequest request;
+  detail::EngineResult pass;
+  LabelImage::Pointer model_labels;
+  std::vector<LabelImage::Pointer> targets_model;  // per kept label
+  std::vector<std::size_t> keep;                   // labels with a target
+  std::vector<Image::Pointer> random_maps;         // per kept label (sanity check)
+  double t_pre = 0, t_back = 0, t_sanity = 0, t_deletion = 0;
+
+  Run(const seg::Model& m, const ExplainOptions& o, const std::vector<Image::Pointer>& in,
+      std::vector<const sagitta::Label*> l)
+      : model(m), card(m.card()), options(o), inputs(in), source(*in[0]), labels(std::move(l)) {}
+
+  void note(const std::vector<std::string>& list) {
+    for (const auto& d : list) decisions.push_back(d);
+  }
+  std::function<bool(int, int)> progress(const std::string& stage) const {
+    const ExplainOptions& o = options;
+    return [&o, stage](int done, int total) { return !o.progress || o.progress(stage, done, total); };
+  }
+};
+
+std::vector<const sagitta::Label*> resolve_labels(const sagitta::ModelCard& card, const std::vector<std::string>& names) {
   std::vector<const sagitta::Label*> labels;
   if (names.empty()) {
     for (const auto& l : card.labels)
       if (l.value != 0) labels.push_back(&l);
-  } else {
-    for (const auto& n : names) {
-      const sagitta::Label* l = card.find_label(n);
-      if (!l) throw ExplainError(fmt::format("unknown label '{}'; the model's labels: {}", n, label_list(card)));
-      labels.push_back(l);
-    }
+    return labels;
   }
-  if (inputs.empty() || !inputs[0]) throw ExplainError("no input volume");
-  const Image& source = *inputs[0];
-  auto progress = [&](const std::string& stage) {
-    return [&options, stage](int done, int total) { return !options.progress || options.progress(stage, done, total); };
-  };
-
-  nlohmann::json decisions = nlohmann::json::array();
-  auto note = [&](const std::vector<std::string>& list) {
-    for (const auto& d : list) decisions.push_back(d);
-  };
-  note(model.notes());
-
-  // Region of a box or mask: on the source grid (for the report) and the model grid (for the score).
-  LabelImage::Pointer region_source, region_model;
-  auto t = Clock::now();
-  seg::Preprocessed pre = seg::preprocess(inputs, card, options.segment.preprocess);
-  const double t_pre = since(t);
-  note(pre.decisions);
-  const Image& grid = *pre.channels[0];
-  if (options.region.kind != Region::Kind::Prediction) {
-    region_source = source_region(options.region, source);
-    region_model = seg::labels_to_source(*region_source, grid);
-    const std::string what = options.region.kind == Region::Kind::Box ? "box" : "mask";
-    if (count_nonzero(*region_source) == 0) throw ExplainError("the " + what + " region is empty: nothing to explain");
-    if (count_nonzero(*region_model) == 0)
-      throw ExplainError("the " + what + " region covers no voxel of the model's grid (too thin for its spacing)");
+  for (const auto& n : names) {
+    const sagitta::Label* l = card.find_label(n);
+    if (!l) throw ExplainError(fmt::format("unknown label '{}'; the model's labels: {}", n, label_list(card)));
+    labels.push_back(l);
   }
+  return labels;
+}
 
-  detail::EngineRequest request;
-  for (const auto* l : labels) request.labels.push_back(l->value);
-  request.method = options.method;
-  request.score = options.score;
-  request.region = region_model.GetPointer();
-  request.overlap = options.segment.window.overlap;
-  request.batch_size = options.segment.window.batch_size;
-  request.mirror = options.segment.window.mirror;
-  request.sigma_scale = options.segment.window.sigma_scale;
-  request.uncertainty = options.uncertainty;
-  request.mc_samples = options.mc_samples;
-  request.seed = options.seed;
-  request.occlusion_size = options.occlusion_size;
-  request.progress = progress("explaining");
-  detail::EngineResult pass = detail::run_windows(model, pre.channels, request);
-  note(pass.decisions);
+void preprocess_and_region(Run& run) {
+  const auto t = Clock::now();
+  run.pre = seg::preprocess(run.inputs, run.card, run.options.segment.preprocess);
+  run.t_pre = since(t);
+  run.note(run.pre.decisions);
+  const Region& region = run.options.region;
+  if (region.kind == Region::Kind::Prediction) return;
+  run.region_source = source_region(region, run.source);
+  run.region_model = seg::labels_to_source(*run.region_source, *run.pre.channels[0]);
+  const std::string what = region.kind == Region::Kind::Box ? "box" : "mask";
+  if (count_nonzero(*run.region_source) == 0) throw ExplainError("the " + what + " region is empty: nothing to explain");
+  if (count_nonzero(*run.region_model) == 0)
+    throw ExplainError("the " + what + " region covers no voxel of the model's grid (too thin for its spacing)");
+}
 
-  // The segmentation from the same pass, as segment() makes it.
-  Explanation out;
-  t = Clock::now();
-  seg::softmax(pass.logits);
-  LabelImage::Pointer model_labels = seg::argmax(pass.logits);
-  seg::Segmentation& s = out.segmentation;
-  s.labels = seg::labels_to_source(*model_labels, source);
-  if (options.segment.probabilities)
-    for (std::size_t k = 0; k < pass.logits.size(); ++k)
-      s.probabilities.push_back(seg::probability_to_source(*pass.logits[k], source, k == 0 ? 1.0f : 0.0f));
-  pass.logits.clear();
-  if (pre.resampled || pre.cropped)
-    decisions.push_back(std::string("labels mapped back to the source grid by nearest neighbour, heatmaps linearly") +
-                        (options.segment.probabilities ? ", probabilities linearly" : ""));
-  note(seg::postprocess(*s.labels, options.segment.postprocess));
-  s.statistics = seg::label_statistics(*s.labels, inputs[0].GetPointer(), card);
-  const double t_back = since(t);
+void run_pass(Run& run) {
+  const ExplainOptions& o = run.options;
+  detail::EngineRequest& request = run.request;
+  for (const auto* l : run.labels) request.labels.push_back(l->value);
+  request.method = o.method;
+  request.score = o.score;
+  request.region = run.region_model.GetPointer();
+  request.overlap = o.segment.window.overlap;
+  request.batch_size = o.segment.window.batch_size;
+  request.mirror = o.segment.window.mirror;
+  request.sigma_scale = o.segment.window.sigma_scale;
+  request.uncertainty = o.uncertainty;
+  request.mc_samples = o.mc_samples;
+  request.seed = o.seed;
+  request.occlusion_size = o.occlusion_size;
+  request.progress = run.progress("explaining");
+  run.pass = detail::run_windows(run.model, run.pre.channels, request);
+  run.note(run.pass.decisions);
+}
 
-  // Targets on the model grid, emptiness checked before any further work.
-  std::vector<LabelImage::Pointer> targets_model;
-  std::vector<std::size_t> keep;
-  for (std::size_t i = 0; i < labels.size(); ++i) {
-    LabelImage::Pointer target = region_model ? region_model : binary(*model_labels, labels[i]->value);
-    if (count_nonzero(*target) == 0 || pass.target_windows[i] == 0) {
+// The segmentation from the same pass, as segment() makes it.
+void segmentation_from_pass(Run& run, seg::Segmentation& s) {
+  const auto t = Clock::now();
+  const ExplainOptions& o = run.options;
+  auto& logits = run.pass.logits;
+  seg::softmax(logits);
+  run.model_labels = seg::argmax(logits);
+  s.labels = seg::labels_to_source(*run.model_labels, run.source);
+  if (o.segment.probabilities)
+    for (std::size_t k = 0; k < logits.size(); ++k)
+      s.probabilities.push_back(seg::probability_to_source(*logits[k], run.source, k == 0 ? 1.0f : 0.0f));
+  logits.clear();
+  if (run.pre.resampled || run.pre.cropped)
+    run.decisions.push_back(std::string("labels mapped back to the source grid by nearest neighbour, heatmaps linearly") +
+                            (o.segment.probabilities ? ", probabilities linearly" : ""));
+  run.note(seg::postprocess(*s.labels, o.segment.postprocess));
+  s.statistics = seg::label_statistics(*s.labels, run.inputs[0].GetPointer(), run.card);
+  run.t_back = since(t);
+}
+
+// Targets on the model grid, emptiness checked before any further work.
+void select_targets(Run& run) {
+  for (std::size_t i = 0; i < run.labels.size(); ++i) {
+    LabelImage::Pointer target = run.region_model ? run.region_model : binary(*run.model_labels, run.labels[i]->value);
+    if (count_nonzero(*target) == 0 || run.pass.target_windows[i] == 0) {
       const std::string msg = fmt::format("label '{}' is not predicted anywhere in this volume: nothing to explain "
                                           "(give a box or a mask region to explain its score elsewhere)",
-                                          labels[i]->name);
-      if (!options.skip_empty) throw ExplainError(msg);
-      decisions.push_back(msg);
+                                          run.labels[i]->name);
+      if (!run.options.skip_empty) throw ExplainError(msg);
+      run.decisions.push_back(msg);
       continue;
     }
-    targets_model.push_back(target);
-    keep.push_back(i);
+    run.targets_model.push_back(target);
+    run.keep.push_back(i);
   }
+}
 
-  // Sanity: the same maps from a copy of the model with randomised weights, same targets.
-  std::vector<Image::Pointer> random_maps;
-  double t_sanity = 0;
-  if (options.sanity && !keep.empty()) {
-    t = Clock::now();
-    detail::EngineRequest r = request;
-    r.labels.clear();
-    for (std::size_t i : keep) r.labels.push_back(labels[i]->value);
-    r.mirror = false;
-    r.uncertainty = false;
-    // The trained model's targets: its predicted labels (or the same box/mask).
-    r.region = region_model ? region_model.GetPointer() : model_labels.GetPointer();
-    r.region_is_label_map = !region_model;
-    r.randomised = true;
-    r.progress = progress("sanity check");
-    random_maps = detail::run_windows(model, pre.channels, r).maps;
-    t_sanity = since(t);
+// Sanity: the same maps from a copy of the model with randomised weights, same targets.
+void sanity_maps(Run& run) {
+  if (!run.options.sanity || run.keep.empty()) return;
+  const auto t = Clock::now();
+  detail::EngineRequest r = run.request;
+  r.labels.clear();
+  for (std::size_t i : run.keep) r.labels.push_back(run.labels[i]->value);
+  r.mirror = false;
+  r.uncertainty = false;
+  // The trained model's targets: its predicted labels (or the same box/mask).
+  r.region = run.region_model ? run.region_model.GetPointer() : run.model_labels.GetPointer();
+  r.region_is_label_map = !run.region_model;
+  r.randomised = true;
+  r.progress = run.progress("sanity check");
+  run.random_maps = detail::run_windows(run.model, run.pre.channels, r).maps;
+  run.t_sanity = since(t);
+}
+
+// Scales a model-grid map to 0..1 in place; returns its raw maximum.
+double normalise_map(Image& map) {
+  float* p = map.GetBufferPointer();
+  const std::size_t n = map.GetBufferedRegion().GetNumberOfPixels();
+  const double raw_max = n ? double(*std::max_element(p, p + n)) : 0.0;
+  if (raw_max > 0)
+    for (std::size_t v = 0; v < n; ++v) p[v] = float(p[v] / raw_max);
+  return raw_max;
+}
+
+// Linear resampling lowers a sharp peak: the source-grid map is scaled again to span 0..1.
+void rescale_heatmap(Image& heatmap) {
+  float* h = heatmap.GetBufferPointer();
+  const std::size_t m = heatmap.GetBufferedRegion().GetNumberOfPixels();
+  const float peak = m ? *std::max_element(h, h + m) : 0.0f;
+  for (std::size_t v = 0; v < m; ++v) h[v] = peak > 0 ? std::clamp(h[v] / peak, 0.0f, 1.0f) : 0.0f;
+}
+
+double mass_in(const Image& heatmap, const LabelImage& target) {
+  const float* h = heatmap.GetBufferPointer();
+  const auto* m = target.GetBufferPointer();
+  double inside = 0, total = 0;
+  for (std::size_t v = 0, c = heatmap.GetBufferedRegion().GetNumberOfPixels(); v < c; ++v) {
+    total += h[v];
+    if (m[v]) inside += h[v];
   }
+  return total > 0 ? inside / total : 0.0;
+}
 
-  nlohmann::json label_reports = nlohmann::json::array();
-  double t_deletion = 0;
-  for (std::size_t j = 0; j < keep.size(); ++j) {
-    const std::size_t i = keep[j];
-    LabelExplanation e;
-    e.value = labels[i]->value;
-    e.name = labels[i]->name;
-    Image& map = *pass.maps[i];
-    float* p = map.GetBufferPointer();
-    const std::size_t n = map.GetBufferedRegion().GetNumberOfPixels();
-    e.raw_max = n ? double(*std::max_element(p, p + n)) : 0.0;
-    if (e.raw_max > 0)
-      for (std::size_t v = 0; v < n; ++v) p[v] = float(p[v] / e.raw_max);
-    else
-      decisions.push_back(fmt::format("label '{}': the {} map is zero everywhere (no positive evidence at layer '{}')",
-                                      e.name, method_name(options.method), card.gradcam_layer));
-    if (!random_maps.empty()) e.randomisation_correlation = correlation(map, *random_maps[j]);
-    if (options.deletion) {
-      t = Clock::now();
-      if (options.progress && !options.progress("deletion curve", int(j), int(keep.size()))) throw ExplainError("cancelled");
-      e.deletion = detail::deletion_curve(model, pre.channels, map, *targets_model[j], e.value, options.deletion_windows,
-                                          options.deletion_steps, options.segment.window.overlap, options.seed);
-      t_deletion += since(t);
-    }
-    e.heatmap = seg::probability_to_source(map, source, 0.0f);
-    {
-      // Linear resampling lowers a sharp peak: scaled again so that the source-grid map spans 0..1.
-      float* h = e.heatmap->GetBufferPointer();
-      const std::size_t m = e.heatmap->GetBufferedRegion().GetNumberOfPixels();
-      const float peak = m ? *std::max_element(h, h + m) : 0.0f;
-      for (std::size_t v = 0; v < m; ++v) h[v] = peak > 0 ? std::clamp(h[v] / peak, 0.0f, 1.0f) : 0.0f;
-    }
-    e.target = region_source ? region_source : binary(*s.labels, e.value);
-    e.target_voxels = count_nonzero(*e.target);
-    {
-      const float* h = e.heatmap->GetBufferPointer();
-      const auto* m = e.target->GetBufferPointer();
-      double inside = 0, total = 0;
-      for (std::size_t v = 0, c = e.heatmap->GetBufferedRegion().GetNumberOfPixels(); v < c; ++v) {
-        total += h[v];
-        if (m[v]) inside += h[v];
-      }
-      e.mass_in_target = total > 0 ? inside / total : 0.0;
-    }
-    e.report = {{"name", e.name},
-                {"value", e.value},
-                {"target_voxels", e.target_voxels},
-                {"windows_with_target", pass.target_windows[i]},
-                {"raw_max", e.raw_max},
-                {"mass_in_target", e.mass_in_target},
-                {"peak", peak_json(*e.heatmap)}};
-    if (e.randomisation_correlation)
-      e.report["randomisation"] = {{"correlation", *e.randomisation_correlation},
-                                   {"passed", std::abs(*e.randomisation_correlation) < 0.5},
-                                   {"how", "Pearson correlation with the map of a copy of the model whose weights are "
-                                           "redrawn (normal, each tensor's mean and std), same targets"}};
-    if (e.deletion) e.report["deletion"] = curve_json(*e.deletion);
-    label_reports.push_back(e.report);
-    out.labels.push_back(std::move(e));
+nlohmann::json label_report(const LabelExplanation& e, long long windows_with_target) {
+  nlohmann::json report = {{"name", e.name},
+                           {"value", e.value},
+                           {"target_voxels", e.target_voxels},
+                           {"windows_with_target", windows_with_target},
+                           {"raw_max", e.raw_max},
+                           {"mass_in_target", e.mass_in_target},
+                           {"peak", peak_json(*e.heatmap)}};
+  if (e.randomisation_correlation)
+    report["randomisation"] = {{"correlation", *e.randomisation_correlation},
+                               {"passed", std::abs(*e.randomisation_correlation) < 0.5},
+                               {"how", "Pearson correlation with the map of a copy of the model whose weights are "
+                                       "redrawn (normal, each tensor's mean and std), same targets"}};
+  if (e.deletion) report["deletion"] = curve_json(*e.deletion);
+  return report;
+}
+
+// The j-th kept label: normalised map, sanity correlation, deletion curve, source-grid heatmap,
+// target and report.
+LabelExplanation explain_label(Run& run, std::size_t j, const LabelImage& source_labels) {
+  const ExplainOptions& o = run.options;
+  const std::size_t i = run.keep[j];
+  LabelExplanation e;
+  e.value = run.labels[i]->value;
+  e.name = run.labels[i]->name;
+  Image& map = *run.pass.maps[i];
+  e.raw_max = normalise_map(map);
+  if (!(e.raw_max > 0))
+    run.decisions.push_back(fmt::format("label '{}': the {} map is zero everywhere (no positive evidence at layer '{}')",
+                                        e.name, method_name(o.method), run.card.gradcam_layer));
+  if (!run.random_maps.empty()) e.randomisation_correlation = correlation(map, *run.random_maps[j]);
+  if (o.deletion) {
+    const auto t = Clock::now();
+    if (o.progress && !o.progress("deletion curve", int(j), int(run.keep.size()))) throw ExplainError("cancelled");
+    e.deletion = detail::deletion_curve(run.model, run.pre.channels, map, *run.targets_model[j], e.value, o.deletion_windows,
+                                        o.deletion_steps, o.segment.window.overlap, o.seed);
+    run.t_deletion += since(t);
   }
-  if (pass.entropy) out.uncertainty = seg::probability_to_source(*pass.entropy, source, 0.0f);
+  e.heatmap = seg::probability_to_source(map, run.source, 0.0f);
+  rescale_heatmap(*e.heatmap);
+  e.target = run.region_source ? run.region_source : binary(source_labels, e.value);
+  e.target_voxels = count_nonzero(*e.target);
+  e.mass_in_target = mass_in(*e.heatmap, *e.target);
+  e.report = label_report(e, run.pass.target_windows[i]);
+  return e;
+}
 
+// The segmentation's report and the explanation's.
+void reports(const Run& run, Explanation& out, const nlohmann::json& label_reports, Clock::time_point t_start) {
+  const ExplainOptions& o = run.options;
+  const sagitta::ModelCard& card = run.card;
+  seg::Segmentation& s = out.segmentation;
   nlohmann::json stats = nlohmann::json::array();
   for (const auto& st : s.statistics) stats.push_back(seg::to_json(st));
-  const nlohmann::json windows = {{"count", pass.windows},
+  const nlohmann::json windows = {{"count", run.pass.windows},
                                   {"patch", card.dimensions == 2 ? std::vector<int>{card.patch_size[0], card.patch_size[1], 1}
                                                                  : card.patch_size},
-                                  {"forward_passes", pass.forward_passes},
-                                  {"backward_passes", pass.backward_passes},
-                                  {"overlap", request.overlap},
-                                  {"batch_size", request.batch_size},
-                                  {"mirror", request.mirror}};
-  const nlohmann::json timings = {{"preprocess", t_pre}, {"inference", pass.seconds},       {"to_source_grid", t_back},
-                                  {"sanity", t_sanity},  {"deletion", t_deletion},          {"explain_total", since(t_start)}};
-  s.report = {{"model_grid", sagitta::geometry_json(grid)},
+                                  {"forward_passes", run.pass.forward_passes},
+                                  {"backward_passes", run.pass.backward_passes},
+                                  {"overlap", run.request.overlap},
+                                  {"batch_size", run.request.batch_size},
+                                  {"mirror", run.request.mirror}};
+  const nlohmann::json timings = {{"preprocess", run.t_pre}, {"inference", run.pass.seconds},  {"to_source_grid", run.t_back},
+                                  {"sanity", run.t_sanity},  {"deletion", run.t_deletion},     {"explain_total", since(t_start)}};
+  s.report = {{"model_grid", sagitta::geometry_json(*run.pre.channels[0])},
               {"windows", windows},
-              {"device", model.device()},
-              {"decisions", decisions},
+              {"device", run.model.device()},
+              {"decisions", run.decisions},
               {"timings_s", timings},
               {"labels", stats}};
-  out.report = {{"method", method_name(options.method)},
-                {"layer", options.method == Method::Occlusion ? "" : card.gradcam_layer},
-                {"score", options.score == ScoreReduction::Sum ? "sum" : "mean"},
-                {"region", options.region.kind == Region::Kind::Prediction ? "predicted mask (each window's own argmax)"
-                           : options.region.kind == Region::Kind::Box    ? "box"
-                                                                          : "mask"},
+  out.report = {{"method", method_name(o.method)},
+                {"layer", o.method == Method::Occlusion ? "" : card.gradcam_layer},
+                {"score", o.score == ScoreReduction::Sum ? "sum" : "mean"},
+                {"region", o.region.kind == Region::Kind::Prediction ? "predicted mask (each window's own argmax)"
+                           : o.region.kind == Region::Kind::Box    ? "box"
+                                                                    : "mask"},
                 {"upsampling", card.dimensions == 3 ? "trilinear to the patch, linear to the source grid"
                                                     : "bilinear to the patch, linear to the source grid"},
                 {"blending", "Gaussian importance weights of the segmentation, over windows whose target is not empty"},
                 {"normalisation", "divided by the largest blended value (raw_max) to 0..1, again after resampling to the source grid"},
-                {"uncertainty", options.uncertainty},
+                {"uncertainty", o.uncertainty},
                 {"windows", windows},
                 {"labels", label_reports},
-                {"decisions", decisions},
+                {"decisions", run.decisions},
                 {"timings_s", timings}};
-  if (options.region.kind == Region::Kind::Box) out.report["box"] = options.region.box;
+  if (o.region.kind == Region::Kind::Box) out.report["box"] = o.region.box;
+}
+
+}  // namespace
+
+Explanation explain(const seg::Model& model, const std::vector<Image::Pointer>& inputs, const std::vector<std::string>& names,
+                    const ExplainOptions& options) {
+  const auto t_start = Clock::now();
+  check_method(model.card(), options.method);
+  std::vector<const sagitta::Label*> labels = resolve_labels(model.card(), names);
+  if (inputs.empty() || !inputs[0]) throw ExplainError("no input volume");
+  Run run(model, options, inputs, std::move(labels));
+  run.note(model.notes());
+  preprocess_and_region(run);
+  run_pass(run);
+  Explanation out;
+  segmentation_from_pass(run, out.segmentation);
+  select_targets(run);
+  sanity_maps(run);
+  nlohmann::json label_reports = nlohmann::json::array();
+  for (std::size_t j = 0; j < run.keep.size(); ++j) {
+    out.labels.push_back(explain_label(run, j, *out.segmentation.labels));
+    label_reports.push_back(out.labels.back().report);
+  }
+  if (run.pass.entropy) out.uncertainty = seg::probability_to_source(*run.pass.entropy, run.source, 0.0f);
+  reports(run, out, label_reports, t_start);
   return out;
 }
 

@@ -13,7 +13,7 @@
 namespace sagitta::segmentation {
 
 struct SlidingWindowOptions {
-  double overlap = 0.5;         // fraction of the patch shared by neighbouring windows, [0, 1)
+  double overlap = 0.5;         // fraction of the patch shared by neighbouring windows, [0, 0.95]
   int batch_size = 1;           // windows per forward pass
   bool mirror = false;          // test-time augmentation: average over flips of every spatial axis
   double sigma_scale = 1.0 / 8; // Gaussian sigma as a fraction of the patch size

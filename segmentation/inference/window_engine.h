@@ -1,0 +1,125 @@
+#pragma once
+// The one sliding-window engine (torch side, private: sagitta::segmentation and, through
+// sagitta::segmentation_internal, sagitta::explain). It owns the window layout of a volume (the
+// card's patch as z y x, padding of volumes smaller than a patch, window starts, the Gaussian
+// importance map), z y x tensor views over ITK images, the padded inputs, the batched forward with
+// mirroring, the weighted accumulation of per-window outputs, and the one overlap range check.
+// sliding_window() and the explanations run their windows through it; whole-slide inference keeps
+// its own pyramidal tiling but takes its weights and forward from here. Includes LibTorch.
+#include <torch/torch.h>
+
+#include <array>
+#include <string>
+#include <vector>
+
+#include "model_impl.h"
+#include "sagitta/segmentation/images.h"
+
+namespace sagitta::segmentation::engine {
+
+// ---- overlap -----------------------------------------------------------------------------------
+
+// Volumes: evenly spaced windows; beyond 0.95 the step shrinks to a few voxels and the window count
+// explodes. Whole slides: a fixed grid of cells whose windows reach at most a quarter patch into
+// each neighbour (margin <= P/4), i.e. an overlap of at most 0.5.
+constexpr double kMaxOverlap = 0.95;
+constexpr double kMaxSlideOverlap = 0.5;
+
+// The one rule and message: "" when 0 <= overlap <= maximum, else why not (for callers that throw
+// their own error type).
+std::string overlap_problem(double overlap, double maximum = kMaxOverlap);
+// Throws SegmentationError with overlap_problem's message.
+void check_overlap(double overlap, double maximum = kMaxOverlap);
+
+// ---- images and tensors ------------------------------------------------------------------------
+
+// A z y x tensor over an image's pixels (no copy).
+torch::Tensor view(const Image& image);
+
+// ---- layout ------------------------------------------------------------------------------------
+
+// The card's patch as z y x (2D models see one slice: z = 1).
+std::vector<int64_t> patch_zyx(const ModelCard& card);
+
+// Product of 1D Gaussians centred on a z y x patch, sigma = sigma_scale x the axis size, peak 1,
+// floored at 1e-6; axes of size 1 weigh 1. Contiguous float z y x.
+torch::Tensor importance_map(const std::vector<int64_t>& zyx, double sigma_scale);
+
+// The windows over one volume: the patch, padding of axes smaller than the patch (centred), the
+// evenly spaced window starts (2D models: every slice) and the Gaussian weights of a window.
+struct Layout {
+  bool two_d = false;
+  std::vector<int64_t> patch, volume, padded, before;  // z y x
+  bool needs_pad = false;
+  Image::SizeType padded_size;                         // x y z
+  std::vector<std::vector<int>> starts;                // per axis, z y x
+  std::vector<std::array<int64_t, 3>> windows;         // z y x starts, z slowest, x fastest
+  torch::Tensor gauss;                                 // z y x
+
+  // A z y x tensor on the padded grid (`value` in the padding).
+  torch::Tensor pad(const torch::Tensor& v, float value) const;
+  // The volume's part of a padded z y x tensor.
+  torch::Tensor crop(const torch::Tensor& v) const;
+  // Window w's block of the last three dimensions of `t`.
+  torch::Tensor region(const torch::Tensor& t, std::size_t w) const;
+  // The blocks of windows [first, last) of `t` (... z y x), stacked: B ... z y x.
+  torch::Tensor gather(const torch::Tensor& t, std::size_t first, std::size_t last) const;
+  // The same over channels (each z y x): B C z y x.
+  torch::Tensor gather(const std::vector<torch::Tensor>& channels, std::size_t first, std::size_t last) const;
+  // Between the engine's z y x and a 2D network's y x (the slice axis, third from last, dropped
+  // or restored); identity for 3D models.
+  torch::Tensor to_network(const torch::Tensor& t) const;
+  torch::Tensor from_network(const torch::Tensor& t) const;
+};
+
+Layout make_layout(const ModelCard& card, const Image& grid, double overlap, double sigma_scale);
+
+// The model's inputs, z y x per channel, on the padded grid: views of the images when no padding
+// is needed (no copy), else padded with each channel's minimum.
+std::vector<torch::Tensor> padded_inputs(const std::vector<Image::Pointer>& channels, const Layout& g);
+
+// ---- forward -----------------------------------------------------------------------------------
+
+// Mirroring test-time augmentation: the spatial axes of the network's input (N C [D] H W) to flip
+// per pass; {{}} (one unflipped pass) without mirroring, else every subset of the axes, {} first.
+using Flips = std::vector<std::vector<int64_t>>;
+Flips mirror_flips(bool two_d, bool mirror);
+
+// The network's logits of `x` flipped along `f`, flipped back.
+torch::Tensor flipped_logits(const Model::Impl& net, const torch::Tensor& x, const std::vector<int64_t>& f);
+
+struct ForwardStats {
+  int passes = 0;       // network calls
+  double seconds = 0;   // time inside the network
+};
+
+// Logits of a batch x (network layout) averaged over `flips` (summed in their order), on the CPU.
+// A failing network throws SegmentationError naming the model.
+torch::Tensor forward(const Model::Impl& net, const torch::Tensor& x, const Flips& flips, ForwardStats& stats);
+
+// ---- accumulation ------------------------------------------------------------------------------
+
+// Weighted sums of per-window planes over the padded grid, and the sum of the weights.
+class Accumulator {
+public:
+  Accumulator(const Layout& layout, const Image& grid, int planes);
+  // Adds `weighted` (z y x, already multiplied by the Gaussian) to plane k over window w.
+  void add(std::size_t w, int k, const torch::Tensor& weighted) { layout_.region(views_[std::size_t(k)], w).add_(weighted); }
+  // Adds every plane of `weighted` (B x planes x z y x, batch entry b) over window w.
+  void add_planes(std::size_t w, const torch::Tensor& weighted, int64_t b);
+  // Adds the Gaussian to the weights over window w.
+  void add_weight(std::size_t w) { layout_.region(weight_view_, w).add_(layout_.gauss); }
+  // Sums divided by the weights, on the input grid (voxels no window covered: 0 when
+  // `zero_uncovered`, else every voxel must have been covered). The accumulator is spent.
+  std::vector<Image::Pointer> finish(bool zero_uncovered = false);
+
+private:
+  const Layout& layout_;
+  const Image& grid_;
+  std::vector<Image::Pointer> sums_;
+  std::vector<torch::Tensor> views_;
+  Image::Pointer weights_;
+  torch::Tensor weight_view_;
+};
+
+}  // namespace sagitta::segmentation::engine
