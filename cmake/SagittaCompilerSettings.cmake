@@ -16,3 +16,14 @@ if(SAGITTA_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
   set(CMAKE_CXX_COMPILER_LAUNCHER "${SAGITTA_CCACHE}")
   set(CMAKE_C_COMPILER_LAUNCHER "${SAGITTA_CCACHE}")
 endif()
+
+# sagitta_library(<target> <name> <sources...>): a library of the project, sagitta::<name>, with its
+# public headers in include/ beside its CMakeLists.txt and its private ones in src/, built with
+# the project's warnings. Link its dependencies with target_link_libraries afterwards.
+function(sagitta_library target name)
+  add_library(${target} ${ARGN})
+  add_library(sagitta::${name} ALIAS ${target})
+  target_include_directories(${target} PUBLIC $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
+                             PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
+  target_link_libraries(${target} PRIVATE sagitta::warnings)
+endfunction()

@@ -56,13 +56,13 @@ CommandSpec explain_spec() {
   Parameter level = parameter("level", ParamType::Float, "level", "40", "Level", "Grey-scale window centre (used when --window is set)");
   Parameter slices = ranged(parameter("slices", ParamType::Integer, "slices", "6", "Montage slices", "Most salient axial slices in the montage"), 1, 64);
 
-  Parameter uncertainty = parameter("uncertainty", ParamType::Boolean, "uncertainty", "false", "Uncertainty",
+  Parameter uncertainty = switch_option("uncertainty", "uncertainty", "Uncertainty",
                                     "Also write uncertainty.nrrd: predictive entropy over mirroring TTA (and MC dropout when the model has dropout)");
   Parameter mc = ranged(parameter("mc_samples", ParamType::Integer, "mc-samples", "8", "MC dropout samples",
                            "Dropout samples per window for the uncertainty (models with dropout only)"), 1, 100);
-  Parameter no_deletion = parameter("no_deletion", ParamType::Boolean, "no-deletion", "false", "Skip deletion curve",
+  Parameter no_deletion = switch_option("no_deletion", "no-deletion", "Skip deletion curve",
                                     "Do not measure the deletion curve (faithfulness)");
-  Parameter no_sanity = parameter("no_sanity", ParamType::Boolean, "no-sanity", "false", "Skip sanity check",
+  Parameter no_sanity = switch_option("no_sanity", "no-sanity", "Skip sanity check",
                                   "Do not run the model-randomisation sanity check (halves the run time)");
 
   s.groups.push_back({"Input", "", {model_inputs_parameter(true), model_card_parameter(), label, series_parameter()}});

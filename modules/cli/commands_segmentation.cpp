@@ -48,17 +48,17 @@ CommandSpec segment_spec() {
       "in the source geometry with per-label volumes in a JSON report.");
   Parameter inputs = model_inputs_parameter(false);
   inputs.index = 0;
-  Parameter probabilities = parameter("probabilities", ParamType::Boolean, "probabilities", "false", "Probabilities",
+  Parameter probabilities = switch_option("probabilities", "probabilities", "Probabilities",
                                       "Also write the per-class probabilities (a 4D float volume, 4th axis = label value)");
-  Parameter dicom_seg = parameter("dicom_seg", ParamType::Boolean, "dicom-seg", "false", "DICOM SEG",
+  Parameter dicom_seg = switch_option("dicom_seg", "dicom-seg", "DICOM SEG",
                                   "Also write seg.dcm: a DICOM SEG of the labels referencing the source images "
                                   "(DICOM input only)");
-  Parameter explain = parameter("explain", ParamType::Boolean, "explain", "false", "Explain",
+  Parameter explain = switch_option("explain", "explain", "Explain",
                                 "Also write a Grad-CAM heatmap per predicted label (heatmap_<label>, overlay and "
                                 "montage PNGs), from the same pass over the windows as the segmentation");
-  Parameter largest = parameter("largest_component", ParamType::Boolean, "largest-component", "false", "Largest component",
+  Parameter largest = switch_option("largest_component", "largest-component", "Largest component",
                                 "Keep only the largest connected component of each label");
-  Parameter holes = parameter("fill_holes", ParamType::Boolean, "fill-holes", "false", "Fill holes",
+  Parameter holes = switch_option("fill_holes", "fill-holes", "Fill holes",
                               "Background enclosed by a single label becomes that label");
   Parameter min_size = ranged(parameter("min_size", ParamType::Integer, "min-size", "0", "Minimum component size",
                                  "Remove connected components smaller than this many voxels (0: keep all)"), 0);

@@ -75,7 +75,7 @@ ParameterGroup network_group() {
                        "Channels at full resolution, doubled per level"), 1, 512),
       ranged(parameter("depth", ParamType::Integer, "depth", "4", "Depth", "Resolution levels (depth-1 downsamplings)"), 1, 8),
       ranged(parameter("dropout", ParamType::Float, "dropout", "0", "Dropout", "Channel dropout in the decoder"), 0, 0.9),
-      parameter("no_deep_supervision", ParamType::Boolean, "no-deep-supervision", "false", "No deep supervision",
+      switch_option("no_deep_supervision", "no-deep-supervision", "No deep supervision",
                 "Train the full-resolution output only"),
       parameter("spacing", ParamType::String, "spacing", "", "Spacing",
                 "Model grid spacing in mm, x,y[,z] (default: the first image's)"),
@@ -101,7 +101,7 @@ ParameterGroup optimisation_group() {
       ranged(parameter("batch", ParamType::Integer, "batch", "2", "Batch size", ""), 1, 1024),
       ranged(parameter("foreground", ParamType::Float, "foreground", "0.33", "Foreground oversampling",
                        "Share of patches centred on a labelled voxel"), 0, 1),
-      parameter("no_augment", ParamType::Boolean, "no-augment", "false", "No augmentation", "Plain patches"),
+      switch_option("no_augment", "no-augment", "No augmentation", "Plain patches"),
       parameter("flip", ParamType::String, "flip", "xyz", "Flip axes",
                 "Axes mirrored at random (e.g. z, or none: laterality matters for left/right organs)"),
       ranged(parameter("rotation", ParamType::Float, "rotation", "15", "Rotation (degrees)", "Random rotation about each axis"), 0, 180),
@@ -110,8 +110,8 @@ ParameterGroup optimisation_group() {
                        "Brightness, contrast and noise, in normalised units"), 0, 5),
       parameter("seed", ParamType::Integer, "seed", "1", "Seed", "Random seed (patches, augmentation, weights)"),
       ranged(parameter("threads", ParamType::Integer, "threads", "0", "Threads", "LibTorch threads (0: all cores)"), 0, 256),
-      parameter("resume", ParamType::Boolean, "resume", "false", "Resume", "Continue from the output folder's checkpoint"),
-      parameter("evaluate_only", ParamType::Boolean, "evaluate-only", "false", "Evaluate only",
+      switch_option("resume", "resume", "Resume", "Continue from the output folder's checkpoint"),
+      switch_option("evaluate_only", "evaluate-only", "Evaluate only",
                 "Do not train: score the output folder's model on the --test pairs (recorded in its card)"),
   }};
 }

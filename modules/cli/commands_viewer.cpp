@@ -38,7 +38,7 @@ std::vector<Parameter> overlay_parameters() {
   Parameter card = parameter("colors", ParamType::File, "colors", "", "Label colours",
                         "Model card (JSON) whose \"labels\" give names and colours");
   card.channel = Channel::Input;
-  Parameter resample = parameter("resample_overlays", ParamType::Boolean, "resample-overlays", "false", "Resample overlays",
+  Parameter resample = switch_option("resample_overlays", "resample-overlays", "Resample overlays",
                             "Resample a label map or heatmap whose geometry differs from the volume's (else refused)");
   Parameter series = parameter("series", ParamType::String, "series", "", "Series",
                           "Stack id, SeriesNumber or SeriesInstanceUID when the input folder holds several");
@@ -56,7 +56,7 @@ std::vector<Parameter> display_parameters() {
                            "Opacity of the label overlay, 0..1"), 0, 1);
   Parameter per_label = parameter("label_opacities", ParamType::String, "label-opacities", "", "Per-label opacity",
                              "Opacity per label value, e.g. \"2=0.2,3=0\" (0 hides a label)");
-  Parameter outline = parameter("outline", ParamType::Boolean, "outline", "false", "Outline labels",
+  Parameter outline = switch_option("outline", "outline", "Outline labels",
                            "Draw label outlines instead of filled regions");
   Parameter threshold = parameter("heatmap_threshold", ParamType::Float, "heatmap-threshold", "0.2", "Heatmap threshold",
                              "Heatmap values below this are transparent");
@@ -170,9 +170,9 @@ CommandSpec render_spec() {
   Parameter count = ranged(parameter("montage_count", ParamType::Integer, "montage-count", "9", "Montage slices",
                          "Number of axial slices in a montage"), 1, 64);
   Parameter size = parameter("size", ParamType::String, "size", "512x512", "Size", "Picture size WIDTHxHEIGHT in pixels");
-  Parameter volume_rendering = parameter("volume_rendering", ParamType::Boolean, "volume-rendering", "false",
+  Parameter volume_rendering = switch_option("volume_rendering", "volume-rendering",
                                     "Volume rendering", "3D: render the volume behind the surfaces");
-  Parameter no_annotations = parameter("no_annotations", ParamType::Boolean, "no-annotations", "false", "No annotations",
+  Parameter no_annotations = switch_option("no_annotations", "no-annotations", "No annotations",
                                   "Leave out letters, position, W/L, scale bar and legend");
   s.groups.push_back({"Output", "", {out, view, slice, count, size}});
   s.groups.push_back({"Display", "", display_parameters()});
@@ -219,7 +219,7 @@ CommandSpec view_spec() {
   Parameter size = parameter("size", ParamType::String, "size", "1024x1024", "Window size", "Window size WIDTHxHEIGHT");
   Parameter shots = parameter("screenshots", ParamType::Directory, "screenshots", ".", "Screenshot folder",
                          "Where the s key writes PNGs");
-  Parameter no_surfaces = parameter("no_surfaces", ParamType::Boolean, "no-surfaces", "false", "No surfaces",
+  Parameter no_surfaces = switch_option("no_surfaces", "no-surfaces", "No surfaces",
                                "Skip the 3D label surfaces (faster start for large label maps)");
   s.groups.push_back({"Options", "", {overlays[3], overlays[4], size, shots, no_surfaces}, true});
   return s;
@@ -263,7 +263,7 @@ CommandSpec mesh_spec() {
   Parameter coords = parameter("coordinates", ParamType::StringEnumeration, "coordinates", "lps", "Coordinates",
                           "Patient coordinate system of the points (Slicer reads LPS by default)");
   coords.enumeration = {"lps", "ras"};
-  Parameter json = parameter("json", ParamType::Boolean, "json", "false", "JSON", "Print a JSON report on stdout");
+  Parameter json = switch_option("json", "json", "JSON", "Print a JSON report on stdout");
   json.slicer = false;
   s.groups.push_back({"Input", "", {labels}});
   s.groups.push_back({"Output", "", {out, coords}});

@@ -52,20 +52,20 @@ std::vector<Parameter> inference_parameters(const std::string& mirror_descriptio
   Parameter overlap = ranged(parameter("overlap", ParamType::Float, "overlap", "0.5", "Window overlap",
                                 "Fraction of a patch shared by neighbouring windows"), 0, 0.95);
   Parameter batch = ranged(parameter("batch", ParamType::Integer, "batch", "1", "Batch size", "Windows per forward pass"), 1, 64);
-  Parameter mirror = parameter("mirror", ParamType::Boolean, "mirror", "false", "Mirroring TTA", mirror_description);
-  Parameter crop = parameter("crop_body", ParamType::Boolean, "crop-body", "false", "Crop to body",
+  Parameter mirror = switch_option("mirror", "mirror", "Mirroring TTA", mirror_description);
+  Parameter crop = switch_option("crop_body", "crop-body", "Crop to body",
                              "Run the model only on the body's bounding box (CT: voxels above -500 HU)");
   return {device, threads, overlap, batch, mirror, crop};
 }
 
 Parameter json_parameter() {
-  Parameter p = parameter("json", ParamType::Boolean, "json", "false", "JSON output", "Print the report on stdout");
+  Parameter p = switch_option("json", "json", "JSON output", "Print the report on stdout");
   p.slicer = false;
   return p;
 }
 
 Parameter no_progress_parameter() {
-  Parameter p = parameter("no_progress", ParamType::Boolean, "no-progress", "false", "No progress bar",
+  Parameter p = switch_option("no_progress", "no-progress", "No progress bar",
                           "Do not draw a progress bar even on a terminal");
   p.slicer = false;
   return p;

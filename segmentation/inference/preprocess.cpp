@@ -188,8 +188,9 @@ Image::Pointer model_grid(const itk::ImageBase<3>& source, const ModelCard& card
   return axis_aligned_grid(source, spacing);
 }
 
-Preprocessed preprocess(const std::vector<Image::Pointer>& inputs, const ModelCard& card,
-                        const PreprocessOptions& options) {
+namespace {
+
+void check_inputs(const std::vector<Image::Pointer>& inputs, const ModelCard& card) {
   if (inputs.size() != card.channels.size())
     throw SegmentationError(fmt::format("model '{}' expects {} input channel(s), {} volume(s) given", card.name,
                                         card.channels.size(), inputs.size()));
@@ -206,15 +207,19 @@ Preprocessed preprocess(const std::vector<Image::Pointer>& inputs, const ModelCa
   const auto size0 = inputs[0]->GetLargestPossibleRegion().GetSize();
   if (card.dimensions == 3 && std::min({size0[0], size0[1], size0[2]}) < 2)
     throw SegmentationError(fmt::format("a 3D model needs a volume, the image is {}x{}x{}", size0[0], size0[1], size0[2]));
+}
 
-  Preprocessed out;
+// Every channel on the model's grid (linear interpolation), or the inputs themselves when their
+// grid already is the model's.
+std::vector<Image::Pointer> resample_to_model(const std::vector<Image::Pointer>& inputs, const ModelCard& card,
+                                              Preprocessed& out) {
   const Image::Pointer grid = model_grid(*inputs[0], card);
   std::vector<Image::Pointer> resampled;
   out.resampled = !same_grid(*grid, *inputs[0]);
-  for (std::size_t c = 0; c < inputs.size(); ++c)
+  for (const auto& input : inputs)
     resampled.push_back(out.resampled
-                            ? resample_onto<Image, itk::LinearInterpolateImageFunction<Image>>(*inputs[c], *grid, 0.0f)
-                            : inputs[c]);
+                            ? resample_onto<Image, itk::LinearInterpolateImageFunction<Image>>(*input, *grid, 0.0f)
+                            : input);
   if (out.resampled) {
     const auto s = grid->GetLargestPossibleRegion().GetSize();
     out.decisions.push_back(fmt::format("resampled (linear) from {:.4g}x{:.4g}x{:.4g} mm to the model's {:.4g}x{:.4g}x{:.4g} mm: {}x{}x{} voxels",
@@ -223,52 +228,70 @@ Preprocessed preprocess(const std::vector<Image::Pointer>& inputs, const ModelCa
   } else {
     out.decisions.push_back("no resampling: the volume's spacing is the model's");
   }
+  return resampled;
+}
 
-  if (options.crop_to_body) {
-    const Image& first = *resampled[0];
-    const bool ct = card.channels[0].normalization.scheme == Normalization::Scheme::CT;
-    const float* p = first.GetBufferPointer();
-    const std::size_t n = first.GetBufferedRegion().GetNumberOfPixels();
-    float threshold = float(options.body_threshold_hu);
-    if (!ct) threshold = *std::min_element(p, p + n);
-    const auto size = first.GetLargestPossibleRegion().GetSize();
-    long lo[3] = {long(size[0]), long(size[1]), long(size[2])}, hi[3] = {-1, -1, -1};
-    std::size_t i = 0;
-    for (long z = 0; z < long(size[2]); ++z)
-      for (long y = 0; y < long(size[1]); ++y)
-        for (long x = 0; x < long(size[0]); ++x, ++i)
-          if (p[i] > threshold) {
-            const long v[3] = {x, y, z};
-            for (int a = 0; a < 3; ++a) lo[a] = std::min(lo[a], v[a]), hi[a] = std::max(hi[a], v[a]);
-          }
-    if (hi[0] < 0) {
-      out.decisions.push_back("body crop skipped: no voxel above the body threshold");
-    } else {
-      Image::RegionType region;
-      for (int a = 0; a < 3; ++a) {
-        const long margin = long(std::ceil(options.crop_margin_mm / first.GetSpacing()[a]));
-        lo[a] = std::max(0L, lo[a] - margin);
-        hi[a] = std::min(long(size[a]) - 1, hi[a] + margin);
-        region.SetIndex(a, lo[a]);
-        region.SetSize(a, itk::SizeValueType(hi[a] - lo[a] + 1));
-      }
-      if (region != first.GetLargestPossibleRegion()) {
-        for (auto& image : resampled) {
-          auto roi = itk::RegionOfInterestImageFilter<Image, Image>::New();
-          roi->SetInput(image);
-          roi->SetRegionOfInterest(region);
-          roi->Update();
-          image = roi->GetOutput();
-          image->DisconnectPipeline();
+// The bounding box of the voxels above `threshold` (x y z, inclusive); hi[0] < 0 when none.
+void body_box(const Image& image, float threshold, long (&lo)[3], long (&hi)[3]) {
+  const float* p = image.GetBufferPointer();
+  const auto size = image.GetLargestPossibleRegion().GetSize();
+  for (int a = 0; a < 3; ++a) lo[a] = long(size[std::size_t(a)]), hi[a] = -1;
+  std::size_t i = 0;
+  for (long z = 0; z < long(size[2]); ++z)
+    for (long y = 0; y < long(size[1]); ++y)
+      for (long x = 0; x < long(size[0]); ++x, ++i)
+        if (p[i] > threshold) {
+          const long v[3] = {x, y, z};
+          for (int a = 0; a < 3; ++a) lo[a] = std::min(lo[a], v[a]), hi[a] = std::max(hi[a], v[a]);
         }
-        out.cropped = true;
-        out.decisions.push_back(fmt::format("cropped to the body ({} above {:.4g}, margin {} mm): {}x{}x{} of {}x{}x{} voxels",
-                                            ct ? "HU" : "values", threshold, options.crop_margin_mm, region.GetSize(0),
-                                            region.GetSize(1), region.GetSize(2), size[0], size[1], size[2]));
-      }
-    }
-  }
+}
 
+// --crop-body: every channel cut to the body's bounding box (plus a margin) of the first one.
+void crop_to_body(std::vector<Image::Pointer>& resampled, const ModelCard& card, const PreprocessOptions& options,
+                  Preprocessed& out) {
+  const Image& first = *resampled[0];
+  const bool ct = card.channels[0].normalization.scheme == Normalization::Scheme::CT;
+  const float* p = first.GetBufferPointer();
+  float threshold = float(options.body_threshold_hu);
+  if (!ct) threshold = *std::min_element(p, p + first.GetBufferedRegion().GetNumberOfPixels());
+  const auto size = first.GetLargestPossibleRegion().GetSize();
+  long lo[3], hi[3];
+  body_box(first, threshold, lo, hi);
+  if (hi[0] < 0) {
+    out.decisions.push_back("body crop skipped: no voxel above the body threshold");
+    return;
+  }
+  Image::RegionType region;
+  for (int a = 0; a < 3; ++a) {
+    const long margin = long(std::ceil(options.crop_margin_mm / first.GetSpacing()[a]));
+    lo[a] = std::max(0L, lo[a] - margin);
+    hi[a] = std::min(long(size[a]) - 1, hi[a] + margin);
+    region.SetIndex(a, lo[a]);
+    region.SetSize(a, itk::SizeValueType(hi[a] - lo[a] + 1));
+  }
+  if (region == first.GetLargestPossibleRegion()) return;
+  for (auto& image : resampled) {
+    auto roi = itk::RegionOfInterestImageFilter<Image, Image>::New();
+    roi->SetInput(image);
+    roi->SetRegionOfInterest(region);
+    roi->Update();
+    image = roi->GetOutput();
+    image->DisconnectPipeline();
+  }
+  out.cropped = true;
+  out.decisions.push_back(fmt::format("cropped to the body ({} above {:.4g}, margin {} mm): {}x{}x{} of {}x{}x{} voxels",
+                                      ct ? "HU" : "values", threshold, options.crop_margin_mm, region.GetSize(0),
+                                      region.GetSize(1), region.GetSize(2), size[0], size[1], size[2]));
+}
+
+}  // namespace
+
+Preprocessed preprocess(const std::vector<Image::Pointer>& inputs, const ModelCard& card,
+                        const PreprocessOptions& options) {
+  check_inputs(inputs, card);
+  Preprocessed out;
+  std::vector<Image::Pointer> resampled = resample_to_model(inputs, card, out);
+  if (options.crop_to_body) crop_to_body(resampled, card, options, out);
   for (std::size_t c = 0; c < resampled.size(); ++c) {
     auto normalised = new_like<Image>(*resampled[c]);
     normalise(*resampled[c], *normalised, card.channels[c].normalization, out.decisions, channel_name(card, c));
