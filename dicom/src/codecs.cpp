@@ -1,3 +1,7 @@
+// Registers every pixel-data decoder Sagitta uses with DCMTK's global codec list: DCMTK's own JPEG
+// (baseline, extended, lossless), JPEG-LS and RLE decoders, plus Sagitta's OpenJPEG-backed JPEG
+// 2000 decoder (Debian's DCMTK ships none) (the declarations and their contract:
+// sagitta/dicom/codecs.h).
 #include "sagitta/dicom/codecs.h"
 
 #include <dcmtk/dcmdata/dcrledrg.h>

@@ -1,3 +1,6 @@
+// Shared by the writers of derived DICOM objects (SEG, Parametric Map, Secondary Capture): DS
+// formatting, new UIDs, series numbering, content identification, and saving atomically (the
+// declarations and their contract: dicom_output.h).
 #include "dicom_output.h"
 
 #include <dcmtk/config/osconfig.h>

@@ -1,3 +1,6 @@
+// Reading the attributes Sagitta needs from one DICOM header: series descriptors and one Frame per
+// image plane (single-frame, enhanced multi-frame with functional groups, Siemens mosaic) (the
+// declarations and their contract: frame_attributes.h).
 #include "frame_attributes.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>

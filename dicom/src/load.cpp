@@ -1,3 +1,6 @@
+// DCMTK -> ITK: pixel data of a stack into itk::Image<float,3> volumes in the scanner's geometry
+// (LPS, origin at the centre of the first voxel, direction columns = row, column, slice axes) (the
+// declarations and their contract: sagitta/dicom/load.h).
 #include "sagitta/dicom/load.h"
 
 #include <fmt/format.h>

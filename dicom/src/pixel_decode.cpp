@@ -1,3 +1,6 @@
+// Decoding one file's frames into float slices: any transfer syntax DCMTK (with Sagitta's
+// registered codecs) can decode, stored bits and sign, MONOCHROME1, rescale, mosaic tiles (the
+// declarations and their contract: pixel_decode.h).
 #include "pixel_decode.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>

@@ -1,3 +1,5 @@
+// JSON views of scan results and loaded series, shared by `sagitta info --json` and reports (the
+// declarations and their contract: sagitta/dicom/report_json.h).
 #include "sagitta/dicom/report_json.h"
 
 #include <dcmtk/dcmdata/dcuid.h>

@@ -1,3 +1,5 @@
+// Finding DICOM images in folders and grouping them into stacks that each make one volume (or one
+// multi-volume series) (the declarations and their contract: sagitta/dicom/scan.h).
 #include "sagitta/dicom/scan.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>

@@ -1,3 +1,7 @@
+// Reader for Siemens' private CSA header (tags (0029,xx10)/(0029,xx20), format "SV10"), which
+// carries what standard tags lack for mosaics: the number of tiles and the true slice normal (whose
+// sign gives the order of the tiles along the normal) (the declarations and their contract:
+// siemens_csa.h).
 #include "siemens_csa.h"
 
 #include <cstring>

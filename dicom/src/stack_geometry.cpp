@@ -1,3 +1,5 @@
+// The geometry of a stack: which frames make which output slice of which volume, on what grid (the
+// declarations and their contract: stack_geometry.h).
 #include "stack_geometry.h"
 
 #include <fmt/format.h>

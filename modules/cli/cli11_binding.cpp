@@ -1,3 +1,5 @@
+// Binds a CommandSpec to a CLI11 subcommand: options, positionals, validators and help text all
+// come from the parameter table (the declarations and their contract: cli11_binding.h).
 #include "cli11_binding.h"
 
 #include <fmt/format.h>

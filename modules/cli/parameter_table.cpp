@@ -1,3 +1,4 @@
+// One declaration per command parameter (the declarations and their contract: parameter_table.h).
 #include "parameter_table.h"
 
 #include <stdexcept>

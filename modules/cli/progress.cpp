@@ -1,3 +1,5 @@
+// Progress reporting and cancellation shared by every long-running command (the declarations and
+// their contract: progress.h).
 #include "progress.h"
 
 #include <fmt/format.h>

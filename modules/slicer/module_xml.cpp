@@ -1,3 +1,5 @@
+// The module description 3D Slicer reads from a CLI module's `--xml` (SlicerExecutionModel),
+// generated from a command's parameter table (the declarations and their contract: module_xml.h).
 #include "module_xml.h"
 
 #include <fmt/format.h>

@@ -152,11 +152,15 @@ TEST(SagittaCli, DemoRunsTheWholePipelineOnShippedData) {
   std::vector<std::string> commands;
   for (const auto& s : j["steps"]) {
     commands.push_back(s["command"]);
-    if (!s.contains("skipped")) EXPECT_EQ(s["exit_code"], 0) << s.dump();
+    if (!s.contains("skipped")) {
+      EXPECT_EQ(s["exit_code"], 0) << s.dump();
+    }
   }
   EXPECT_EQ(commands, (std::vector<std::string>{"info", "convert", "segment", "explain", "mesh", "render"}));
   // ctest runs under xvfb-run: the overview picture must be there.
-  if (std::getenv("DISPLAY")) EXPECT_TRUE(fs::exists(out / "overview.png"));
+  if (std::getenv("DISPLAY")) {
+    EXPECT_TRUE(fs::exists(out / "overview.png"));
+  }
   // The phantom model never saw the demo series; its labels must still match the phantom's truth.
   ASSERT_EQ(j["dice"].size(), 2u);
   for (const auto& d : j["dice"]) EXPECT_GE(d["dice"].get<double>(), 0.9) << d.dump();

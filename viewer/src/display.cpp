@@ -1,3 +1,5 @@
+// Debian's VTK renders through X only (the declarations and their contract:
+// sagitta/viewer/display.h).
 #include "sagitta/viewer/display.h"
 
 #include <X11/Xlib.h>

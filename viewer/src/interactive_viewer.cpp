@@ -1,3 +1,5 @@
+// The interactive viewer: axial, coronal, sagittal and 3D views in one window, linked by a
+// crosshair (the declarations and their contract: sagitta/viewer/interactive_viewer.h).
 #include "sagitta/viewer/interactive_viewer.h"
 
 #include <vtkCallbackCommand.h>

@@ -1,3 +1,6 @@
+// Label maps and heatmaps shown over a volume: reading them, checking (or resampling to) the
+// volume's geometry, and the label table (names, colours, visibility, opacity) (the declarations
+// and their contract: sagitta/viewer/overlays.h).
 #include "sagitta/viewer/overlays.h"
 
 #include <itkImageRegionConstIterator.h>

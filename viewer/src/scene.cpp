@@ -1,3 +1,5 @@
+// What is shown: a volume, an optional label map and heatmap on the volume's grid, and how they are
+// displayed (the declarations and their contract: sagitta/viewer/scene.h).
 #include "sagitta/viewer/scene.h"
 
 #include <itkImageRegionConstIteratorWithIndex.h>

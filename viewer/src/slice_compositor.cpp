@@ -1,3 +1,6 @@
+// Composes one slice's RGB picture from the resliced volume, labels and heatmap: window/level grey,
+// then labels (fill or outline) and the heatmap alpha-blended on top (the declarations and their
+// contract: slice_compositor.h).
 #include "slice_compositor.h"
 
 #include <algorithm>

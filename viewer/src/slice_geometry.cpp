@@ -1,3 +1,5 @@
+// Where a slice view's pixels are in the patient (the declarations and their contract:
+// sagitta/viewer/slice_geometry.h).
 #include "sagitta/viewer/slice_geometry.h"
 
 #include <algorithm>

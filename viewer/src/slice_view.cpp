@@ -1,3 +1,7 @@
+// One 2D view of a Scene: a patient-aligned plane through a point, the volume under window/level
+// with the label and heatmap overlays composed on top, orientation letters, slice position, W/L, a
+// scale bar, a label legend and an optional crosshair (the declarations and their contract:
+// sagitta/viewer/slice_view.h).
 #include "sagitta/viewer/slice_view.h"
 
 #include <fmt/format.h>

@@ -1,3 +1,6 @@
+// The 3D view of a Scene: smoothed label surfaces in patient coordinates (and optionally the volume
+// rendered behind them), seen from the anterior with superior up and patient left on the right,
+// like the coronal view (the declarations and their contract: sagitta/viewer/surface_view.h).
 #include "sagitta/viewer/surface_view.h"
 
 #include <vtkActor.h>

@@ -1,3 +1,5 @@
+// Window/level: CT presets and automatic windows from intensity percentiles (MR, PET, anything
+// without calibrated units) (the declarations and their contract: sagitta/viewer/window_level.h).
 #include "sagitta/viewer/window_level.h"
 
 #include <algorithm>

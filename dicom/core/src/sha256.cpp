@@ -1,3 +1,4 @@
+// SHA-256 (FIPS 180-4) of a byte stream (the declarations and their contract: sha256.h).
 #include "sha256.h"
 
 #include <cstring>

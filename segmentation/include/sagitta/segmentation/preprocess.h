@@ -1,9 +1,9 @@
 #pragma once
-#include <array>
 // From source volumes to the model's grid and intensities, and back: resampling to the card's
 // spacing (ITK, linear), optional crop to the body, per-channel normalisation; model-grid labels
 // and probabilities are mapped back onto the exact source grid (nearest neighbour for labels,
 // linear for probabilities).
+#include <array>
 #include <string>
 #include <vector>
 
