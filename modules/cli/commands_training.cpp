@@ -165,9 +165,13 @@ std::string dice_text(const std::vector<seg::LabelDice>& dice) {
   return s;
 }
 
-// The effective command line (every parameter with its value), recorded in the card.
+// The effective command line (every parameter with its value), recorded in the card; paths
+// relative to the card's folder (--output), as every path of a card is.
 std::string command_line(const Arguments& a) {
   std::string cmd = "sagitta train";
+  const auto is_path = [](ParamType t) {
+    return t == ParamType::File || t == ParamType::Directory || t == ParamType::Image || t == ParamType::LabelImage;
+  };
   for (const auto& g : train_spec().groups)
     for (const auto& p : g.parameters) {
       if (p.type == ParamType::Boolean) {
@@ -177,7 +181,7 @@ std::string command_line(const Arguments& a) {
       const auto values = a.list(p.name);
       if (values.empty() || (values.size() == 1 && values[0].empty())) continue;
       cmd += " --" + p.longflag;
-      for (const auto& v : values) cmd += " " + v;
+      for (const auto& v : values) cmd += " " + (is_path(p.type) ? seg::provenance_path(v, a.text("output")) : v);
     }
   return cmd;
 }

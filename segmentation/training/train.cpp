@@ -23,6 +23,7 @@
 #include "train_cases.h"
 #include "train_data.h"
 #include "train_records.h"
+#include "sagitta/core/atomic_output.h"
 
 namespace sagitta::segmentation {
 namespace fs = std::filesystem;
@@ -391,9 +392,11 @@ ModelCard Trainer::card(int epoch) const {
 
 json Trainer::provenance(int epoch) const {
   json pairs = json::array();
-  for (const auto& p : o_.training) pairs.push_back({{"image", p.image.string()}, {"label", p.label.string()}});
+  for (const auto& p : o_.training)
+    pairs.push_back({{"image", provenance_path(p.image, o_.output)},
+                     {"label", provenance_path(p.label, o_.output)}});
   const auto& history = result_.history;
-  return {{"tool", "sagitta train"}, {"command", o_.command}, {"epochs", epoch},
+  return {{"tool", "sagitta train"}, {"command", o_.command}, {"paths", "relative to this card's folder"}, {"epochs", epoch},
           {"training_pairs", pairs}, {"labels", detail::labels_json(s_.labels)}, {"optimizer", o_.optimizer},
           {"learning_rate", lr0_}, {"patch_size", s_.patch}, {"grid", "axis-aligned (identity direction, LPS)"},
           {"pad_value", s_.pad}, {"validation", s_.val_cases.empty() ? "training pairs" : "validation pairs"},
@@ -423,9 +426,9 @@ void Trainer::save_checkpoint(const fs::path& path) const {
 // moment leaves the previous epoch's consistent set or the new one.
 void Trainer::write_outputs(int epoch) {
   fs::create_directories(o_.output);  // only now: bad options or data leave nothing behind
-  detail::write_atomically(paths_.weights, [&](const fs::path& tmp) { save_unet(net_, tmp.string()); });
+  sagitta::write_atomically(paths_.weights, [&](const fs::path& tmp) { save_unet(net_, tmp.string()); });
   save_card(card(epoch), paths_.card);
-  detail::write_atomically(paths_.checkpoint, [&](const fs::path& tmp) { save_checkpoint(tmp); });
+  sagitta::write_atomically(paths_.checkpoint, [&](const fs::path& tmp) { save_checkpoint(tmp); });
   detail::write_json(paths_.state, state(epoch));
 }
 

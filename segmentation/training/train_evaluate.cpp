@@ -110,7 +110,8 @@ std::vector<std::vector<LabelDice>> evaluate_into_card(const fs::path& card_path
   auto card = load_card(card_path);
   json j = json::array();
   for (std::size_t i = 0; i < tests.size(); ++i)
-    j.push_back({{"image", tests[i].image.string()}, {"label", tests[i].label.string()},
+    j.push_back({{"image", provenance_path(tests[i].image, card_path.parent_path())},
+                 {"label", provenance_path(tests[i].label, card_path.parent_path())},
                  {"method", "sliding window on the axis-aligned model grid, Dice in the label map's geometry"},
                  {"dice", detail::dice_json(results[i])}});
   card.provenance["test"] = j;

@@ -2,6 +2,8 @@
 // history as JSON, the normalisation as training.json stores it, atomic writes, Dice arithmetic.
 #include "train_records.h"
 
+#include "sagitta/core/atomic_output.h"
+
 #include <fmt/format.h>
 
 #include <array>
@@ -58,22 +60,16 @@ std::vector<LabelSpec> parse_label_specs(const std::string& text) {
   return specs;
 }
 
-namespace detail {
-
-void write_atomically(const fs::path& path, const std::function<void(const fs::path&)>& write) {
-  const fs::path tmp = path.parent_path() / ("." + path.filename().string() + ".partial-" + std::to_string(::getpid()));
-  try {
-    write(tmp);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw;
-  }
-  fs::rename(tmp, path);
+std::string provenance_path(const fs::path& path, const fs::path& card_folder) {
+  const fs::path from = fs::absolute(card_folder).lexically_normal();
+  const fs::path relative = fs::absolute(path).lexically_normal().lexically_relative(from);
+  return relative.empty() ? path.string() : relative.string();
 }
 
+namespace detail {
+
 void write_json(const fs::path& path, const json& j) {
-  write_atomically(path, [&](const fs::path& tmp) {
+  sagitta::write_atomically(path, [&](const fs::path& tmp) {
     std::ofstream f(tmp);
     f << j.dump(2) << "\n";
     if (!f.flush()) throw SegmentationError("cannot write " + path.string());

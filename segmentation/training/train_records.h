@@ -14,10 +14,6 @@
 
 namespace sagitta::segmentation::detail {
 
-// Writes through a temporary file in the same folder, renamed over `path` once complete: a stop
-// at any moment leaves the old file or the new one.
-void write_atomically(const std::filesystem::path& path,
-                      const std::function<void(const std::filesystem::path&)>& write);
 void write_json(const std::filesystem::path& path, const nlohmann::json& j);
 
 nlohmann::json labels_json(const std::vector<LabelSpec>& labels);

@@ -122,4 +122,8 @@ std::vector<std::vector<LabelDice>> evaluate_into_card(const std::filesystem::pa
                                                        const std::vector<TrainingPair>& tests,
                                                        const std::vector<LabelSpec>& labels = {}, int threads = 0);
 
+// A path as a card's provenance records it: relative to the card's folder (`card_folder`), never
+// a machine's absolute path.
+std::string provenance_path(const std::filesystem::path& path, const std::filesystem::path& card_folder);
+
 }  // namespace sagitta::segmentation
