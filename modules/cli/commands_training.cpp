@@ -291,18 +291,6 @@ int run_train(const Arguments& a) {
 
 }  // namespace
 
-std::vector<Command> training_commands() {
-  Command train;
-  train.spec = train_spec();
-  train.run = [](const Arguments& a) {
-    try {
-      return run_train(a);
-    } catch (const seg::SegmentationError& e) {
-      std::cerr << "sagitta train: error: " << e.what() << std::endl;
-      return int(kExitData);
-    }
-  };
-  return {train};
-}
+std::vector<Command> training_commands() { return {{train_spec(), run_train}}; }
 
 }  // namespace sagitta::cli

@@ -132,22 +132,6 @@ std::unique_ptr<vw::Scene> load_scene(const Arguments& a) {
   return scene;
 }
 
-// Runs a command, turning ViewerError into the data-error exit code with one line on stderr.
-Command guarded(CommandSpec spec, std::function<int(const Arguments&)> run) {
-  const std::string where = "sagitta " + spec.name;
-  return {std::move(spec), [run, where](const Arguments& a) {
-            try {
-              return run(a);
-            } catch (const vw::ViewerError& e) {
-              std::string message = e.what();
-              for (auto& c : message)
-                if (c == '\n') c = ' ';
-              std::cerr << where << ": error: " << message << std::endl;
-              return int(kExitData);
-            }
-          }};
-}
-
 // ---- render ----------------------------------------------------------------------------------
 
 CommandSpec render_spec() {
@@ -317,7 +301,7 @@ int run_mesh(const Arguments& a) {
 }  // namespace
 
 std::vector<Command> viewer_commands() {
-  return {guarded(render_spec(), run_render), guarded(view_spec(), run_view), guarded(mesh_spec(), run_mesh)};
+  return {{render_spec(), run_render}, {view_spec(), run_view}, {mesh_spec(), run_mesh}};
 }
 
 }  // namespace sagitta::cli
