@@ -10,7 +10,6 @@
 #include <vtkRenderWindow.h>
 #include <vtkRenderWindowInteractor.h>
 #include <vtkRenderer.h>
-#include <vtkWindowToImageFilter.h>
 
 #include <algorithm>
 #include <cmath>
@@ -107,14 +106,7 @@ struct InteractiveViewer::Impl {
 
   vtkSmartPointer<vtkImageData> grab() {
     window->Render();
-    vtkNew<vtkWindowToImageFilter> g;
-    g->SetInput(window);
-    g->SetInputBufferTypeToRGB();
-    g->ReadFrontBufferOff();
-    g->Update();
-    auto image = vtkSmartPointer<vtkImageData>::New();
-    image->DeepCopy(g->GetOutput());
-    return image;
+    return window_picture(window);
   }
 
   std::filesystem::path save() {

@@ -121,17 +121,6 @@ void montage(Views& v, const RenderRequest& r) {
   }
 }
 
-vtkSmartPointer<vtkImageData> grab(vtkRenderWindow* window) {
-  vtkNew<vtkWindowToImageFilter> grabber;
-  grabber->SetInput(window);
-  grabber->SetInputBufferTypeToRGB();
-  grabber->ReadFrontBufferOff();
-  grabber->Update();
-  auto image = vtkSmartPointer<vtkImageData>::New();
-  image->DeepCopy(grabber->GetOutput());
-  return image;
-}
-
 }  // namespace
 
 vtkSmartPointer<vtkImageData> render_image(const Scene& scene, const RenderRequest& r) {
@@ -167,7 +156,18 @@ vtkSmartPointer<vtkImageData> render_image(const Scene& scene, const RenderReque
   }
   if (v.surface) v.surface->reset_camera();
   window->Render();
-  return grab(window);
+  return window_picture(window);
+}
+
+vtkSmartPointer<vtkImageData> window_picture(vtkRenderWindow* window) {
+  vtkNew<vtkWindowToImageFilter> grabber;
+  grabber->SetInput(window);
+  grabber->SetInputBufferTypeToRGB();
+  grabber->ReadFrontBufferOff();
+  grabber->Update();
+  auto image = vtkSmartPointer<vtkImageData>::New();
+  image->DeepCopy(grabber->GetOutput());
+  return image;
 }
 
 void write_png(vtkImageData* image, const fs::path& png) {

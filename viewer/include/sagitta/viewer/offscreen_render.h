@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <vtkImageData.h>
+#include <vtkRenderWindow.h>
 #include <vtkSmartPointer.h>
 
 #include "sagitta/viewer/scene.h"
@@ -29,6 +30,9 @@ struct RenderRequest {
 
 // Renders into an RGB image (row 0 at the bottom, as VTK stores images).
 vtkSmartPointer<vtkImageData> render_image(const Scene& scene, const RenderRequest& request);
+
+// The current picture of a rendered window (back buffer, RGB), a copy that outlives the window.
+vtkSmartPointer<vtkImageData> window_picture(vtkRenderWindow* window);
 // Renders and writes a PNG atomically.
 void render_png(const Scene& scene, const RenderRequest& request, const std::filesystem::path& png);
 
