@@ -50,7 +50,13 @@ StagedOutputs::StagedOutputs(fs::path folder) : folder_(std::move(folder)) {
   created_ = !fs::exists(folder_);
   fs::create_directories(folder_);
   staging_ = folder_ / (".sagitta-partial-" + std::to_string(::getpid()));
-  fs::create_directories(staging_);
+  try {
+    fs::create_directories(staging_);
+  } catch (...) {
+    std::error_code ec;
+    if (created_) fs::remove(folder_, ec);  // the destructor does not run for a failed constructor
+    throw;
+  }
 }
 
 StagedOutputs::~StagedOutputs() {
