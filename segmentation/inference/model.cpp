@@ -26,13 +26,12 @@ std::string shape_text(at::IntArrayRef sizes) {
   return s;
 }
 
-// LibTorch starts with one intra-op thread on these machines; the pool is per process.
+}  // namespace
+
 void set_threads(int threads) {
   const int n = threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
   if (at::get_num_threads() != n) at::set_num_threads(n);
 }
-
-}  // namespace
 
 ModelOutput Model::Impl::run(const torch::Tensor& x) const {
   const torch::Tensor input = x.device() == device ? x : x.to(device);

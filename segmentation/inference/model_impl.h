@@ -11,6 +11,10 @@
 
 namespace sagitta::segmentation {
 
+// LibTorch's intra-op threads for the process (0: all hardware threads); it starts with one on
+// these machines. Models and training set it through this one function.
+void set_threads(int threads);
+
 struct ModelOutput {
   torch::Tensor logits;      // N x classes x spatial
   torch::Tensor activation;  // the card's Grad-CAM layer, undefined when the model has none

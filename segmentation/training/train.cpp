@@ -20,6 +20,7 @@
 #include "sagitta/core/model_card.h"
 #include "sagitta/segmentation/train.h"
 #include "unet.h"
+#include "model_impl.h"
 #include "train_cases.h"
 #include "train_data.h"
 #include "train_records.h"
@@ -460,7 +461,7 @@ TrainResult Trainer::run(const Progress& progress, const std::atomic<bool>* stop
 TrainResult train_unet(const TrainOptions& o, const Progress& progress, const std::atomic<bool>* stop) {
   const auto t_start = Clock::now();
   check_options(o);
-  detail::set_threads(o.threads);
+  set_threads(o.threads);
   const Paths paths(o.output);
   Trainer trainer(o, paths, prepare(o, paths));
   TrainResult result = trainer.run(progress, stop);

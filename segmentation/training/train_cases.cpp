@@ -42,11 +42,6 @@ float pad_value(const Normalization& n) {
   return 0.0f;
 }
 
-void set_threads(int threads) {
-  const int n = threads > 0 ? threads : int(std::max(1u, std::thread::hardware_concurrency()));
-  torch::set_num_threads(n);
-}
-
 Case make_case(CaseData&& data, const Normalization& n, float pad, int num_classes) {
   Case c;
   c.size = data.size;

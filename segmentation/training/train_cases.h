@@ -26,9 +26,6 @@ Normalization ct_normalization(const std::vector<CaseData>& cases);
 // window pads with each channel's minimum.
 float pad_value(const Normalization& n);
 
-// LibTorch's intra-op threads; 0: all hardware threads.
-void set_threads(int threads);
-
 struct Case {
   torch::Tensor image;   // 1 x 1 x Z x Y x X, normalised, minus the pad value (so zero = outside)
   torch::Tensor labels;  // 1 x 1 x Z x Y x X float (grid_sample input)
