@@ -407,6 +407,12 @@ struct Pass {
     }
   }
 
+  // Blocks no window after w adds to, into the accumulators' whole volumes (their tiles freed).
+  void release(std::size_t w) {
+    logits->release(w);
+    for (auto& m : maps) m->release(w, /*zero_uncovered=*/true);
+  }
+
   void finish(EngineResult& result) {
     result.logits = logits->finish();
     if (r.uncertainty) {
@@ -443,6 +449,7 @@ EngineResult run_windows(const seg::Model& model, const std::vector<Image::Point
     result.forward_passes += b.forwards;
     result.backward_passes += b.backwards;
     pass.accumulate(first, last, b, result.target_windows);
+    pass.release(last - 1);
     if (r.progress && !r.progress(int(last), int(windows))) throw ExplainError("cancelled");
   }
   pass.finish(result);

@@ -11,6 +11,7 @@
 
 #include "sagitta/core/image.h"
 #include "sagitta/segmentation/error.h"
+#include "scores.h"
 
 namespace sagitta::segmentation {
 namespace {
@@ -73,20 +74,37 @@ Components components(const LabelImage& image, bool include_background) {
 
 }  // namespace
 
+namespace detail {
+
+void softmax_in_place(const std::vector<float*>& planes, std::size_t n) {
+  const std::size_t k = planes.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    float m = planes[0][i];
+    for (std::size_t c = 1; c < k; ++c) m = std::max(m, planes[c][i]);
+    float sum = 0;
+    for (std::size_t c = 0; c < k; ++c) sum += (planes[c][i] = std::exp(planes[c][i] - m));
+    const float inv = 1.0f / sum;
+    for (std::size_t c = 0; c < k; ++c) planes[c][i] *= inv;
+  }
+}
+
+void argmax_into(const std::vector<const float*>& planes, std::size_t n, std::uint16_t* out) {
+  std::fill_n(out, n, std::uint16_t(0));
+  std::vector<float> best(planes[0], planes[0] + n);
+  for (std::size_t c = 1; c < planes.size(); ++c) {
+    const float* p = planes[c];
+    for (std::size_t i = 0; i < n; ++i)
+      if (p[i] > best[i]) best[i] = p[i], out[i] = std::uint16_t(c);
+  }
+}
+
+}  // namespace detail
+
 void softmax(std::vector<Image::Pointer>& scores) {
   check_scores(scores);
-  const std::size_t n = scores[0]->GetBufferedRegion().GetNumberOfPixels();
   std::vector<float*> p;
   for (auto& s : scores) p.push_back(s->GetBufferPointer());
-  const std::size_t k = p.size();
-  for (std::size_t i = 0; i < n; ++i) {
-    float m = p[0][i];
-    for (std::size_t c = 1; c < k; ++c) m = std::max(m, p[c][i]);
-    float sum = 0;
-    for (std::size_t c = 0; c < k; ++c) sum += (p[c][i] = std::exp(p[c][i] - m));
-    const float inv = 1.0f / sum;
-    for (std::size_t c = 0; c < k; ++c) p[c][i] *= inv;
-  }
+  detail::softmax_in_place(p, scores[0]->GetBufferedRegion().GetNumberOfPixels());
 }
 
 LabelImage::Pointer argmax(const std::vector<Image::Pointer>& scores) {
@@ -96,15 +114,9 @@ LabelImage::Pointer argmax(const std::vector<Image::Pointer>& scores) {
   labels->SetRegions(scores[0]->GetLargestPossibleRegion());
   labels->CopyInformation(scores[0]);
   sagitta::allocate_huge(labels.GetPointer());
-  const std::size_t n = scores[0]->GetBufferedRegion().GetNumberOfPixels();
-  std::uint16_t* out = labels->GetBufferPointer();
-  std::fill_n(out, n, std::uint16_t(0));
-  std::vector<float> best(scores[0]->GetBufferPointer(), scores[0]->GetBufferPointer() + n);
-  for (std::size_t c = 1; c < scores.size(); ++c) {
-    const float* p = scores[c]->GetBufferPointer();
-    for (std::size_t i = 0; i < n; ++i)
-      if (p[i] > best[i]) best[i] = p[i], out[i] = std::uint16_t(c);
-  }
+  std::vector<const float*> p;
+  for (const auto& s : scores) p.push_back(s->GetBufferPointer());
+  detail::argmax_into(p, scores[0]->GetBufferedRegion().GetNumberOfPixels(), labels->GetBufferPointer());
   return labels;
 }
 

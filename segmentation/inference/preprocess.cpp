@@ -300,14 +300,111 @@ Preprocessed preprocess(const std::vector<Image::Pointer>& inputs, const ModelCa
   return out;
 }
 
-LabelImage::Pointer labels_to_source(const LabelImage& labels, const itk::ImageBase<3>& source) {
-  if (same_grid(labels, source)) {
-    auto out = new_like<LabelImage>(source);
-    std::copy_n(labels.GetBufferPointer(), labels.GetBufferedRegion().GetNumberOfPixels(), out->GetBufferPointer());
-    return out;
+namespace {
+
+// Nearest-neighbour mapping of `labels` onto the grid of `out` (voxels outside: 0), with ITK's
+// rules (a voxel of `out` takes the label voxel whose continuous index rounds half up to it, and
+// lies outside when a continuous index is below -0.5 or at or above size - 0.5), at memory speed:
+// the continuous index is affine in out's index, and when the grids are axis-aligned to each other
+// (a permutation with signs) each of out's axes drives one label axis, so one table per axis gives
+// the offsets and the inner loop is a gather.
+void nearest_onto(const LabelImage& labels, LabelImage& out) {
+  const auto in_size = labels.GetBufferedRegion().GetSize();
+  const auto out_size = out.GetBufferedRegion().GetSize();
+  // ITK's own matrices: point -> index is spacing^-1 direction^-1, index -> point direction spacing.
+  double to_index[3][3], to_point[3][3];
+  const auto inverse = labels.GetInverseDirection();
+  for (unsigned a = 0; a < 3; ++a)
+    for (unsigned j = 0; j < 3; ++j) {
+      to_index[a][j] = inverse[a][j] / labels.GetSpacing()[a];
+      to_point[a][j] = out.GetDirection()[a][j] * out.GetSpacing()[j];
+    }
+  // c = c0 + A i: continuous label index of out's index i.
+  double c0[3], A[3][3];
+  for (unsigned a = 0; a < 3; ++a) {
+    c0[a] = 0;
+    for (unsigned j = 0; j < 3; ++j) c0[a] += to_index[a][j] * (out.GetOrigin()[j] - labels.GetOrigin()[j]);
+    for (unsigned b = 0; b < 3; ++b) {
+      A[a][b] = 0;
+      for (unsigned j = 0; j < 3; ++j) A[a][b] += to_index[a][j] * to_point[j][b];
+    }
   }
-  auto out = resample_onto<LabelImage, itk::NearestNeighborInterpolateImageFunction<LabelImage>>(labels, source, 0);
-  out->CopyInformation(&source);  // bit-exact geometry, not a round trip through the filter's doubles
+  const std::int64_t stride[3] = {1, std::int64_t(in_size[0]), std::int64_t(in_size[0] * in_size[1])};
+  // Label index along axis a of continuous index c, or -1 outside.
+  auto nearest = [&](unsigned a, double c) -> std::int64_t {
+    if (!(c >= -0.5 && c < double(in_size[a]) - 0.5)) return -1;
+    return std::min<std::int64_t>(std::int64_t(std::floor(c + 0.5)), std::int64_t(in_size[a]) - 1);
+  };
+  const std::uint16_t* in = labels.GetBufferPointer();
+  std::uint16_t* o = out.GetBufferPointer();
+  const std::size_t nx = out_size[0], ny = out_size[1], nz = out_size[2];
+
+  // Which label axis each of out's axes drives, when every other coefficient is negligible.
+  int drives[3] = {-1, -1, -1};
+  bool aligned = true;
+  for (unsigned b = 0; b < 3 && aligned; ++b) {
+    for (unsigned a = 0; a < 3; ++a)
+      if (std::abs(A[a][b]) * double(std::max<std::size_t>(out_size[b], 1)) > 1e-9) {
+        if (drives[b] >= 0) aligned = false;
+        drives[b] = int(a);
+      }
+    if (drives[b] < 0) aligned = false;
+  }
+  if (aligned && drives[0] != drives[1] && drives[0] != drives[2] && drives[1] != drives[2]) {
+    // offset[b][i]: out's index i along b as an offset into the labels, -1 outside.
+    std::vector<std::int64_t> offset[3];
+    for (unsigned b = 0; b < 3; ++b) {
+      const unsigned a = unsigned(drives[b]);
+      double fixed = c0[a];
+      offset[b].resize(out_size[b]);
+      for (std::size_t i = 0; i < out_size[b]; ++i) {
+        const std::int64_t k = nearest(a, fixed + A[a][b] * double(i));
+        offset[b][i] = k < 0 ? -1 : k * stride[a];
+      }
+    }
+    for (std::size_t z = 0; z < nz; ++z)
+      for (std::size_t y = 0; y < ny; ++y) {
+        std::uint16_t* row = o + (z * ny + y) * nx;
+        const std::int64_t oz = offset[2][z], oy = offset[1][y];
+        if (oz < 0 || oy < 0) {
+          std::fill_n(row, nx, std::uint16_t(0));
+          continue;
+        }
+        const std::uint16_t* base = in + oz + oy;
+        const std::int64_t* ox = offset[0].data();
+        for (std::size_t x = 0; x < nx; ++x) row[x] = ox[x] < 0 ? 0 : base[ox[x]];
+      }
+    return;
+  }
+  // Oblique: every voxel's continuous index from the affine map (no running sums, no drift).
+  for (std::size_t z = 0; z < nz; ++z)
+    for (std::size_t y = 0; y < ny; ++y) {
+      std::uint16_t* row = o + (z * ny + y) * nx;
+      double start[3];
+      for (unsigned a = 0; a < 3; ++a) start[a] = c0[a] + A[a][1] * double(y) + A[a][2] * double(z);
+      for (std::size_t x = 0; x < nx; ++x) {
+        const std::int64_t i = nearest(0, start[0] + A[0][0] * double(x));
+        const std::int64_t j = nearest(1, start[1] + A[1][0] * double(x));
+        const std::int64_t k = nearest(2, start[2] + A[2][0] * double(x));
+        row[x] = (i < 0 || j < 0 || k < 0) ? 0 : in[i + j * stride[1] + k * stride[2]];
+      }
+    }
+}
+
+}  // namespace
+
+LabelImage::Pointer labels_to_source(const LabelImage& labels, const itk::ImageBase<3>& source) {
+  auto out = new_like<LabelImage>(source);
+  const bool zero_based = labels.GetBufferedRegion().GetIndex() == LabelImage::IndexType{{0, 0, 0}} &&
+                          out->GetBufferedRegion().GetIndex() == LabelImage::IndexType{{0, 0, 0}};
+  if (same_grid(labels, source)) {
+    std::copy_n(labels.GetBufferPointer(), labels.GetBufferedRegion().GetNumberOfPixels(), out->GetBufferPointer());
+  } else if (zero_based) {
+    nearest_onto(labels, *out);
+  } else {
+    out = resample_onto<LabelImage, itk::NearestNeighborInterpolateImageFunction<LabelImage>>(labels, source, 0);
+    out->CopyInformation(&source);  // bit-exact geometry, not a round trip through the filter's doubles
+  }
   return out;
 }
 

@@ -3,12 +3,38 @@
 
 #include <chrono>
 
+#include "sagitta/core/image.h"
 #include "sagitta/segmentation/error.h"
+#include "scores.h"
+#include "window_engine.h"
 
 namespace sagitta::segmentation {
 namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// One finished block of averaged logits (classes x z y x, every x of the grid) into the model
+// grid's labels (argmax of the logits: the same class as the argmax of their softmax) and, when
+// asked, per-class probabilities.
+void write_block(const engine::Block& block, LabelImage& labels, std::vector<Image::Pointer>& probabilities) {
+  torch::Tensor v = block.values.contiguous();
+  const int64_t classes = v.size(0), nz = v.size(1), ny = v.size(2), nx = v.size(3);
+  const std::size_t n = std::size_t(nz * ny * nx);
+  std::vector<float*> planes;
+  for (int64_t c = 0; c < classes; ++c) planes.push_back(v.data_ptr<float>() + std::size_t(c) * n);
+  std::vector<std::uint16_t> block_labels(n);
+  detail::argmax_into({planes.begin(), planes.end()}, n, block_labels.data());
+  if (!probabilities.empty()) detail::softmax_in_place(planes, n);
+  const auto size = labels.GetBufferedRegion().GetSize();
+  const std::size_t row = std::size_t(ny * nx);  // one z of the block: rows y0 .. y0 + ny, contiguous in the grid
+  for (int64_t z = 0; z < nz; ++z) {
+    const std::size_t at = (std::size_t(block.z0 + z) * size[1] + std::size_t(block.y0)) * size[0];
+    std::copy_n(block_labels.data() + std::size_t(z) * row, row, labels.GetBufferPointer() + at);
+    for (std::size_t c = 0; c < probabilities.size(); ++c)
+      std::copy_n(planes[c] + std::size_t(z) * row, row, probabilities[c]->GetBufferPointer() + at);
+  }
+}
+
 }  // namespace
 
 Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inputs, const SegmentOptions& options) {
@@ -25,21 +51,31 @@ Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inpu
   note(pre.decisions);
   const nlohmann::json model_grid = sagitta::geometry_json(*pre.channels[0]);
 
-  SlidingWindowResult window = sliding_window(model, pre.channels, options.window);
+  // Blocks of averaged logits become model-grid labels (and probabilities when asked) as soon as
+  // no later window adds to them; the logits of the whole volume never exist at once.
+  const Image& grid = *pre.channels[0];
+  auto model_labels = sagitta::new_like<LabelImage>(grid, 0);
+  std::vector<Image::Pointer> probabilities;
+  if (options.probabilities)
+    for (int k = 0; k < model.num_classes(); ++k) probabilities.push_back(sagitta::new_like<Image>(grid, 0.0f));
+  double t_blocks = 0;
+  const auto sink = [&](const engine::Block& block) {
+    const auto tb = Clock::now();
+    write_block(block, *model_labels, probabilities);
+    t_blocks += since(tb);
+  };
+  SlidingWindowResult window = engine::stream_windows(model, pre.channels, options.window, sink);
   pre.channels.clear();  // the normalised inputs are no longer needed: free them before resampling
   note(window.decisions);
 
   t = Clock::now();
-  softmax(window.logits);
-  std::vector<Image::Pointer>& probabilities = window.logits;
-  LabelImage::Pointer model_labels = argmax(probabilities);
   Segmentation out;
   out.labels = labels_to_source(*model_labels, *inputs[0]);
   model_labels = nullptr;
-  if (options.probabilities)
-    for (std::size_t k = 0; k < probabilities.size(); ++k)
-      out.probabilities.push_back(probability_to_source(*probabilities[k], *inputs[0], k == 0 ? 1.0f : 0.0f));
-  probabilities.clear();
+  for (std::size_t k = 0; k < probabilities.size(); ++k) {
+    out.probabilities.push_back(probability_to_source(*probabilities[k], *inputs[0], k == 0 ? 1.0f : 0.0f));
+    probabilities[k] = nullptr;
+  }
   if (pre.resampled || pre.cropped)
     decisions.push_back(std::string("labels mapped back to the source grid by nearest neighbour") +
                         (options.probabilities ? ", probabilities by linear interpolation" : ""));
@@ -61,9 +97,11 @@ Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inpu
                              {"mirror", options.window.mirror}}},
                 {"device", model.device()},
                 {"decisions", decisions},
+                {"memory_bytes", {{"logit_tiles_peak", window.accumulator_peak_bytes}}},
                 {"timings_s", {{"preprocess", t_pre},
                                {"inference", window.total_seconds},
                                {"forward", window.forward_seconds},
+                               {"labels_from_logits", t_blocks},
                                {"to_source_grid", t_back},
                                {"postprocess", t_post}}},
                 {"labels", stats}};

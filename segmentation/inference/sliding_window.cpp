@@ -63,20 +63,21 @@ std::vector<float> importance_weights(const std::vector<int>& patch_xyz, double 
   return {map.data_ptr<float>(), map.data_ptr<float>() + map.numel()};
 }
 
-SlidingWindowResult sliding_window(const Model& model, const std::vector<Image::Pointer>& channels,
-                                   const SlidingWindowOptions& options) {
+namespace {
+
+// The windows of `channels` through the model, batch by batch, into `sums`; after each batch
+// `release(last window done)`.
+SlidingWindowResult run_windows(const Model& model, const std::vector<Image::Pointer>& channels,
+                                const SlidingWindowOptions& options, const engine::Layout& g,
+                                engine::Accumulator& sums, const std::function<void(std::size_t)>& release) {
   const auto t0 = Clock::now();
-  check_inputs(model, channels, options);
-  const engine::Layout g = engine::make_layout(model.card(), *channels[0], options.overlap, options.sigma_scale);
   SlidingWindowResult result;
   result.patch = {int(g.patch[2]), int(g.patch[1]), int(g.patch[0])};
   result.windows = int(g.windows.size());
-
   c10::InferenceMode inference;
   const std::vector<torch::Tensor> inputs = engine::padded_inputs(channels, g);
   result.decisions = layout_decisions(g, options);
   const int classes = model.num_classes();
-  engine::Accumulator sums(g, *channels[0], classes);
   const engine::Flips flips = engine::mirror_flips(g.two_d, options.mirror);
   engine::ForwardStats stats;
   const std::size_t batch = std::size_t(options.batch_size);
@@ -92,13 +93,39 @@ SlidingWindowResult sliding_window(const Model& model, const std::vector<Image::
       sums.add_planes(w, logits, int64_t(w - first));
       sums.add_weight(w);
     }
+    release(last - 1);
     if (options.progress && !options.progress(int(last), int(g.windows.size()))) throw SegmentationError("cancelled");
   }
-  result.logits = sums.finish();
   result.forward_passes = stats.passes;
   result.forward_seconds = stats.seconds;
+  result.accumulator_peak_bytes = sums.peak_bytes();
   result.total_seconds = since(t0);
   return result;
 }
+
+}  // namespace
+
+SlidingWindowResult sliding_window(const Model& model, const std::vector<Image::Pointer>& channels,
+                                   const SlidingWindowOptions& options) {
+  check_inputs(model, channels, options);
+  const engine::Layout g = engine::make_layout(model.card(), *channels[0], options.overlap, options.sigma_scale);
+  engine::Accumulator sums(g, *channels[0], model.num_classes());
+  SlidingWindowResult result =
+      run_windows(model, channels, options, g, sums, [&](std::size_t w) { sums.release(w); });
+  result.logits = sums.finish();
+  return result;
+}
+
+namespace engine {
+
+SlidingWindowResult stream_windows(const Model& model, const std::vector<Image::Pointer>& channels,
+                                   const SlidingWindowOptions& options, const BlockSink& sink) {
+  check_inputs(model, channels, options);
+  const Layout g = make_layout(model.card(), *channels[0], options.overlap, options.sigma_scale);
+  Accumulator sums(g, *channels[0], model.num_classes());
+  return run_windows(model, channels, options, g, sums, [&](std::size_t w) { sums.release(w, sink); });
+}
+
+}  // namespace engine
 
 }  // namespace sagitta::segmentation

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include "sagitta/core/image.h"
 #include "sagitta/segmentation/error.h"
@@ -160,37 +161,168 @@ torch::Tensor forward(const Model::Impl& net, const torch::Tensor& x, const Flip
 
 // ---- accumulation ------------------------------------------------------------------------------
 
-Accumulator::Accumulator(const Layout& layout, const Image& grid, int planes) : layout_(layout), grid_(grid) {
-  for (int k = 0; k < planes; ++k) {
-    sums_.push_back(sagitta::new_image<Image>(grid, layout.padded_size, 0.0f));
-    views_.push_back(view(*sums_.back()));
+struct Accumulator::Tile {
+  int64_t z0 = 0, nz = 0, y0 = 0, ny = 0;  // on the padded grid; x is whole
+  std::size_t last = 0;                    // the last window that adds to it
+  bool released = false;
+  Image::Pointer buffer;                   // planes + 1 (the weights) x nz x ny x X floats, huge pages
+  torch::Tensor sums, weights;             // planes x nz x ny x X and nz x ny x X views of the buffer
+};
+
+namespace {
+
+// Tile boundaries along one axis of the padded grid: 0, the end, every window start and end.
+std::vector<int64_t> cuts(const std::vector<int>& starts, int64_t patch, int64_t padded) {
+  std::vector<int64_t> c = {0, padded};
+  for (int s : starts) c.push_back(s), c.push_back(std::min<int64_t>(padded, s + patch));
+  std::sort(c.begin(), c.end());
+  c.erase(std::unique(c.begin(), c.end()), c.end());
+  return c;
+}
+
+// The blocks [first, last) between `cuts` that [start, start + length) covers.
+std::pair<std::size_t, std::size_t> blocks(const std::vector<int64_t>& cuts, int64_t start, int64_t length) {
+  const auto first = std::size_t(std::upper_bound(cuts.begin(), cuts.end(), start) - cuts.begin()) - 1;
+  const auto last = std::size_t(std::lower_bound(cuts.begin(), cuts.end(), start + length) - cuts.begin());
+  return {first, last};
+}
+
+// The part of a tile's [t0, t0 + n) inside the volume ([before, before + size) of the padded
+// axis): its first index in the tile, its first index in the volume, its length (0: none).
+struct Span {
+  int64_t in_tile = 0, in_volume = 0, length = 0;
+};
+Span inside(int64_t t0, int64_t n, int64_t before, int64_t size) {
+  const int64_t a = std::max(t0, before), b = std::min(t0 + n, before + size);
+  return b > a ? Span{a - t0, a - before, b - a} : Span{};
+}
+
+}  // namespace
+
+Accumulator::Accumulator(const Layout& layout, const Image& grid, int planes)
+    : layout_(layout), grid_(grid), planes_(planes) {
+  zcuts_ = cuts(layout.starts[0], layout.patch[0], layout.padded[0]);
+  ycuts_ = cuts(layout.starts[1], layout.patch[1], layout.padded[1]);
+  const std::size_t ny = ycuts_.size() - 1;
+  for (std::size_t iz = 0; iz + 1 < zcuts_.size(); ++iz)
+    for (std::size_t iy = 0; iy < ny; ++iy) {
+      Tile t;
+      t.z0 = zcuts_[iz], t.nz = zcuts_[iz + 1] - zcuts_[iz];
+      t.y0 = ycuts_[iy], t.ny = ycuts_[iy + 1] - ycuts_[iy];
+      tiles_.push_back(std::move(t));
+    }
+  for (std::size_t w = 0; w < layout.windows.size(); ++w) {
+    const auto [z0, z1] = blocks(zcuts_, layout.windows[w][0], layout.patch[0]);
+    const auto [y0, y1] = blocks(ycuts_, layout.windows[w][1], layout.patch[1]);
+    for (std::size_t iz = z0; iz < z1; ++iz)
+      for (std::size_t iy = y0; iy < y1; ++iy) tiles_[iz * ny + iy].last = w;
   }
-  weights_ = sagitta::new_image<Image>(grid, layout.padded_size, 0.0f);
-  weight_view_ = view(*weights_);
+  release_order_.resize(tiles_.size());
+  for (std::size_t t = 0; t < tiles_.size(); ++t) release_order_[t] = t;
+  std::stable_sort(release_order_.begin(), release_order_.end(),
+                   [&](std::size_t a, std::size_t b) { return tiles_[a].last < tiles_[b].last; });
+}
+
+Accumulator::~Accumulator() = default;
+
+Accumulator::Tile& Accumulator::open(std::size_t t) {
+  Tile& tile = tiles_[t];
+  if (tile.buffer) return tile;
+  if (tile.released) throw SegmentationError("internal: a window adds to a block that was already released");
+  const int64_t x = layout_.padded[2];
+  Image::SizeType size;
+  size[0] = itk::SizeValueType(x), size[1] = itk::SizeValueType(tile.ny);
+  size[2] = itk::SizeValueType(tile.nz * (planes_ + 1));
+  tile.buffer = sagitta::new_image<Image>(grid_, size, 0.0f);
+  const torch::Tensor all =
+      torch::from_blob(tile.buffer->GetBufferPointer(), {planes_ + 1, tile.nz, tile.ny, x}, torch::kFloat32);
+  tile.sums = all.narrow(0, 0, planes_);
+  tile.weights = all[planes_];
+  bytes_ += std::size_t(all.numel()) * sizeof(float);
+  peak_bytes_ = std::max(peak_bytes_, bytes_);
+  return tile;
+}
+
+template <typename F>
+void Accumulator::for_tiles(std::size_t w, F&& f) {
+  const auto& s = layout_.windows[w];
+  const auto [z0, z1] = blocks(zcuts_, s[0], layout_.patch[0]);
+  const auto [y0, y1] = blocks(ycuts_, s[1], layout_.patch[1]);
+  const std::size_t ny = ycuts_.size() - 1;
+  for (std::size_t iz = z0; iz < z1; ++iz)
+    for (std::size_t iy = y0; iy < y1; ++iy) {
+      Tile& t = open(iz * ny + iy);
+      // The tile lies inside the window along z and y (the cuts include every window's edges).
+      f(t, t.z0 - s[0], t.y0 - s[1], int64_t(s[2]));
+    }
+}
+
+void Accumulator::add(std::size_t w, int k, const torch::Tensor& weighted) {
+  const int64_t px = layout_.patch[2];
+  for_tiles(w, [&](Tile& t, int64_t oz, int64_t oy, int64_t x0) {
+    t.sums[k].narrow(2, x0, px).add_(weighted.narrow(0, oz, t.nz).narrow(1, oy, t.ny));
+  });
 }
 
 void Accumulator::add_planes(std::size_t w, const torch::Tensor& weighted, int64_t b) {
-  for (std::size_t k = 0; k < views_.size(); ++k) layout_.region(views_[k], w).add_(weighted[b][int64_t(k)]);
+  const int64_t px = layout_.patch[2];
+  const torch::Tensor one = weighted[b];
+  for_tiles(w, [&](Tile& t, int64_t oz, int64_t oy, int64_t x0) {
+    t.sums.narrow(3, x0, px).add_(one.narrow(1, oz, t.nz).narrow(2, oy, t.ny));
+  });
+}
+
+void Accumulator::add_weight(std::size_t w) {
+  const int64_t px = layout_.patch[2];
+  for_tiles(w, [&](Tile& t, int64_t oz, int64_t oy, int64_t x0) {
+    t.weights.narrow(2, x0, px).add_(layout_.gauss.narrow(0, oz, t.nz).narrow(1, oy, t.ny));
+  });
+}
+
+void Accumulator::release(std::size_t w, const BlockSink& sink, bool zero_uncovered) {
+  while (done_ < release_order_.size() && tiles_[release_order_[done_]].last <= w) {
+    const std::size_t index = release_order_[done_++];
+    Tile& t = open(index);  // opens it only if no window touched it (cannot happen: windows cover the grid)
+    if (zero_uncovered)
+      t.sums.copy_(torch::where(t.weights > 0, t.sums / t.weights.clamp_min(1e-12), torch::zeros_like(t.weights)));
+    else
+      t.sums.div_(t.weights);
+    const Span z = inside(t.z0, t.nz, layout_.before[0], layout_.volume[0]);
+    const Span y = inside(t.y0, t.ny, layout_.before[1], layout_.volume[1]);
+    if (z.length > 0 && y.length > 0) {
+      Block block;
+      block.z0 = z.in_volume, block.y0 = y.in_volume;
+      block.values = t.sums.narrow(1, z.in_tile, z.length)
+                         .narrow(2, y.in_tile, y.length)
+                         .narrow(3, layout_.before[2], layout_.volume[2]);
+      sink(block);
+    }
+    bytes_ -= std::size_t(t.sums.numel() + t.weights.numel()) * sizeof(float);
+    t.sums = t.weights = torch::Tensor();
+    t.buffer = nullptr;
+    t.released = true;
+  }
+}
+
+void Accumulator::release(std::size_t w, bool zero_uncovered) {
+  if (whole_.empty())
+    for (int k = 0; k < planes_; ++k)
+      whole_.push_back(sagitta::new_image<Image>(grid_, grid_.GetLargestPossibleRegion().GetSize(), 0.0f));
+  release(
+      w,
+      [&](const Block& b) {
+        for (int k = 0; k < planes_; ++k)
+          view(*whole_[std::size_t(k)])
+              .narrow(0, b.z0, b.values.size(1))
+              .narrow(1, b.y0, b.values.size(2))
+              .copy_(b.values[k]);
+      },
+      zero_uncovered);
 }
 
 std::vector<Image::Pointer> Accumulator::finish(bool zero_uncovered) {
-  for (auto& s : views_) {
-    if (zero_uncovered)
-      s.copy_(torch::where(weight_view_ > 0, s / weight_view_.clamp_min(1e-12), torch::zeros_like(weight_view_)));
-    else
-      s.div_(weight_view_);
-  }
-  weight_view_ = torch::Tensor();
-  weights_ = nullptr;
-  views_.clear();
-  // Without padding the sums are the results; else each is cropped onto the input grid.
-  if (layout_.needs_pad)
-    for (auto& s : sums_) {
-      auto out = sagitta::new_image<Image>(grid_, grid_.GetLargestPossibleRegion().GetSize(), 0.0f);
-      view(*out).copy_(layout_.crop(view(*s)));
-      s = out;
-    }
-  return std::move(sums_);
+  release(std::numeric_limits<std::size_t>::max(), zero_uncovered);
+  return std::move(whole_);
 }
 
 }  // namespace sagitta::segmentation::engine

@@ -9,11 +9,13 @@
 #include <torch/torch.h>
 
 #include <array>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "model_impl.h"
 #include "sagitta/segmentation/images.h"
+#include "sagitta/segmentation/sliding_window.h"
 
 namespace sagitta::segmentation::engine {
 
@@ -99,27 +101,72 @@ torch::Tensor forward(const Model::Impl& net, const torch::Tensor& x, const Flip
 
 // ---- accumulation ------------------------------------------------------------------------------
 
-// Weighted sums of per-window planes over the padded grid, and the sum of the weights.
+// A finished block of the input grid: the averaged planes (sums / weights) over voxels
+// [z0, z0 + nz) x [y0, y0 + ny) x every x. `values` is planes x nz x ny x nx, a view valid during
+// the sink's call.
+struct Block {
+  int64_t z0 = 0, y0 = 0;
+  torch::Tensor values;
+};
+using BlockSink = std::function<void(const Block&)>;
+
+// Weighted sums of per-window planes and the sum of the weights, kept in tiles of the padded grid
+// (z and y cut at every window start and end, x whole) that exist only between the first and the
+// last window that adds to them. With windows visited z-slowest and released as they finish, the
+// memory is about one slab of windows (patch depth minus overlap) x planes, not the volume x planes:
+// 117 classes cost what a few did. Per voxel the additions happen in window order, exactly as into
+// one volume-sized buffer, so the results are bit for bit those of the whole-volume accumulation.
 class Accumulator {
 public:
   Accumulator(const Layout& layout, const Image& grid, int planes);
+  ~Accumulator();
+  Accumulator(const Accumulator&) = delete;
+  Accumulator& operator=(const Accumulator&) = delete;
+
   // Adds `weighted` (z y x, already multiplied by the Gaussian) to plane k over window w.
-  void add(std::size_t w, int k, const torch::Tensor& weighted) { layout_.region(views_[std::size_t(k)], w).add_(weighted); }
+  void add(std::size_t w, int k, const torch::Tensor& weighted);
   // Adds every plane of `weighted` (B x planes x z y x, batch entry b) over window w.
   void add_planes(std::size_t w, const torch::Tensor& weighted, int64_t b);
   // Adds the Gaussian to the weights over window w.
-  void add_weight(std::size_t w) { layout_.region(weight_view_, w).add_(layout_.gauss); }
-  // Sums divided by the weights, on the input grid (voxels no window covered: 0 when
-  // `zero_uncovered`, else every voxel must have been covered). The accumulator is spent.
+  void add_weight(std::size_t w);
+  // Hands every block that no window after `w` adds to, finished, to `sink` (z then y order) and
+  // frees its tiles. Voxels no window covered: 0 when `zero_uncovered`, else every voxel must have
+  // been covered.
+  void release(std::size_t w, const BlockSink& sink, bool zero_uncovered = false);
+  // The same into whole images on the input grid, one per plane, that the accumulator keeps for
+  // finish(): callers that want whole volumes release after each batch, so that the tiles never
+  // add up to a second copy of the volume.
+  void release(std::size_t w, bool zero_uncovered = false);
+  // Every remaining block into those whole images, which it returns (blocks released to a sink
+  // before are 0 there). The accumulator is spent.
   std::vector<Image::Pointer> finish(bool zero_uncovered = false);
+  // The most bytes the tiles held at once.
+  std::size_t peak_bytes() const { return peak_bytes_; }
 
 private:
+  struct Tile;
+  // Tile t's sums and weights, allocated (zeroed) on first use.
+  Tile& open(std::size_t t);
+  // The tiles window w touches, and the part of the window each covers.
+  template <typename F>
+  void for_tiles(std::size_t w, F&& f);
+
   const Layout& layout_;
   const Image& grid_;
-  std::vector<Image::Pointer> sums_;
-  std::vector<torch::Tensor> views_;
-  Image::Pointer weights_;
-  torch::Tensor weight_view_;
+  const int planes_;
+  std::vector<int64_t> zcuts_, ycuts_;  // tile boundaries on the padded grid
+  std::vector<Tile> tiles_;             // z-block major
+  std::vector<std::size_t> release_order_;  // tiles by their last window
+  std::size_t done_ = 0;                   // tiles of release_order_ released so far
+  std::vector<Image::Pointer> whole_;      // release() without a sink, and finish()
+  std::size_t bytes_ = 0, peak_bytes_ = 0;
 };
+
+// ---- streaming ---------------------------------------------------------------------------------
+
+// sliding_window() without the whole volume's logits: each block of averaged logits (classes x
+// z y x) goes to `sink` as soon as no later window adds to it; result.logits stays empty.
+SlidingWindowResult stream_windows(const Model& model, const std::vector<Image::Pointer>& channels,
+                                   const SlidingWindowOptions& options, const BlockSink& sink);
 
 }  // namespace sagitta::segmentation::engine

@@ -1,8 +1,11 @@
 #pragma once
 // Sliding-window inference: the model runs on patches of the card's size that overlap, each
 // patch's logits are weighted by a Gaussian importance map (centres count more than borders, where
-// the network sees less context) and accumulated in buffers sized to the volume, then divided by
-// the accumulated weights. Memory is the volume's logits plus one batch, never all patches.
+// the network sees less context) and accumulated in tiles that live only while windows still add
+// to them, then divided by the accumulated weights. sliding_window() returns the whole volume's
+// logits; segment() streams the finished blocks into labels instead, so its memory does not grow
+// with the number of classes times the volume.
+#include <cstddef>
 #include <functional>
 #include <string>
 #include <vector>
@@ -28,6 +31,7 @@ struct SlidingWindowResult {
   int forward_passes = 0;              // network calls (batches x mirror flips)
   double forward_seconds = 0;          // time inside the network
   double total_seconds = 0;            // everything: extraction, forward, weighting, accumulation
+  std::size_t accumulator_peak_bytes = 0;  // the most the open tiles of sums held at once
   std::vector<int> patch;              // x y z patch used (z = 1 for 2D models)
   std::vector<std::string> decisions;  // padding, windows per axis...
 };

@@ -1,0 +1,17 @@
+#pragma once
+// The per-voxel kernels over class scores, one place for the whole-volume functions
+// (postprocess.h's softmax and argmax) and for segment()'s streamed blocks. No LibTorch, no ITK.
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace sagitta::segmentation::detail {
+
+// Voxels [0, n) of every class plane (planes[c][i]) to probabilities, in place: exp(score - max),
+// summed in class order, times the reciprocal of the sum.
+void softmax_in_place(const std::vector<float*>& planes, std::size_t n);
+
+// out[i] = the class with the highest score at voxel i; ties (and NaN) go to the lower class.
+void argmax_into(const std::vector<const float*>& planes, std::size_t n, std::uint16_t* out);
+
+}  // namespace sagitta::segmentation::detail
