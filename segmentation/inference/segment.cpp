@@ -13,7 +13,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-// One finished block of averaged logits (classes x z y x, every x of the grid) into the model
+// One finished block of averaged logits (classes x z y x) into the model
 // grid's labels (argmax of the logits: the same class as the argmax of their softmax) and, when
 // asked, per-class probabilities.
 void write_block(const engine::Block& block, LabelImage& labels, std::vector<Image::Pointer>& probabilities) {
@@ -26,13 +26,15 @@ void write_block(const engine::Block& block, LabelImage& labels, std::vector<Ima
   detail::argmax_into({planes.begin(), planes.end()}, n, block_labels.data());
   if (!probabilities.empty()) detail::softmax_in_place(planes, n);
   const auto size = labels.GetBufferedRegion().GetSize();
-  const std::size_t row = std::size_t(ny * nx);  // one z of the block: rows y0 .. y0 + ny, contiguous in the grid
-  for (int64_t z = 0; z < nz; ++z) {
-    const std::size_t at = (std::size_t(block.z0 + z) * size[1] + std::size_t(block.y0)) * size[0];
-    std::copy_n(block_labels.data() + std::size_t(z) * row, row, labels.GetBufferPointer() + at);
-    for (std::size_t c = 0; c < probabilities.size(); ++c)
-      std::copy_n(planes[c] + std::size_t(z) * row, row, probabilities[c]->GetBufferPointer() + at);
-  }
+  const std::size_t row = std::size_t(nx);
+  for (int64_t z = 0; z < nz; ++z)
+    for (int64_t y = 0; y < ny; ++y) {
+      const std::size_t from = std::size_t(z * ny + y) * row;
+      const std::size_t at = (std::size_t(block.z0 + z) * size[1] + std::size_t(block.y0 + y)) * size[0] + std::size_t(block.x0);
+      std::copy_n(block_labels.data() + from, row, labels.GetBufferPointer() + at);
+      for (std::size_t c = 0; c < probabilities.size(); ++c)
+        std::copy_n(planes[c] + from, row, probabilities[c]->GetBufferPointer() + at);
+    }
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include "window_engine.h"
 
 #include <fmt/format.h>
+#include <sys/mman.h>
 
 #include <algorithm>
 #include <chrono>
@@ -162,14 +163,29 @@ torch::Tensor forward(const Model::Impl& net, const torch::Tensor& x, const Flip
 // ---- accumulation ------------------------------------------------------------------------------
 
 struct Accumulator::Tile {
-  int64_t z0 = 0, nz = 0, y0 = 0, ny = 0;  // on the padded grid; x is whole
-  std::size_t last = 0;                    // the last window that adds to it
+  std::array<int64_t, 3> at{}, n{};  // z y x start and size on the padded grid
+  std::size_t last = 0;              // the last window that adds to it
   bool released = false;
-  Image::Pointer buffer;                   // planes + 1 (the weights) x nz x ny x X floats, huge pages
-  torch::Tensor sums, weights;             // planes x nz x ny x X and nz x ny x X views of the buffer
+  torch::Tensor buffer;              // planes + 1 (the weights) x nz x ny x nx floats
+  torch::Tensor sums, weights;       // planes x nz x ny x nx and nz x ny x nx views of the buffer
 };
 
 namespace {
+
+// Zeroed floats in their own anonymous mapping, given back to the kernel when the tensor goes:
+// tiles come and go by the hundred in sizes around malloc's mmap threshold, where the heap would
+// keep freed ones (and the process's RSS) around. Huge pages make the first touch cheap.
+torch::Tensor mapped_zeros(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  const std::size_t bytes = std::max<std::size_t>(1, std::size_t(n) * sizeof(float));
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw SegmentationError(fmt::format("out of memory: {} MiB for a block of logits", bytes >> 20));
+#ifdef MADV_HUGEPAGE
+  ::madvise(p, bytes, MADV_HUGEPAGE);
+#endif
+  return torch::from_blob(p, shape, [bytes](void* q) { ::munmap(q, bytes); }, torch::kFloat32);
+}
 
 // Tile boundaries along one axis of the padded grid: 0, the end, every window start and end.
 std::vector<int64_t> cuts(const std::vector<int>& starts, int64_t patch, int64_t padded) {
@@ -201,22 +217,17 @@ Span inside(int64_t t0, int64_t n, int64_t before, int64_t size) {
 
 Accumulator::Accumulator(const Layout& layout, const Image& grid, int planes)
     : layout_(layout), grid_(grid), planes_(planes) {
-  zcuts_ = cuts(layout.starts[0], layout.patch[0], layout.padded[0]);
-  ycuts_ = cuts(layout.starts[1], layout.patch[1], layout.padded[1]);
-  const std::size_t ny = ycuts_.size() - 1;
-  for (std::size_t iz = 0; iz + 1 < zcuts_.size(); ++iz)
-    for (std::size_t iy = 0; iy < ny; ++iy) {
-      Tile t;
-      t.z0 = zcuts_[iz], t.nz = zcuts_[iz + 1] - zcuts_[iz];
-      t.y0 = ycuts_[iy], t.ny = ycuts_[iy + 1] - ycuts_[iy];
-      tiles_.push_back(std::move(t));
-    }
-  for (std::size_t w = 0; w < layout.windows.size(); ++w) {
-    const auto [z0, z1] = blocks(zcuts_, layout.windows[w][0], layout.patch[0]);
-    const auto [y0, y1] = blocks(ycuts_, layout.windows[w][1], layout.patch[1]);
-    for (std::size_t iz = z0; iz < z1; ++iz)
-      for (std::size_t iy = y0; iy < y1; ++iy) tiles_[iz * ny + iy].last = w;
-  }
+  for (int a = 0; a < 3; ++a) cuts_[a] = cuts(layout.starts[std::size_t(a)], layout.patch[a], layout.padded[a]);
+  for (std::size_t iz = 0; iz + 1 < cuts_[0].size(); ++iz)
+    for (std::size_t iy = 0; iy + 1 < cuts_[1].size(); ++iy)
+      for (std::size_t ix = 0; ix + 1 < cuts_[2].size(); ++ix) {
+        Tile t;
+        const std::size_t i[3] = {iz, iy, ix};
+        for (int a = 0; a < 3; ++a) t.at[a] = cuts_[a][i[a]], t.n[a] = cuts_[a][i[a] + 1] - cuts_[a][i[a]];
+        tiles_.push_back(std::move(t));
+      }
+  for (std::size_t w = 0; w < layout.windows.size(); ++w)
+    for_tiles(w, [&](std::size_t t) { tiles_[t].last = w; });
   release_order_.resize(tiles_.size());
   for (std::size_t t = 0; t < tiles_.size(); ++t) release_order_[t] = t;
   std::stable_sort(release_order_.begin(), release_order_.end(),
@@ -227,55 +238,54 @@ Accumulator::~Accumulator() = default;
 
 Accumulator::Tile& Accumulator::open(std::size_t t) {
   Tile& tile = tiles_[t];
-  if (tile.buffer) return tile;
+  if (tile.buffer.defined()) return tile;
   if (tile.released) throw SegmentationError("internal: a window adds to a block that was already released");
-  const int64_t x = layout_.padded[2];
-  Image::SizeType size;
-  size[0] = itk::SizeValueType(x), size[1] = itk::SizeValueType(tile.ny);
-  size[2] = itk::SizeValueType(tile.nz * (planes_ + 1));
-  tile.buffer = sagitta::new_image<Image>(grid_, size, 0.0f);
-  const torch::Tensor all =
-      torch::from_blob(tile.buffer->GetBufferPointer(), {planes_ + 1, tile.nz, tile.ny, x}, torch::kFloat32);
-  tile.sums = all.narrow(0, 0, planes_);
-  tile.weights = all[planes_];
-  bytes_ += std::size_t(all.numel()) * sizeof(float);
+  tile.buffer = mapped_zeros({planes_ + 1, tile.n[0], tile.n[1], tile.n[2]});
+  tile.sums = tile.buffer.narrow(0, 0, planes_);
+  tile.weights = tile.buffer[planes_];
+  bytes_ += std::size_t(tile.buffer.numel()) * sizeof(float);
   peak_bytes_ = std::max(peak_bytes_, bytes_);
   return tile;
 }
 
 template <typename F>
-void Accumulator::for_tiles(std::size_t w, F&& f) {
+void Accumulator::for_tiles(std::size_t w, F&& f) const {
   const auto& s = layout_.windows[w];
-  const auto [z0, z1] = blocks(zcuts_, s[0], layout_.patch[0]);
-  const auto [y0, y1] = blocks(ycuts_, s[1], layout_.patch[1]);
-  const std::size_t ny = ycuts_.size() - 1;
-  for (std::size_t iz = z0; iz < z1; ++iz)
-    for (std::size_t iy = y0; iy < y1; ++iy) {
-      Tile& t = open(iz * ny + iy);
-      // The tile lies inside the window along z and y (the cuts include every window's edges).
-      f(t, t.z0 - s[0], t.y0 - s[1], int64_t(s[2]));
-    }
+  std::pair<std::size_t, std::size_t> r[3];
+  for (int a = 0; a < 3; ++a) r[a] = blocks(cuts_[a], s[std::size_t(a)], layout_.patch[a]);
+  const std::size_t ny = cuts_[1].size() - 1, nx = cuts_[2].size() - 1;
+  for (std::size_t iz = r[0].first; iz < r[0].second; ++iz)
+    for (std::size_t iy = r[1].first; iy < r[1].second; ++iy)
+      for (std::size_t ix = r[2].first; ix < r[2].second; ++ix) f((iz * ny + iy) * nx + ix);
+}
+
+// The part of window w's patch (the last three dimensions of `patch`) that tile t holds.
+torch::Tensor Accumulator::part(const torch::Tensor& patch, std::size_t w, const Tile& t) const {
+  const auto& s = layout_.windows[w];
+  const int64_t d = patch.dim() - 3;
+  // The tile lies inside the window (the cuts include every window's edges).
+  return patch.narrow(d, t.at[0] - s[0], t.n[0]).narrow(d + 1, t.at[1] - s[1], t.n[1]).narrow(d + 2, t.at[2] - s[2], t.n[2]);
 }
 
 void Accumulator::add(std::size_t w, int k, const torch::Tensor& weighted) {
-  const int64_t px = layout_.patch[2];
-  for_tiles(w, [&](Tile& t, int64_t oz, int64_t oy, int64_t x0) {
-    t.sums[k].narrow(2, x0, px).add_(weighted.narrow(0, oz, t.nz).narrow(1, oy, t.ny));
+  for_tiles(w, [&](std::size_t i) {
+    Tile& t = open(i);
+    t.sums[k].add_(part(weighted, w, t));
   });
 }
 
 void Accumulator::add_planes(std::size_t w, const torch::Tensor& weighted, int64_t b) {
-  const int64_t px = layout_.patch[2];
   const torch::Tensor one = weighted[b];
-  for_tiles(w, [&](Tile& t, int64_t oz, int64_t oy, int64_t x0) {
-    t.sums.narrow(3, x0, px).add_(one.narrow(1, oz, t.nz).narrow(2, oy, t.ny));
+  for_tiles(w, [&](std::size_t i) {
+    Tile& t = open(i);
+    t.sums.add_(part(one, w, t));
   });
 }
 
 void Accumulator::add_weight(std::size_t w) {
-  const int64_t px = layout_.patch[2];
-  for_tiles(w, [&](Tile& t, int64_t oz, int64_t oy, int64_t x0) {
-    t.weights.narrow(2, x0, px).add_(layout_.gauss.narrow(0, oz, t.nz).narrow(1, oy, t.ny));
+  for_tiles(w, [&](std::size_t i) {
+    Tile& t = open(i);
+    t.weights.add_(part(layout_.gauss, w, t));
   });
 }
 
@@ -287,19 +297,18 @@ void Accumulator::release(std::size_t w, const BlockSink& sink, bool zero_uncove
       t.sums.copy_(torch::where(t.weights > 0, t.sums / t.weights.clamp_min(1e-12), torch::zeros_like(t.weights)));
     else
       t.sums.div_(t.weights);
-    const Span z = inside(t.z0, t.nz, layout_.before[0], layout_.volume[0]);
-    const Span y = inside(t.y0, t.ny, layout_.before[1], layout_.volume[1]);
-    if (z.length > 0 && y.length > 0) {
+    Span span[3];
+    for (int a = 0; a < 3; ++a) span[a] = inside(t.at[a], t.n[a], layout_.before[a], layout_.volume[a]);
+    if (span[0].length > 0 && span[1].length > 0 && span[2].length > 0) {
       Block block;
-      block.z0 = z.in_volume, block.y0 = y.in_volume;
-      block.values = t.sums.narrow(1, z.in_tile, z.length)
-                         .narrow(2, y.in_tile, y.length)
-                         .narrow(3, layout_.before[2], layout_.volume[2]);
+      block.z0 = span[0].in_volume, block.y0 = span[1].in_volume, block.x0 = span[2].in_volume;
+      block.values = t.sums.narrow(1, span[0].in_tile, span[0].length)
+                         .narrow(2, span[1].in_tile, span[1].length)
+                         .narrow(3, span[2].in_tile, span[2].length);
       sink(block);
     }
     bytes_ -= std::size_t(t.sums.numel() + t.weights.numel()) * sizeof(float);
-    t.sums = t.weights = torch::Tensor();
-    t.buffer = nullptr;
+    t.sums = t.weights = t.buffer = torch::Tensor();
     t.released = true;
   }
 }
@@ -315,6 +324,7 @@ void Accumulator::release(std::size_t w, bool zero_uncovered) {
           view(*whole_[std::size_t(k)])
               .narrow(0, b.z0, b.values.size(1))
               .narrow(1, b.y0, b.values.size(2))
+              .narrow(2, b.x0, b.values.size(3))
               .copy_(b.values[k]);
       },
       zero_uncovered);

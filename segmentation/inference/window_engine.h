@@ -102,19 +102,19 @@ torch::Tensor forward(const Model::Impl& net, const torch::Tensor& x, const Flip
 // ---- accumulation ------------------------------------------------------------------------------
 
 // A finished block of the input grid: the averaged planes (sums / weights) over voxels
-// [z0, z0 + nz) x [y0, y0 + ny) x every x. `values` is planes x nz x ny x nx, a view valid during
-// the sink's call.
+// [z0, z0 + nz) x [y0, y0 + ny) x [x0, x0 + nx). `values` is planes x nz x ny x nx, a view valid
+// during the sink's call.
 struct Block {
-  int64_t z0 = 0, y0 = 0;
+  int64_t z0 = 0, y0 = 0, x0 = 0;
   torch::Tensor values;
 };
 using BlockSink = std::function<void(const Block&)>;
 
 // Weighted sums of per-window planes and the sum of the weights, kept in tiles of the padded grid
-// (z and y cut at every window start and end, x whole) that exist only between the first and the
-// last window that adds to them. With windows visited z-slowest and released as they finish, the
-// memory is about one slab of windows (patch depth minus overlap) x planes, not the volume x planes:
-// 117 classes cost what a few did. Per voxel the additions happen in window order, exactly as into
+// (each axis cut at every window start and end) that exist only between the first and the last
+// window that adds to them. With windows visited z-slowest and released as they finish, the
+// memory is about the overlap of two rows of windows (patch depth minus step) x planes, not the
+// volume x planes: 117 classes cost what a few did. Per voxel the additions happen in window order, exactly as into
 // one volume-sized buffer, so the results are bit for bit those of the whole-volume accumulation.
 class Accumulator {
 public:
@@ -147,15 +147,17 @@ private:
   struct Tile;
   // Tile t's sums and weights, allocated (zeroed) on first use.
   Tile& open(std::size_t t);
-  // The tiles window w touches, and the part of the window each covers.
+  // f(tile index) for every tile window w touches.
   template <typename F>
-  void for_tiles(std::size_t w, F&& f);
+  void for_tiles(std::size_t w, F&& f) const;
+  // The part of window w's patch (the last three dimensions of `patch`) that tile t holds.
+  torch::Tensor part(const torch::Tensor& patch, std::size_t w, const Tile& t) const;
 
   const Layout& layout_;
   const Image& grid_;
   const int planes_;
-  std::vector<int64_t> zcuts_, ycuts_;  // tile boundaries on the padded grid
-  std::vector<Tile> tiles_;             // z-block major
+  std::vector<int64_t> cuts_[3];        // tile boundaries on the padded grid, z y x
+  std::vector<Tile> tiles_;             // z-block major, x fastest
   std::vector<std::size_t> release_order_;  // tiles by their last window
   std::size_t done_ = 0;                   // tiles of release_order_ released so far
   std::vector<Image::Pointer> whole_;      // release() without a sink, and finish()
