@@ -6,7 +6,8 @@
 # build folder (PEER_BUILD, e.g. a build of an earlier commit) the same runs of that build, same
 # inputs, same script.
 #   bench/segmentation_streaming.sh [build dir]   (env: SLICES="400 1000" PATCH=64 BASE=8 DEPTH=3
-#                                                  THREADS=2 PEER_BUILD= WORK=/tmp/sagitta-stream-bench)
+#                                                  THREADS=2 PEER_BUILD= PEER_SLICES=400
+#                                                  WORK=/tmp/sagitta-stream-bench)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build="${1:-$root/build}"
@@ -15,12 +16,13 @@ slices="${SLICES:-400 1000}" patch="${PATCH:-64}" base="${BASE:-8}" depth="${DEP
 /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || { echo "skipped: /usr/bin/python3 has no torch/numpy (apt-get install python3-torch)"; exit 0; }
 mkdir -p "$work"
 
+model="$work/model_b${base}_d${depth}_p${patch}"
 labels=$(seq -f "structure_%g" 1 116 | tr '\n' ' ')
-if [ ! -f "$work/model/model.json" ]; then
+if [ ! -f "$model/model.json" ]; then
   # shellcheck disable=SC2086
   /usr/bin/python3 "$root/scripts/export_torchscript.py" --builtin-unet --base "$base" --depth "$depth" \
     --patch "$patch" "$patch" "$patch" --spacing 1.5 1.5 1.5 --channel CT:ct:0:200:-1024:3071 \
-    --labels $labels --name bench117 -o "$work/model" > /dev/null
+    --labels $labels --name bench117 -o "$model" > /dev/null
 fi
 
 # A CT-like volume: air, an elliptic body of soft tissue with a spine-like cylinder, as int16 NRRD.
@@ -50,7 +52,7 @@ run() {  # build label slices
   local b="$1" name="$2" n="$3" out="$work/out_${2}_$3"
   rm -rf "$out"
   /usr/bin/time -f "%M %e" -o "$work/time_${name}_$n" "$b/modules/sagitta" segment "$work/ct_$n.nrrd" \
-    --model "$work/model/model.json" --threads "$threads" -o "$out" > /dev/null
+    --model "$model/model.json" --threads "$threads" -o "$out" > /dev/null
   /usr/bin/python3 - "$work/time_${name}_$n" "$out" "$name" "$n" <<'PY'
 import json, sys, glob
 rss_kib, wall = open(sys.argv[1]).read().split()[-2:]
@@ -71,5 +73,6 @@ echo "model: built-in U-Net base $base depth $depth, 117 classes, patch ${patch}
 for n in $slices; do
   make_ct "$n"
   run "$build" sagitta "$n"
-  if [ -n "${PEER_BUILD:-}" ]; then run "$PEER_BUILD" peer "$n"; fi
+  # The whole-volume engine needs volume x classes x 4 bytes: only where that fits.
+  if [ -n "${PEER_BUILD:-}" ] && [[ " ${PEER_SLICES:-400} " == *" $n "* ]]; then run "$PEER_BUILD" peer "$n"; fi
 done
