@@ -343,7 +343,7 @@ std::vector<batch::Column> cohort_columns(const ModelCard& card) {
 batch::Row cohort_cells(const nlohmann::json& report) {
   batch::Row row{{"seconds", fmt::format("{:.3f}", report["timings_s"].value("total", 0.0))}};
   for (const auto& l : report["labels"])
-    if (l.value("value", 0) != 0) row["volume_" + l["name"].get<std::string>()] = fmt::format("{}", l["volume_ml"].get<double>());
+    if (l.value("value", 0) != 0) row["volume_" + l["name"].get<std::string>()] = fmt::format("{:.4f}", l["volume_ml"].get<double>());
   for (const auto& [name, d] : report["batch"]["dice"].items())
     if (!d.is_null()) row["dice_" + name] = fmt::format("{:.4f}", d.get<double>());
   std::size_t windows = report["windows"].value("count", 0);

@@ -134,17 +134,12 @@ void write_csv(const fs::path& path, const std::vector<Column>& cols, const std:
   write_text_atomically(path, s.str());
 }
 
-// The item's failure as one line that names it.
+// The item's failure as one line that names it and, unless the message does, its input.
 std::string failure_line(const Job& job, const Item& item, const std::exception_ptr& error) {
-  std::string message = describe_failure(error).message;
+  const std::string message = describe_failure(error).message;
   const std::string input = item.input.string();
-  const bool id_is_name = item.id == item.input.stem().string();
-  if (id_is_name) {
-    if (!input.empty() && message.find(input) != std::string::npos) return message;
-    return job.noun + " " + input + ": " + message;
-  }
-  if (!input.empty() && message.find(input) == std::string::npos) message = "(" + input + ") " + message;
-  return job.noun + " " + item.id + ": " + message;
+  if (input.empty() || message.find(input) != std::string::npos) return job.noun + " " + item.id + ": " + message;
+  return job.noun + " " + item.id + " (" + input + "): " + message;
 }
 
 bool is_cancel(const std::exception_ptr& e) {
