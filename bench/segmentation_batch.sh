@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# A cohort of small CTs: one `sagitta segment --cohort` against one `sagitta segment` per study,
+# same model, same options, same inputs, same run; studies per hour and their ratio.
+#
+#   cmake --build build --target sagitta make_bench_series
+#   bench/segmentation_batch.sh build          # STUDIES=20 REPEATS=1 by default
+#
+# Environment: STUDIES (20), SIZE ("128 128 32": rows columns slices of each synthetic CT series),
+# MODEL (the shipped demo CT model, testdata/models/demo/model.json), THREADS (2), REPEATS (1; the
+# order of the two ways alternates between repeats and the medians are printed), WORK
+# (/tmp/sagitta-bench-batch).
+set -euo pipefail
+build="$(cd "${1:-build}" && pwd)"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+studies="${STUDIES:-20}"
+size="${SIZE:-128 128 32}"
+model="${MODEL:-$root/testdata/models/demo/model.json}"
+threads="${THREADS:-2}"
+repeats="${REPEATS:-1}"
+work="${WORK:-/tmp/sagitta-bench-batch}"
+sagitta="$build/modules/sagitta"
+for tool in "$sagitta" "$build/bench/make_bench_series"; do
+  [ -x "$tool" ] || { echo "missing $tool: cmake --build $build --target sagitta make_bench_series" >&2; exit 2; }
+done
+
+# The cohort: synthetic uncompressed CT series (the benchmark series' phantom, smaller), written once.
+mkdir -p "$work/cohort"
+manifest="$work/cohort_${studies}.csv"
+echo "id,input" > "$manifest"
+for i in $(seq 1 "$studies"); do
+  id=$(printf "ct%02d" "$i")
+  series="$work/cohort/${id}_${size// /x}"
+  [ -d "$series" ] || "$build/bench/make_bench_series" "$series" $size
+  echo "$id,$series" >> "$manifest"
+done
+cat "$work"/cohort/*/* > /dev/null  # page cache warm for both ways
+echo "cohort: $studies CT series of ${size// /x} voxels; model $(basename "$(dirname "$model")") ($model); --threads $threads"
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+
+now() { date +%s.%N; }
+separate() {
+  rm -rf "$work/separate"
+  local t0; t0=$(now)
+  tail -n +2 "$manifest" | while IFS=, read -r id series; do
+    "$sagitta" segment "$series" --model "$model" -o "$work/separate/$id" --threads "$threads" --no-progress >/dev/null
+  done
+  echo "$(now) - $t0" | bc -l
+}
+cohort() {
+  rm -rf "$work/cohort_out"
+  local t0; t0=$(now)
+  "$sagitta" segment --cohort "$manifest" --model "$model" -o "$work/cohort_out" --threads "$threads" --no-progress >/dev/null
+  echo "$(now) - $t0" | bc -l
+}
+
+sep_times=(); coh_times=()
+for r in $(seq 1 "$repeats"); do
+  if [ $((r % 2)) -eq 1 ]; then s=$(separate); c=$(cohort); else c=$(cohort); s=$(separate); fi
+  printf "repeat %d: %d separate runs %.1f s, one --cohort run %.1f s\n" "$r" "$studies" "$s" "$c"
+  sep_times+=("$s"); coh_times+=("$c")
+done
+
+# Same outputs both ways, byte for byte.
+tail -n +2 "$manifest" | while IFS=, read -r id series; do
+  cmp -s "$work/separate/$id/labels.nrrd" "$work/cohort_out/$id/labels.nrrd" || { echo "labels of $id differ" >&2; exit 1; }
+done
+echo "labels identical both ways for all $studies studies"
+
+median() { printf "%s\n" "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+s=$(median "${sep_times[@]}"); c=$(median "${coh_times[@]}")
+printf "\n| way | seconds (median of %d) | studies per hour |\n|---|---|---|\n" "$repeats"
+printf "| %d x \`sagitta segment\` | %.1f | %.0f |\n" "$studies" "$s" "$(echo "$studies * 3600 / $s" | bc -l)"
+printf "| \`sagitta segment --cohort\` | %.1f | %.0f |\n" "$c" "$(echo "$studies * 3600 / $c" | bc -l)"
+printf "ratio (cohort / separate studies per hour): %.2fx\n" "$(echo "$s / $c" | bc -l)"
