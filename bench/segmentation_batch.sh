@@ -38,26 +38,28 @@ echo "cohort: $studies CT series of ${size// /x} voxels; model $(basename "$(dir
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 now() { date +%s.%N; }
+# Each way prints "wall cpu": elapsed seconds and the CPU seconds (user + sys) of its processes.
+# On a shared machine the wall time follows the other load; the CPU time much less so.
+TIMEFORMAT="%R %U %S"
 separate() {
   rm -rf "$work/separate"
-  local t0; t0=$(now)
-  tail -n +2 "$manifest" | while IFS=, read -r id series; do
-    "$sagitta" segment "$series" --model "$model" -o "$work/separate/$id" --threads "$threads" --no-progress >/dev/null
-  done
-  echo "$(now) - $t0" | bc -l
+  { time (tail -n +2 "$manifest" | while IFS=, read -r id series; do
+      "$sagitta" segment "$series" --model "$model" -o "$work/separate/$id" --threads "$threads" --no-progress >/dev/null
+    done); } 2>&1 | awk '{print $1, $2 + $3}'
 }
 cohort() {
   rm -rf "$work/cohort_out"
-  local t0; t0=$(now)
-  "$sagitta" segment --cohort "$manifest" --model "$model" -o "$work/cohort_out" --threads "$threads" --no-progress >/dev/null
-  echo "$(now) - $t0" | bc -l
+  { time "$sagitta" segment --cohort "$manifest" --model "$model" -o "$work/cohort_out" --threads "$threads" \
+      --no-progress >/dev/null; } 2>&1 | awk '{print $1, $2 + $3}'
 }
 
-sep_times=(); coh_times=()
+sep_wall=(); coh_wall=(); sep_cpu=(); coh_cpu=()
 for r in $(seq 1 "$repeats"); do
   if [ $((r % 2)) -eq 1 ]; then s=$(separate); c=$(cohort); else c=$(cohort); s=$(separate); fi
-  printf "repeat %d: %d separate runs %.1f s, one --cohort run %.1f s\n" "$r" "$studies" "$s" "$c"
-  sep_times+=("$s"); coh_times+=("$c")
+  read -r sw sc <<<"$s"; read -r cw cc <<<"$c"
+  printf "repeat %d (load %s): %d separate runs %.1f s wall, %.1f s CPU; one --cohort run %.1f s wall, %.1f s CPU\n" \
+    "$r" "$(cut -d' ' -f1 /proc/loadavg)" "$studies" "$sw" "$sc" "$cw" "$cc"
+  sep_wall+=("$sw"); coh_wall+=("$cw"); sep_cpu+=("$sc"); coh_cpu+=("$cc")
 done
 
 # Same outputs both ways, byte for byte.
@@ -67,8 +69,12 @@ done
 echo "labels identical both ways for all $studies studies"
 
 median() { printf "%s\n" "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-s=$(median "${sep_times[@]}"); c=$(median "${coh_times[@]}")
-printf "\n| way | seconds (median of %d) | studies per hour |\n|---|---|---|\n" "$repeats"
-printf "| %d x \`sagitta segment\` | %.1f | %.0f |\n" "$studies" "$s" "$(echo "$studies * 3600 / $s" | bc -l)"
-printf "| \`sagitta segment --cohort\` | %.1f | %.0f |\n" "$c" "$(echo "$studies * 3600 / $c" | bc -l)"
-printf "ratio (cohort / separate studies per hour): %.2fx\n" "$(echo "$s / $c" | bc -l)"
+s=$(median "${sep_wall[@]}"); c=$(median "${coh_wall[@]}")
+sc=$(median "${sep_cpu[@]}"); cc=$(median "${coh_cpu[@]}")
+printf "\n| way (medians of %d) | wall s | studies per hour (wall) | CPU s | studies per CPU-hour |\n|---|---|---|---|---|\n" "$repeats"
+printf "| %d x \`sagitta segment\` | %.1f | %.0f | %.1f | %.0f |\n" "$studies" "$s" "$(echo "$studies * 3600 / $s" | bc -l)" \
+  "$sc" "$(echo "$studies * 3600 / $sc" | bc -l)"
+printf "| \`sagitta segment --cohort\` | %.1f | %.0f | %.1f | %.0f |\n" "$c" "$(echo "$studies * 3600 / $c" | bc -l)" \
+  "$cc" "$(echo "$studies * 3600 / $cc" | bc -l)"
+printf "ratio (cohort / separate): %.2fx studies per hour, %.2fx studies per CPU-hour\n" "$(echo "$s / $c" | bc -l)" \
+  "$(echo "$sc / $cc" | bc -l)"
