@@ -326,7 +326,8 @@ TEST_F(CohortCli, FullDiskStopsTheBatchCleanlyAndTheRerunFinishes) {
 
   const auto full = run_command(cohort(manifest, out, "--probabilities"));
   EXPECT_EQ(full.exit_code, 3) << full.out << full.err;
-  EXPECT_NE(full.err.find("study s2:"), std::string::npos) << full.err;
+  EXPECT_NE(full.err.find("study s2 ("), std::string::npos) << full.err;
+  EXPECT_EQ(full.err.find(".sagitta-partial"), std::string::npos) << "names a staging path:\n" << full.err;
   EXPECT_NE(full.err.find("is full"), std::string::npos) << full.err;
   EXPECT_NE(full.err.find("run the same command again"), std::string::npos) << full.err;
   EXPECT_TRUE(fs::exists(out / "s0" / "report.json"));

@@ -134,9 +134,18 @@ void write_csv(const fs::path& path, const std::vector<Column>& cols, const std:
   write_text_atomically(path, s.str());
 }
 
-// The item's failure as one line that names it and, unless the message does, its input.
+void replace_all(std::string& s, const std::string& from, const std::string& to) {
+  for (std::size_t at = s.find(from); !from.empty() && at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
+}
+
+// The item's failure as one line that names it and, unless the message does, its input. Paths
+// inside the item's staging folder are named as the outputs they would have become.
 std::string failure_line(const Job& job, const Item& item, const std::exception_ptr& error) {
-  const std::string message = describe_failure(error).message;
+  std::string message = describe_failure(error).message;
+  const std::string staging = staging_folder(job.output, item.id).string(), folder = (job.output / item.id).string();
+  replace_all(message, staging + "/" + kStagingPrefix + std::to_string(::getpid()), folder);  // a StagedOutputs inside
+  replace_all(message, staging, folder);
   const std::string input = item.input.string();
   if (input.empty() || message.find(input) != std::string::npos) return job.noun + " " + item.id + ": " + message;
   return job.noun + " " + item.id + " (" + input + "): " + message;
