@@ -4,10 +4,16 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <array>
+#include <cmath>
+#include <fstream>
+#include <functional>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <unistd.h>
 
+#include "batch_options.h"
 #include "command.h"
 #include "explain_outputs.h"
 #include "model_options.h"
@@ -70,6 +76,17 @@ CommandSpec segment_spec() {
   s.groups.push_back({"Inference", "", inference_parameters("Average the predictions over flips of every axis (8x slower in 3D)"), true});
   s.groups.push_back({"Postprocessing", "", {largest, holes, min_size}, true});
   s.groups.push_back({"Reporting", "", {json_parameter(), no_progress_parameter()}, true});
+  Parameter cohort = parameter("cohort", ParamType::File, "cohort", "", "Cohort",
+                               "A cohort in one run, instead of input files: a CSV manifest (id,input[,label map] per row; "
+                               "inputs are DICOM folders or volume files, relative to the manifest; a label map gives "
+                               "Dice per label) or a folder with one study (a DICOM folder) per sub-folder. The model is "
+                               "loaded once and the next study read while the current one runs; each study's outputs "
+                               "appear whole in OUTPUT/<id>/ and batch.csv lists status, seconds, volumes (mL) and Dice "
+                               "per study. Finished studies are skipped, so a killed run resumes; a bad study is one "
+                               "line and the batch goes on (exit code 3 at the end)");
+  cohort.channel = Channel::Input;
+  cohort.slicer = false;
+  s.groups.push_back({"Cohort", "", {cohort, shard_parameter("studies"), force_parameter("studies")}, true});
   return s;
 }
 
@@ -77,6 +94,7 @@ CommandSpec segment_spec() {
 // the run ends; the DICOM SEG goes back with store().
 class PacsStudy {
 public:
+  PacsStudy() = default;  // no PACS
   PacsStudy(const Arguments& a, const fs::path& outputs, Progress& progress) {
     if (a.text("pacs").empty()) return;
     if (a.text("study").empty()) throw sagitta::Error("--pacs needs --study <StudyInstanceUID>");
@@ -175,7 +193,68 @@ void print_summary(const Arguments& a, const nlohmann::json& report, const seg::
     if (s.value != 0) fmt::print("  {:>3} {:<24} {:>10} voxels {:>10.2f} mL\n", s.value, s.name, s.voxels, s.volume_ml);
 }
 
+// One study's outputs, staged in `out`: labels, probabilities, DICOM SEG, explanation, and
+// report.json last. `annotate` adds to the report before it is written. Shared by a single run
+// and each study of a cohort, so both write the same files the same way.
+struct StudyRun {
+  seg::Segmentation result;
+  nlohmann::json report;
+};
+
+struct StudyContext {
+  StudyContext(const ModelCard& c, const seg::Model& m, nlohmann::json r) : card(c), model(m), model_report(std::move(r)) {}
+  const ModelCard& card;
+  const seg::Model& model;
+  nlohmann::json model_report;
+  const PacsStudy* pacs = nullptr;
+  nlohmann::json timings;                             // load_model, load_input
+  double total_before = 0;                            // seconds of the study spent before `total` started
+  std::function<bool(int, int)> window_progress;      // (windows done, count)
+  std::function<void(const char*, double, double)> stage;
+  std::function<void(const seg::Segmentation&, nlohmann::json&)> annotate;
+};
+
+StudyRun segment_study(const Arguments& a, const StudyContext& c, const std::vector<dcm::OpenedVolume>& inputs,
+                       StagedOutputs& out, const Stopwatch& total) {
+  Stopwatch step;
+  const bool dicom_seg = a.flag("dicom_seg") || (c.pacs && c.pacs->active());
+  seg::SegmentOptions so = segment_options(a);
+  if (c.stage) c.stage("sliding windows", 0.15, 0.95);
+  so.window.progress = c.window_progress;
+  std::optional<explain::Explanation> explanation;
+  if (a.flag("explain")) explanation = segment_and_explain(c.model, volumes_of(inputs), so);
+  StudyRun run;
+  seg::Segmentation& result = run.result;
+  result = explanation ? std::move(explanation->segmentation) : seg::segment(c.model, volumes_of(inputs), so);
+  if (cancel_requested()) throw Cancelled();
+  if (c.stage) c.stage("writing", 0.95, 1.0);
+  step.lap();
+
+  const std::string ext = volume_extension(a);
+  write_volumes_as<std::uint16_t>({result.labels}, out.add("labels" + ext), true);
+  if (so.probabilities)
+    write_volumes(result.probabilities, out.add("probabilities" + ext), {OutputPixelType::Float, true});
+  const PacsStudy none;
+  const nlohmann::json seg_json = dicom_seg ? write_dicom_seg(result, inputs.front(), c.card, out, c.pacs ? *c.pacs : none)
+                                            : nlohmann::json();
+  nlohmann::json& report = run.report;
+  report = segment_report(a, result, so, inputs, c.model_report);
+  report["dicom"] = seg_json.is_null() ? nlohmann::json::object() : nlohmann::json{{"seg", seg_json}};
+  if (explanation) add_explanation_outputs(*explanation, *inputs.front().volume, c.card, out, ext, report);
+  if (c.annotate) c.annotate(result, report);
+  report["outputs"] = out.names();
+  report["timings_s"] = result.report["timings_s"];
+  report["timings_s"].update(c.timings);
+  report["timings_s"].update({{"write", step.seconds()}, {"total", c.total_before + total.seconds()}});
+  write_text_atomically(out.add("report.json"), report.dump(2) + "\n");
+  if (cancel_requested()) throw Cancelled();  // the last point where nothing is visible yet
+  return run;
+}
+
+int run_cohort(const Arguments& a);
+
 int run_segment(const Arguments& a) {
+  if (!a.text("cohort").empty()) return run_cohort(a);
   Stopwatch total, step;
   Progress progress("Sagitta Segment", "U-Net segmentation with sliding windows", a.flag("no_progress") || a.flag("json"));
   StagedOutputs out(a.text("output"));
@@ -195,33 +274,172 @@ int run_segment(const Arguments& a) {
     throw sagitta::Error("--dicom-seg needs a DICOM series as the first input (a SEG references source images)");
   const double t_load = step.lap();
 
-  seg::SegmentOptions so = segment_options(a);
-  progress.stage("sliding windows", 0.15, 0.95);
-  so.window.progress = [&progress](int done, int count) { return progress.update(done, count); };
-  std::optional<explain::Explanation> explanation;
-  if (a.flag("explain")) explanation = segment_and_explain(model, volumes_of(inputs), so);
-  seg::Segmentation result = explanation ? std::move(explanation->segmentation) : seg::segment(model, volumes_of(inputs), so);
-  if (cancel_requested()) throw Cancelled();
-  progress.stage("writing", 0.95, 1.0);
-  step.lap();
-
-  const std::string ext = volume_extension(a);
-  write_volumes_as<std::uint16_t>({result.labels}, out.add("labels" + ext), true);
-  if (so.probabilities)
-    write_volumes(result.probabilities, out.add("probabilities" + ext), {OutputPixelType::Float, true});
-  const nlohmann::json seg_json = dicom_seg ? write_dicom_seg(result, inputs.front(), card, out, pacs) : nlohmann::json();
-  nlohmann::json report = segment_report(a, result, so, inputs, model_json(a.text("model"), card, model));
-  report["dicom"] = seg_json.is_null() ? nlohmann::json::object() : nlohmann::json{{"seg", seg_json}};
-  if (explanation) add_explanation_outputs(*explanation, *inputs.front().volume, card, out, ext, report);
-  report["outputs"] = out.names();
-  report["timings_s"] = result.report["timings_s"];
-  report["timings_s"].update({{"load_model", t_model}, {"load_input", t_load}, {"write", step.seconds()}, {"total", total.seconds()}});
-  write_text_atomically(out.add("report.json"), report.dump(2) + "\n");
-  if (cancel_requested()) throw Cancelled();  // the last point where nothing is visible yet
+  StudyContext c(card, model, model_json(a.text("model"), card, model));
+  c.pacs = &pacs;
+  c.timings = {{"load_model", t_model}, {"load_input", t_load}};
+  c.window_progress = [&progress](int done, int count) { return progress.update(done, count); };
+  c.stage = [&progress](const char* name, double from, double to) { progress.stage(name, from, to); };
+  const StudyRun run = segment_study(a, c, inputs, out, total);
   out.commit();
   progress.finish();
-  print_summary(a, report, result, out.folder() / ("labels" + ext), total.seconds());
+  print_summary(a, run.report, run.result, out.folder() / ("labels" + volume_extension(a)), total.seconds());
   return kExitOk;
+}
+
+// ---- cohorts -----------------------------------------------------------------------------------
+
+// What decides a study's outputs besides its input: a finished study whose report records the
+// same is skipped.
+nlohmann::json cohort_settings(const Arguments& a, const ModelCard& card, const batch::Item& item) {
+  nlohmann::json options;
+  for (const char* f : {"probabilities", "dicom_seg", "explain", "mirror", "crop_body", "largest_component", "fill_holes"})
+    options[f] = a.flag(f);
+  options["overlap"] = a.real("overlap");
+  options["batch"] = a.integer("batch");
+  options["min_size"] = a.integer("min_size");
+  options["format"] = a.text("format");
+  options["series"] = a.text("series");
+  return {{"model", {{"card_sha256", sha256_file(a.text("model"))}, {"weights_sha256", card.sha256}}},
+          {"options", options},
+          {"input", fs::absolute(item.input).lexically_normal().string()},
+          {"reference", item.reference.empty() ? std::string() : fs::absolute(item.reference).lexically_normal().string()}};
+}
+
+// Dice of each card label (background excluded) between the labels and a reference on the same grid;
+// null where both are empty.
+nlohmann::json dice_per_label(const LabelImage& labels, const Image& reference, const ModelCard& card) {
+  std::map<int, std::array<std::size_t, 3>> n;  // predicted, reference, both
+  const std::size_t count = labels.GetBufferedRegion().GetNumberOfPixels();
+  const auto* p = labels.GetBufferPointer();
+  const auto* r = reference.GetBufferPointer();
+  for (const auto& l : card.labels) n[l.value] = {0, 0, 0};
+  for (std::size_t i = 0; i < count; ++i) {
+    const int pv = p[i], rv = int(std::lround(r[i]));
+    if (pv == rv) {
+      if (auto it = n.find(pv); it != n.end()) it->second[0]++, it->second[1]++, it->second[2]++;
+    } else {
+      if (auto it = n.find(pv); it != n.end()) it->second[0]++;
+      if (auto it = n.find(rv); it != n.end()) it->second[1]++;
+    }
+  }
+  nlohmann::json dice = nlohmann::json::object();
+  for (const auto& l : card.labels) {
+    if (l.value == 0) continue;
+    const auto& c = n[l.value];
+    dice[l.name] = c[0] + c[1] ? nlohmann::json(2.0 * double(c[2]) / double(c[0] + c[1])) : nlohmann::json(nullptr);
+  }
+  return dice;
+}
+
+std::vector<batch::Column> cohort_columns(const ModelCard& card) {
+  std::vector<batch::Column> c = batch::columns({"id", "status", "seconds", "input", "reference", "message"});
+  for (const auto& l : card.labels)
+    if (l.value != 0) c.push_back({"volume_" + l.name + "_ml", "volume_" + l.name});
+  for (const auto& l : card.labels)
+    if (l.value != 0) c.push_back({"dice_" + l.name, "dice_" + l.name});
+  return c;
+}
+
+// A study's CSV cells from its report.
+batch::Row cohort_cells(const nlohmann::json& report) {
+  batch::Row row{{"seconds", fmt::format("{:.3f}", report["timings_s"].value("total", 0.0))}};
+  for (const auto& l : report["labels"])
+    if (l.value("value", 0) != 0) row["volume_" + l["name"].get<std::string>()] = fmt::format("{:.4f}", l["volume_ml"].get<double>());
+  for (const auto& [name, d] : report["batch"]["dice"].items())
+    if (!d.is_null()) row["dice_" + name] = fmt::format("{:.4f}", d.get<double>());
+  std::size_t windows = report["windows"].value("count", 0);
+  row["detail"] = fmt::format("{} windows", windows);
+  return row;
+}
+
+std::optional<nlohmann::json> finished_report(const fs::path& folder, const nlohmann::json& settings) {
+  std::ifstream f(folder / "report.json");
+  if (!f) return std::nullopt;
+  try {
+    nlohmann::json report = nlohmann::json::parse(f);
+    if (report["batch"].value("settings", nlohmann::json()) != settings) return std::nullopt;
+    for (const auto& name : report["outputs"])
+      if (!fs::exists(folder / name.get<std::string>())) return std::nullopt;
+    return report;
+  } catch (const std::exception&) {
+    return std::nullopt;  // damaged or not ours: recompute
+  }
+}
+
+// What the prefetch thread reads for one study.
+struct Loaded {
+  std::vector<dcm::OpenedVolume> inputs;
+  Image::Pointer reference;
+  double seconds = 0;
+};
+
+int run_cohort(const Arguments& a) {
+  if (!a.list("inputs").empty() || !a.text("pacs").empty())
+    throw UsageError("--cohort takes its studies from the manifest or folder: give no input files and no --pacs");
+  if (a.flag("json")) throw UsageError("--json prints one study's report: with --cohort, read batch.csv and OUTPUT/<id>/report.json");
+  if (a.text("output").empty()) throw UsageError("--cohort needs -o/--output folder");
+  Stopwatch step;
+  const fs::path cohort = a.text("cohort");
+  const std::vector<batch::Item> studies = fs::is_directory(cohort) ? batch::items_from_folder(cohort) : batch::read_csv_manifest(cohort);
+  if (studies.empty()) throw UsageError(cohort.string() + ": no studies (a manifest row is id,input[,label map]; a folder has one sub-folder per study)");
+  batch::Job job;
+  job.output = a.text("output");
+  job.shard = batch::choose_shard(a.text("shard"));
+  job.force = a.flag("force");
+  job.noun = "study";
+
+  const ModelCard card = load_card(a.text("model"));
+  const seg::Model model = load_model(card, a, "sagitta segment");
+  const double t_model = step.lap();
+  job.columns = cohort_columns(card);
+  BatchConsole console("Sagitta Segment", "U-Net segmentation of a cohort", a.flag("no_progress"));
+  console.attach(job, studies.size(), "studies");
+  const nlohmann::json model_report = model_json(a.text("model"), card, model);
+  const bool dicom_seg = a.flag("dicom_seg");
+
+  job.finished = [&](const batch::Item& item, const fs::path& folder) -> std::optional<batch::Row> {
+    if (auto report = finished_report(folder, cohort_settings(a, card, item))) return cohort_cells(*report);
+    return std::nullopt;
+  };
+  // On the prefetch thread: reading only (DCMTK/ITK), no LibTorch.
+  job.prepare = [&](const batch::Item& item) -> batch::Job::Work {
+    Stopwatch read;
+    std::error_code ec;
+    if (!fs::exists(item.input, ec)) throw sagitta::Error("input " + item.input.string() + " does not exist (" + item.origin + ")");
+    auto loaded = std::make_shared<Loaded>();
+    loaded->inputs = open_inputs({item.input.string()}, a, "segment");
+    if (dicom_seg && !loaded->inputs.front().info)
+      throw sagitta::Error("--dicom-seg needs a DICOM series as the input (a SEG references source images)");
+    if (!item.reference.empty()) {
+      if (!fs::exists(item.reference, ec))
+        throw sagitta::Error("label map " + item.reference.string() + " does not exist (" + item.origin + ")");
+      loaded->reference = read_volume(item.reference);
+      if (!seg::same_grid(*loaded->reference, *loaded->inputs.front().volume))
+        throw sagitta::Error("label map " + item.reference.string() + " is not on the input's grid (size, origin, "
+                             "spacing and direction must match) (" + item.origin + ")");
+    }
+    loaded->seconds = read.seconds();
+    return [&, item, loaded](const fs::path& staging) {
+      Stopwatch total;
+      StagedOutputs out(staging);
+      StudyContext c(card, model, model_report);
+      // The model was loaded once for the cohort; the study's total is its reading (on the
+      // prefetch thread) and its work here.
+      c.timings = {{"load_model", t_model}, {"load_input", loaded->seconds}};
+      c.total_before = loaded->seconds;
+      c.window_progress = [&console](int done, int count) { return console.update(count ? double(done) / count : 1.0); };
+      c.annotate = [&](const seg::Segmentation& result, nlohmann::json& report) {
+        report["batch"] = {{"id", item.id}, {"listed", item.origin}, {"settings", cohort_settings(a, card, item)},
+                           {"reference", item.reference.empty() ? nlohmann::json(nullptr) : nlohmann::json(item.reference.string())},
+                           {"dice", loaded->reference ? dice_per_label(*result.labels, *loaded->reference, card)
+                                                      : nlohmann::json::object()}};
+      };
+      const StudyRun run = segment_study(a, c, loaded->inputs, out, total);
+      out.commit();
+      return cohort_cells(run.report);
+    };
+  };
+  return console.finish(batch::run(studies, job), "sagitta segment");
 }
 
 }  // namespace

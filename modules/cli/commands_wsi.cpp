@@ -5,8 +5,8 @@
 #include <fmt/format.h>
 
 #include <iostream>
-#include <unistd.h>
 
+#include "batch_options.h"
 #include "command.h"
 #include "progress.h"
 #include "sagitta/segmentation/error.h"
@@ -57,10 +57,8 @@ CommandSpec wsi_spec() {
       parameter("manifest", ParamType::File, "manifest", "", "Manifest",
                 "Text file with one slide path per line (relative to the manifest; # comments)"),
       output,
-      parameter("shard", ParamType::String, "shard", "", "Shard",
-                "i/N: process every N-th slide starting at the i-th (default: from SLURM_ARRAY_TASK_ID and "
-                "SLURM_ARRAY_TASK_COUNT when set, else all)"),
-      switch_option("force", "force", "Recompute", "Recompute slides that are already complete"),
+      shard_parameter("slides"),
+      force_parameter("slides"),
       progress,
   }});
   s.groups.push_back({"Resolution and tiling", "", {
@@ -106,64 +104,70 @@ std::vector<fs::path> slide_list(const Arguments& a) {
   const auto args = a.list("slides");
   for (std::size_t k = 1; k < args.size(); ++k) slides.emplace_back(args[k]);
   if (!a.text("manifest").empty())
-    for (const auto& s : wsi::read_manifest(a.text("manifest"))) slides.push_back(s);
+    for (const auto& s : batch::read_path_list(a.text("manifest"))) slides.push_back(s.input);
   if (slides.empty()) throw seg::SegmentationError("no slides: give slide files or --manifest list.txt");
   return slides;
 }
 
+// The batch CSV: per slide its status, tissue, tiles, seconds and area per class.
+std::vector<batch::Column> csv_columns(const sagitta::ModelCard& card) {
+  std::vector<batch::Column> c = {{"slide", "input"}, {"name", "id"}, {"status", "status"}, {"message", "message"}};
+  for (const char* k : {"tissue_area_mm2", "tiles_total", "tiles_segmented", "seconds"}) c.push_back({k, k});
+  for (const auto& l : card.labels) c.push_back({"area_" + l.name + "_mm2", "area_" + std::to_string(l.value)});
+  return c;
+}
+
+batch::Row summary_cells(const nlohmann::json& s) {
+  batch::Row row{{"tissue_area_mm2", fmt::format("{}", s["tissue"]["area_mm2"].get<double>())},
+                 {"tiles_total", std::to_string(s["tiles"]["total"].get<long long>())},
+                 {"tiles_segmented", std::to_string(s["tiles"]["segmented"].get<long long>())},
+                 {"seconds", fmt::format("{}", s["timing"]["seconds"].get<double>())},
+                 {"detail", fmt::format("{} of {} tiles segmented, tissue {:.2f} mm2", s["tiles"]["segmented"].get<long long>(),
+                                        s["tiles"]["total"].get<long long>(), s["tissue"]["area_mm2"].get<double>())}};
+  for (const auto& c : s["classes"])
+    row["area_" + std::to_string(c["value"].get<int>())] = fmt::format("{}", c["area_mm2"].get<double>());
+  return row;
+}
+
+// The slides through the one batch runner: a slide's folder appears whole when its summary is
+// written; finished slides (same settings) are skipped; --shard or a Slurm array splits the list.
 int run_segment(const Arguments& a) {
   if (a.text("model").empty()) throw seg::SegmentationError("wsi segment needs --model model.json");
   if (a.text("output").empty()) throw seg::SegmentationError("wsi segment needs -o/--output folder");
-  const std::vector<fs::path> slides = slide_list(a);
-  wsi::BatchOptions o;
-  o.output = a.text("output");
-  o.wsi = wsi_options(a);
-  o.force = a.flag("force");
-  std::string shard_source = "";
-  if (!a.text("shard").empty()) {
-    std::tie(o.shard_index, o.shard_count) = wsi::parse_shard(a.text("shard"));
-    shard_source = "--shard";
-  } else if (const auto slurm = wsi::shard_from_slurm()) {
-    std::tie(o.shard_index, o.shard_count) = *slurm;
-    shard_source = "Slurm job array";
-  }
+  const std::vector<batch::Item> slides = batch::items_from_paths(slide_list(a));
+  batch::check_ids(slides);
+  batch::Job job;
+  job.output = a.text("output");
+  job.shard = batch::choose_shard(a.text("shard"));
+  job.force = a.flag("force");
+  job.noun = "slide";
+  job.prefetch = false;  // a slide is read tile by tile while the network runs (--readers)
 
   const sagitta::ModelCard card = sagitta::load_card(a.text("model"));
+  wsi::WsiOptions wo = wsi_options(a);
   seg::ModelOptions mo;
-  mo.threads = o.wsi.threads;
+  mo.threads = wo.threads;
   const seg::Model model = seg::Model::load(card, mo);
-  const auto mine = wsi::shard_slides(slides, o.shard_index, o.shard_count);
-  const bool tty = ::isatty(STDOUT_FILENO) && !a.flag("no_progress");
-  if (!shard_source.empty())
-    fmt::print("shard {}/{} ({}): {} of {} slides\n", o.shard_index + 1, o.shard_count, shard_source, mine.size(),
-               slides.size());
-  Progress progress("Sagitta WSI", "whole-slide segmentation", a.flag("no_progress"));
-  o.log = [&](const std::string& line) {
-    if (tty) fmt::print("\r\033[K");
-    fmt::print("{}\n", line);
-    std::fflush(stdout);
+  const nlohmann::json settings = wsi::output_settings(card, wo);
+  job.columns = csv_columns(card);
+  BatchConsole console("Sagitta WSI", "whole-slide segmentation", a.flag("no_progress"));
+  console.attach(job, slides.size(), "slides");
+  job.finished = [&](const batch::Item&, const fs::path& folder) -> std::optional<batch::Row> {
+    if (auto summary = wsi::finished_summary(folder, settings, wo.assume_mpp)) return summary_cells(*summary);
+    return std::nullopt;
   };
-  int current = -1;
-  o.progress = [&](int k, int n, const std::string& name, double fraction) {
-    if (k != current) {
-      current = k;
-      // One stage per slide: the bar shows the slide's progress and the batch's.
-      progress.stage(fmt::format("slide {}/{} {}", k + 1, n, name), double(k) / n, double(k + 1) / n);
-    }
-    return progress.update(fraction);
+  job.prepare = [&](const batch::Item& item) -> batch::Job::Work {
+    return [&, item](const fs::path& staging) {
+      wsi::WsiOptions o = wo;
+      o.progress = [&](long long done, long long total) { return console.update(total ? double(done) / double(total) : 1.0); };
+      try {
+        return summary_cells(wsi::segment_slide(model, item.input, staging, o));
+      } catch (const wsi::Stopped&) {
+        throw Cancelled();
+      }
+    };
   };
-  wsi::BatchResult result;
-  try {
-    result = wsi::run_batch(model, slides, o);
-  } catch (const wsi::Stopped&) {
-    throw Cancelled();
-  }
-  progress.finish();
-  for (const auto& e : result.entries)
-    if (e.status == "failed") std::cerr << "sagitta wsi: " << e.message << std::endl;  // names the slide
-  fmt::print("{} done, {} skipped (already complete), {} failed; report {}\n", result.done, result.skipped,
-             result.failed, result.csv.string());
-  return result.failed ? kExitData : kExitOk;
+  return console.finish(batch::run(slides, job), "sagitta wsi");
 }
 
 int run_info(const Arguments& a) {

@@ -109,43 +109,7 @@ TEST(WsiPyramidTiff, UnfinishedWriterLeavesNothing) {
   EXPECT_TRUE(fs::is_empty(dir));
 }
 
-TEST(WsiBatch, ShardsPartitionTheList) {
-  std::vector<fs::path> slides;
-  for (int i = 0; i < 11; ++i) slides.push_back("s" + std::to_string(i) + ".svs");
-  std::multiset<std::string> seen;
-  for (int k = 0; k < 4; ++k)
-    for (const auto& s : wsi::shard_slides(slides, k, 4)) seen.insert(s.string());
-  EXPECT_EQ(seen.size(), 11u);
-  EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), 11u);
-  EXPECT_EQ(wsi::shard_slides(slides, 3, 4).size(), 2u);  // 3, 7
-  EXPECT_EQ(wsi::parse_shard("2/8"), std::make_pair(1, 8));
-  for (const char* bad : {"0/4", "5/4", "1", "a/b", "1/0", "2/3x"}) EXPECT_THROW(wsi::parse_shard(bad), SegmentationError) << bad;
-}
-
-TEST(WsiBatch, SlurmArrayEnvironment) {
-  ::unsetenv("SLURM_ARRAY_TASK_ID");
-  EXPECT_FALSE(wsi::shard_from_slurm());
-  ::setenv("SLURM_ARRAY_TASK_ID", "3", 1);
-  ::setenv("SLURM_ARRAY_TASK_COUNT", "4", 1);
-  ::setenv("SLURM_ARRAY_TASK_MIN", "1", 1);  // --array=1-4
-  EXPECT_EQ(wsi::shard_from_slurm(), std::make_optional(std::make_pair(2, 4)));
-  ::setenv("SLURM_ARRAY_TASK_ID", "5", 1);
-  EXPECT_THROW(wsi::shard_from_slurm(), SegmentationError);
-  ::unsetenv("SLURM_ARRAY_TASK_ID");
-  ::unsetenv("SLURM_ARRAY_TASK_COUNT");
-  ::unsetenv("SLURM_ARRAY_TASK_MIN");
-}
-
-TEST(WsiBatch, ManifestSkipsCommentsAndResolvesRelativePaths) {
-  const fs::path dir = scratch_dir();
-  std::ofstream(dir / "list.txt") << "# slides\n\na.svs\n  /abs/b.tiff  \r\n#c.svs\nsub/d.ndpi\n";
-  const auto slides = wsi::read_manifest(dir / "list.txt");
-  ASSERT_EQ(slides.size(), 3u);
-  EXPECT_EQ(slides[0], fs::absolute(dir) / "a.svs");
-  EXPECT_EQ(slides[1], fs::path("/abs/b.tiff"));
-  EXPECT_EQ(slides[2], fs::absolute(dir) / "sub/d.ndpi");
-  EXPECT_THROW(wsi::read_manifest(dir / "missing.txt"), SegmentationError);
-}
+// Lists, shards and Slurm arrays of a batch: tests/modules/batch_test.cpp (the shared runner).
 
 TEST(WsiStains, DeconvolutionSeparatesHaematoxylinFromEosin) {
   // Typical haematoxylin (blue-purple) and eosin (pink) pixels, and glass.

@@ -187,54 +187,17 @@ nlohmann::json segment_slide(const Model& model, const std::filesystem::path& sl
 nlohmann::json output_settings(const ModelCard& card, const WsiOptions& options);
 
 // ---- batches ---------------------------------------------------------------------------------
-
-// One slide path per line; blank lines and lines starting with '#' are ignored; relative paths are
-// relative to the manifest's folder.
-std::vector<std::filesystem::path> read_manifest(const std::filesystem::path& manifest);
-
-// "i/N" (1-based i) -> {i - 1, N}; throws SegmentationError.
-std::pair<int, int> parse_shard(const std::string& text);
-// The shard from SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT (and SLURM_ARRAY_TASK_MIN, so arrays
-// numbered from 1 work), when set.
-std::optional<std::pair<int, int>> shard_from_slurm();
-// Slides of shard `index` (0-based) of `count`: every count-th slide of the list, so shards are
-// balanced and disjoint, and their union is the list.
-std::vector<std::filesystem::path> shard_slides(const std::vector<std::filesystem::path>& slides, int index, int count);
+// Lists, shards, skipping finished slides, per-slide atomic folders and the batch CSV are the
+// commands' one batch runner (sagitta::batch, modules/batch); what a slide needs from it is here.
 
 // Output folder name of a slide: its file name without extension.
 std::string slide_name(const std::filesystem::path& slide);
 
-struct BatchOptions {
-  std::filesystem::path output;
-  WsiOptions wsi;
-  int shard_index = 0, shard_count = 1;
-  bool force = false;  // recompute finished slides too
-  // A line for the log (one per slide: done / skipped / failed).
-  std::function<void(const std::string&)> log;
-  // Per-slide progress: (slide index in this shard, slides in this shard, slide name, fraction of
-  // this slide). Return false to stop.
-  std::function<bool(int, int, const std::string&, double)> progress;
-};
-
-struct BatchEntry {
-  std::filesystem::path slide;
-  std::string name;
-  std::string status;   // "done", "skipped" (already complete) or "failed"
-  std::string message;  // why it failed
-  nlohmann::json summary;
-};
-
-struct BatchResult {
-  std::vector<BatchEntry> entries;
-  int done = 0, skipped = 0, failed = 0;
-  std::filesystem::path csv;
-};
-
-// Segments the shard's slides one after another. A bad slide gives a "failed" entry and the
-// batch goes on; the CSV (batch.csv, or batch-<i>-of-<N>.csv for shards) lists every slide of
-// the shard. Throws SegmentationError only for problems with the whole batch (model, output folder,
-// duplicate slide names).
-BatchResult run_batch(const Model& model, const std::vector<std::filesystem::path>& slides, const BatchOptions& options);
+// The summary in `folder` when it marks the slide finished with `settings` (output_settings):
+// it exists, parses, records the same settings and, for a slide segmented at an assumed
+// resolution, the same assumption. nullopt: the slide is (re)computed.
+std::optional<nlohmann::json> finished_summary(const std::filesystem::path& folder, const nlohmann::json& settings,
+                                               std::optional<double> assume_mpp);
 
 // ---- demo model ------------------------------------------------------------------------------
 
