@@ -212,6 +212,7 @@ struct StudyContext {
   std::function<bool(int, int)> window_progress;      // (windows done, count)
   std::function<void(const char*, double, double)> stage;
   std::function<void(const seg::Segmentation&, nlohmann::json&)> annotate;
+  seg::Preprocessed* preprocessed = nullptr;           // the inputs already preprocessed (cohorts), consumed
 };
 
 StudyRun segment_study(const Arguments& a, const StudyContext& c, const std::vector<dcm::OpenedVolume>& inputs,
@@ -225,7 +226,12 @@ StudyRun segment_study(const Arguments& a, const StudyContext& c, const std::vec
   if (a.flag("explain")) explanation = segment_and_explain(c.model, volumes_of(inputs), so);
   StudyRun run;
   seg::Segmentation& result = run.result;
-  result = explanation ? std::move(explanation->segmentation) : seg::segment(c.model, volumes_of(inputs), so);
+  if (explanation)
+    result = std::move(explanation->segmentation);
+  else if (c.preprocessed)
+    result = seg::segment(c.model, volumes_of(inputs), std::move(*c.preprocessed), so);
+  else
+    result = seg::segment(c.model, volumes_of(inputs), so);
   if (cancel_requested()) throw Cancelled();
   if (c.stage) c.stage("writing", 0.95, 1.0);
   step.lap();
@@ -366,10 +372,11 @@ std::optional<nlohmann::json> finished_report(const fs::path& folder, const nloh
   }
 }
 
-// What the prefetch thread reads for one study.
+// What the prefetch thread reads and prepares for one study.
 struct Loaded {
   std::vector<dcm::OpenedVolume> inputs;
   Image::Pointer reference;
+  std::optional<seg::Preprocessed> preprocessed;  // resampled and normalised for the model (not with --explain)
   double seconds = 0;
 };
 
@@ -401,7 +408,7 @@ int run_cohort(const Arguments& a) {
     if (auto report = finished_report(folder, cohort_settings(a, card, item))) return cohort_cells(*report);
     return std::nullopt;
   };
-  // On the prefetch thread: reading only (DCMTK/ITK), no LibTorch.
+  // On the prefetch thread: reading and preprocessing (DCMTK/ITK), no LibTorch.
   job.prepare = [&](const batch::Item& item) -> batch::Job::Work {
     Stopwatch read;
     std::error_code ec;
@@ -418,15 +425,18 @@ int run_cohort(const Arguments& a) {
         throw sagitta::Error("label map " + item.reference.string() + " is not on the input's grid (size, origin, "
                              "spacing and direction must match) (" + item.origin + ")");
     }
-    loaded->seconds = read.seconds();
+    if (!a.flag("explain"))
+      loaded->preprocessed = seg::preprocess(volumes_of(loaded->inputs), card, segment_options(a).preprocess);
+    loaded->seconds = read.seconds() - (loaded->preprocessed ? loaded->preprocessed->seconds : 0.0);
     return [&, item, loaded](const fs::path& staging) {
       Stopwatch total;
       StagedOutputs out(staging);
       StudyContext c(card, model, model_report);
-      // The model was loaded once for the cohort; the study's total is its reading (on the
-      // prefetch thread) and its work here.
+      // The model was loaded once for the cohort; the study's total is its reading and
+      // preprocessing (on the prefetch thread) and its work here.
       c.timings = {{"load_model", t_model}, {"load_input", loaded->seconds}};
-      c.total_before = loaded->seconds;
+      c.total_before = loaded->seconds + (loaded->preprocessed ? loaded->preprocessed->seconds : 0.0);
+      if (loaded->preprocessed) c.preprocessed = &*loaded->preprocessed;
       c.window_progress = [&console](int done, int count) { return console.update(count ? double(done) / count : 1.0); };
       c.annotate = [&](const seg::Segmentation& result, nlohmann::json& report) {
         report["batch"] = {{"id", item.id}, {"listed", item.origin}, {"settings", cohort_settings(a, card, item)},

@@ -4,6 +4,7 @@
 
 int main(int argc, char** argv) {
   using namespace sagitta::cli;
+  keep_freed_memory();
   std::vector<Command> commands;
   for (auto&& list : {segmentation_commands(), explain_commands(), training_commands(), wsi_commands(), demo_commands()})
     for (const auto& c : list) commands.push_back(c);

@@ -1,6 +1,10 @@
 // run_main: CLI11 over the parameter tables, then the floor's failure policy.
 #include "run_main.h"
 
+#include <malloc.h>
+
+#include <limits>
+
 #include <CLI/CLI.hpp>
 
 #include <iostream>
@@ -68,6 +72,14 @@ int run_main(int argc, char** argv, const std::vector<Command>& commands) {
     }
   }
   return kExitUsage;
+}
+
+void keep_freed_memory() {
+  // Large blocks from the heap rather than their own mappings (unmapped on free), and no trimming
+  // of the heap's top: blocks of the sizes a forward pass needs are reused window after window.
+  // Volume-sized buffers (huge pages, images) and the engine's logit tiles keep their own mappings.
+  ::mallopt(M_MMAP_MAX, 0);
+  ::mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
 }
 
 }  // namespace sagitta::cli

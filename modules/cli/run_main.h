@@ -14,6 +14,12 @@ namespace sagitta::cli {
 // lines for the `sagitta` front's table (used at build time).
 int run_main(int argc, char** argv, const std::vector<Command>& commands);
 
+// For processes that run networks: freed memory stays with malloc for reuse instead of going back
+// to the kernel. Every window's forward pass allocates the same large activations again; from
+// fresh pages the first touch costs ~10 us per 4 KiB here (a 117-class window's 123 MB of logits:
+// ~0.3 s, more than the arithmetic), from reused ones nothing. Call first thing in main().
+void keep_freed_memory();
+
 // The one failure report: "<where>: error: <message>" (or "<where>: cancelled") on stderr, and
 // the exit code of the floor's policy (sagitta::describe_failure). A cancellation request seen
 // while failing counts as the cancel.

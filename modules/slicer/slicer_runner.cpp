@@ -61,6 +61,7 @@ void echo(const slicer::ModuleCommand& m, const cli::Arguments& a) {
 
 int main(int argc, char** argv) {
   using namespace sagitta;
+  cli::keep_freed_memory();
   if (argc < 2 || argv[1][0] == '-') {
     std::cerr << "sagitta-slicer-runner: usage: sagitta-slicer-runner <command> [--xml | module arguments]" << std::endl;
     return cli::kExitUsage;

@@ -8,6 +8,7 @@
 #include <itkResampleImageFilter.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <limits>
 
@@ -288,6 +289,7 @@ void crop_to_body(std::vector<Image::Pointer>& resampled, const ModelCard& card,
 
 Preprocessed preprocess(const std::vector<Image::Pointer>& inputs, const ModelCard& card,
                         const PreprocessOptions& options) {
+  const auto t0 = std::chrono::steady_clock::now();
   check_inputs(inputs, card);
   Preprocessed out;
   std::vector<Image::Pointer> resampled = resample_to_model(inputs, card, out);
@@ -297,6 +299,7 @@ Preprocessed preprocess(const std::vector<Image::Pointer>& inputs, const ModelCa
     normalise(*resampled[c], *normalised, card.channels[c].normalization, out.decisions, channel_name(card, c));
     out.channels.push_back(normalised);
   }
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return out;
 }
 

@@ -40,6 +40,11 @@ void write_block(const engine::Block& block, LabelImage& labels, std::vector<Ima
 }  // namespace
 
 Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inputs, const SegmentOptions& options) {
+  return segment(model, inputs, preprocess(inputs, model.card(), options.preprocess), options);
+}
+
+Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inputs, Preprocessed pre,
+                     const SegmentOptions& options) {
   const ModelCard& card = model.card();
   nlohmann::json decisions = nlohmann::json::array();
   auto note = [&](const std::vector<std::string>& list) {
@@ -47,9 +52,9 @@ Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inpu
   };
   note(model.notes());
 
-  auto t = Clock::now();
-  Preprocessed pre = preprocess(inputs, card, options.preprocess);
-  const double t_pre = since(t);
+  if (pre.channels.size() != inputs.size() || pre.channels.empty())
+    throw SegmentationError("internal: the preprocessed inputs do not match the inputs");
+  const double t_pre = pre.seconds;
   note(pre.decisions);
   const nlohmann::json model_grid = sagitta::geometry_json(*pre.channels[0]);
 
@@ -66,6 +71,7 @@ Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inpu
     write_block(block, *model_labels, probabilities);
     t_blocks += since(tb);
   };
+  auto t = Clock::now();
   SlidingWindowResult window = engine::stream_windows(model, pre.channels, options.window, sink);
   pre.channels.clear();  // the normalised inputs are no longer needed: free them before resampling
   note(window.decisions);

@@ -10,6 +10,7 @@
 
 #include <array>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -140,7 +141,7 @@ public:
   // Every remaining block into those whole images, which it returns (blocks released to a sink
   // before are 0 there). The accumulator is spent.
   std::vector<Image::Pointer> finish(bool zero_uncovered = false);
-  // The most bytes the tiles held at once.
+  // The most bytes open tiles held at once (released buffers kept for reuse add at most a quarter).
   std::size_t peak_bytes() const { return peak_bytes_; }
 
 private:
@@ -150,8 +151,9 @@ private:
   // f(tile index) for every tile window w touches.
   template <typename F>
   void for_tiles(std::size_t w, F&& f) const;
-  // The part of window w's patch (the last three dimensions of `patch`) that tile t holds.
-  torch::Tensor part(const torch::Tensor& patch, std::size_t w, const Tile& t) const;
+  // `into` (tile t's sums, one of its planes, or its weights) planes [c0, c1) += the part of
+  // window w's `patch` (planes x z y x, contiguous float) the tile holds.
+  void add_part(const Tile& t, float* into, const torch::Tensor& patch, std::size_t w, int64_t c0, int64_t c1) const;
 
   const Layout& layout_;
   const Image& grid_;
@@ -161,7 +163,8 @@ private:
   std::vector<std::size_t> release_order_;  // tiles by their last window
   std::size_t done_ = 0;                   // tiles of release_order_ released so far
   std::vector<Image::Pointer> whole_;      // release() without a sink, and finish()
-  std::size_t bytes_ = 0, peak_bytes_ = 0;
+  std::multimap<int64_t, torch::Tensor> pool_;  // released tile buffers by size, for reuse
+  std::size_t bytes_ = 0, peak_bytes_ = 0, pool_bytes_ = 0;
 };
 
 // ---- streaming ---------------------------------------------------------------------------------

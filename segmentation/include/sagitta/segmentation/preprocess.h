@@ -25,6 +25,7 @@ struct Preprocessed {
   bool resampled = false;
   bool cropped = false;
   std::vector<std::string> decisions;    // what was done and why, for the report
+  double seconds = 0;                    // time preprocess() took
 };
 
 // Checks the inputs against the card (channel count, non-empty, same grid, finite values) and

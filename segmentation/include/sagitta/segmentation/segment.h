@@ -30,4 +30,10 @@ struct Segmentation {
 // `inputs`: one volume per card channel, all on one grid. Throws SegmentationError.
 Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inputs, const SegmentOptions& options = {});
 
+// The same from inputs already preprocessed for this model (preprocess(inputs, model.card(),
+// options.preprocess)), e.g. on a thread that prepares the next study of a cohort while this one
+// runs. `pre` is consumed.
+Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inputs, Preprocessed pre,
+                     const SegmentOptions& options = {});
+
 }  // namespace sagitta::segmentation
