@@ -13,19 +13,30 @@
 #include <sstream>
 
 #include "sagitta/dicom/error.h"
+#include "sagitta/dicom/text.h"
 #include "siemens_csa.h"
 
 namespace sagitta::dicom::detail {
 namespace {
 
-std::string get_string(DcmItem& item, const DcmTagKey& tag) {
+// A value as stored, trailing padding removed (raw bytes: see text()).
+std::string raw_string(DcmItem& item, const DcmTagKey& tag) {
   OFString value;
   if (item.findAndGetOFStringArray(tag, value).good()) {
-    std::string s = value.c_str();
+    std::string s(value.c_str(), value.length());
     while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.pop_back();
     return s;
   }
   return {};
+}
+
+// Code strings, UIDs, dates, numbers: ASCII by definition; anything else is replaced so that no
+// stray byte reaches an output.
+std::string get_string(DcmItem& item, const DcmTagKey& tag) { return valid_utf8(raw_string(item, tag)); }
+
+// Text (PN, LO, SH, ST, LT, UT, UC) in the dataset's Specific Character Set, as UTF-8.
+std::string text(DcmItem& item, const DcmTagKey& tag, const std::string& charset) {
+  return to_utf8(raw_string(item, tag), charset);
 }
 
 bool get_double(DcmItem& item, const DcmTagKey& tag, double& value, unsigned long pos = 0) {
@@ -142,25 +153,27 @@ MosaicLayout read_mosaic_layout(DcmItem& item) {
 
 SeriesInfo read_series_info(DcmItem& d) {
   SeriesInfo info;
-  info.patient_name = get_string(d, DCM_PatientName);
-  info.patient_id = get_string(d, DCM_PatientID);
+  const std::string cs = raw_string(d, DCM_SpecificCharacterSet);
+  info.specific_character_set = valid_utf8(cs);
+  info.patient_name = text(d, DCM_PatientName, cs);
+  info.patient_id = text(d, DCM_PatientID, cs);
   info.patient_birth_date = get_string(d, DCM_PatientBirthDate);
   info.patient_sex = get_string(d, DCM_PatientSex);
   info.study_instance_uid = get_string(d, DCM_StudyInstanceUID);
   info.study_date = get_string(d, DCM_StudyDate);
   info.study_time = get_string(d, DCM_StudyTime);
-  info.study_id = get_string(d, DCM_StudyID);
-  info.study_description = get_string(d, DCM_StudyDescription);
-  info.accession_number = get_string(d, DCM_AccessionNumber);
-  info.referring_physician_name = get_string(d, DCM_ReferringPhysicianName);
+  info.study_id = text(d, DCM_StudyID, cs);
+  info.study_description = text(d, DCM_StudyDescription, cs);
+  info.accession_number = text(d, DCM_AccessionNumber, cs);
+  info.referring_physician_name = text(d, DCM_ReferringPhysicianName, cs);
   info.series_instance_uid = get_string(d, DCM_SeriesInstanceUID);
   info.series_number = get_string(d, DCM_SeriesNumber);
-  info.series_description = get_string(d, DCM_SeriesDescription);
+  info.series_description = text(d, DCM_SeriesDescription, cs);
   info.modality = get_string(d, DCM_Modality);
   info.body_part = get_string(d, DCM_BodyPartExamined);
   info.frame_of_reference_uid = get_string(d, DCM_FrameOfReferenceUID);
-  info.manufacturer = get_string(d, DCM_Manufacturer);
-  info.manufacturer_model = get_string(d, DCM_ManufacturerModelName);
+  info.manufacturer = text(d, DCM_Manufacturer, cs);
+  info.manufacturer_model = text(d, DCM_ManufacturerModelName, cs);
   info.sop_class_uid = get_string(d, DCM_SOPClassUID);
   return info;
 }
@@ -359,6 +372,9 @@ void read_enhanced_frames(DcmDataset& d, DcmItem* shared, const Frame& base, con
 HeaderRecord read_header(DcmDataset& d, const std::string& path, const std::string& ts_uid) {
   HeaderRecord rec;
   rec.info = read_series_info(d);
+  if (!known_character_set(rec.info.specific_character_set))
+    rec.notes.push_back("SpecificCharacterSet '" + rec.info.specific_character_set +
+                        "' is not known; characters outside ASCII are shown as U+FFFD");
   rec.info.transfer_syntax_uid = ts_uid;
   rec.format = read_pixel_format(d, path);
   const Frame base = base_frame(d, rec, path, ts_uid);

@@ -186,6 +186,7 @@ ParametricMapResult write_parametric_map(const Image& map, const itk::ImageBase<
   ParametricMapResult r;
   r.sop_instance_uid = uids.sop_instance_uid;
   r.series_instance_uid = uids.series_instance_uid;
+  r.notes = uids.notes;
   r.frames = size[2];
   return r;
 }

@@ -22,7 +22,6 @@ SecondaryCaptureResult write_secondary_capture(const RgbPicture& picture, const 
   if (picture.rgb.size() != static_cast<std::size_t>(picture.width) * picture.height * 3)
     throw DicomError(fmt::format("{}: {} bytes of RGB for a {}x{} picture", out.string(), picture.rgb.size(), picture.width,
                                  picture.height));
-  if (source.study_instance_uid.empty()) throw DicomError(out.string() + ": the source has no Study Instance UID");
 
   DcmFileFormat file;
   DcmDataset& d = *file.getDataset();
@@ -83,7 +82,9 @@ SecondaryCaptureResult write_secondary_capture(const RgbPicture& picture, const 
   put(DCM_LossyImageCompression, "00");
   if (d.putAndInsertUint8Array(DCM_PixelData, picture.rgb.data(), static_cast<unsigned long>(picture.rgb.size())).bad())
     throw DicomError(out.string() + ": cannot set the pixel data");
+  detail::declare_utf8(d);
   detail::save_atomically(file, out);
+  r.notes = detail::source_repairs(source);
   return r;
 }
 

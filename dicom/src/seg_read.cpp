@@ -19,6 +19,7 @@
 
 #include "sagitta/dicom/codecs.h"
 #include "sagitta/dicom/error.h"
+#include "sagitta/dicom/text.h"
 #include "sagitta/dicom/seg.h"
 
 namespace sagitta::dicom {
@@ -29,10 +30,24 @@ namespace {
 constexpr const char* kSegmentationStorage = "1.2.840.10008.5.1.4.1.1.66.4";
 constexpr const char* kLabelMapSegmentationStorage = "1.2.840.10008.5.1.4.1.1.66.7";
 
+// The value as UTF-8: text in the SEG's Specific Character Set (kept per thread while one file is
+// read, see CharsetScope), everything else made valid UTF-8.
+thread_local std::string current_charset;
+struct CharsetScope {
+  explicit CharsetScope(DcmItem& dataset) {
+    OFString v;
+    dataset.findAndGetOFStringArray(DCM_SpecificCharacterSet, v);
+    current_charset.assign(v.c_str(), v.length());
+  }
+  ~CharsetScope() { current_charset.clear(); }
+  CharsetScope(const CharsetScope&) = delete;
+  CharsetScope& operator=(const CharsetScope&) = delete;
+};
+
 std::string str(DcmItem& item, const DcmTagKey& tag, bool search_into_sub = false) {
   OFString v;
   item.findAndGetOFStringArray(tag, v, search_into_sub);
-  return v.c_str();
+  return to_utf8(std::string_view(v.c_str(), v.length()), current_charset);
 }
 
 DcmItem* first_item(DcmItem& item, const DcmTagKey& sequence) {
@@ -546,6 +561,7 @@ ReadSegResult read_seg(const fs::path& path, const ReadSegOptions& options) {
   DcmFileFormat file;
   load_seg(file, path, where);
   DcmDataset& ds = *file.getDataset();
+  const CharsetScope charset(ds);
 
   ReadSegResult r;
   read_identity(ds, r);

@@ -206,6 +206,7 @@ SegWriteResult write_common(bool fractional, const itk::ImageBase<3>& image, con
       *seg, [&](DcmItem& dataset) { check(seg->writeDataset(dataset), out, "write"); }, source, out);
   result.sop_instance_uid = uids.sop_instance_uid;
   result.series_instance_uid = uids.series_instance_uid;
+  result.notes = uids.notes;
   return result;
 }
 
