@@ -19,6 +19,7 @@
 #include <ctime>
 #include <set>
 
+#include "nesting.h"
 #include "sagitta/core/atomic_output.h"
 #include "sagitta/dicom/error.h"
 #include "sagitta/dicom/series_info.h"
@@ -26,6 +27,14 @@
 
 namespace sagitta::dicom::detail {
 namespace fs = std::filesystem;
+
+std::string fit_text(const std::string& text, std::size_t max_bytes) {
+  std::string s = valid_utf8(text);
+  if (s.size() <= max_bytes) return s;
+  std::size_t cut = max_bytes;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // not inside a character
+  return s.substr(0, cut);
+}
 
 std::string ds(double v) {
   if (std::abs(v) < 1e-12) return "0";
@@ -214,7 +223,7 @@ void source_dataset(DcmFileFormat& out, const SeriesInfo& source) {
   for (const auto& volume : source.slices) {
     for (const auto& s : volume) {
       std::error_code ec;
-      if (s.path.empty() || !fs::is_regular_file(s.path, ec)) continue;
+      if (s.path.empty() || !fs::is_regular_file(s.path, ec) || !nesting_problem(s.path).empty()) continue;
       // Headers only: the pixel data of the source is never needed here.
       if ((loaded = out.loadFile(s.path.c_str(), EXS_Unknown, EGL_noChange, 4096).good())) break;
     }
@@ -309,14 +318,17 @@ void set_content_identification(ContentIdentificationMacro& content, const std::
                                 const std::string& description, const std::string& algorithm_name) {
   content.setInstanceNumber("1");
   content.setContentLabel(label);
-  content.setContentDescription(description, false);
-  content.setContentCreatorName("Sagitta^" + algorithm_name.substr(0, 50), false);
+  content.setContentDescription(fit_text(description, 64), false);
+  content.setContentCreatorName("Sagitta^" + fit_text(algorithm_name, 50), false);
 }
 
 DerivedUids save_iod(DcmIODCommon& iod, const std::function<void(DcmItem&)>& write, const SeriesInfo& source,
                      const fs::path& out) {
   DcmFileFormat file;
   DcmDataset& dataset = *file.getDataset();
+  // dcmiod checks text values against the dataset's character set while writing: declare UTF-8
+  // first (declare_utf8 below settles it).
+  dataset.putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 192");
   write(dataset);
   copy_patient_study(dataset, source);
   put_referenced_series(dataset, source);

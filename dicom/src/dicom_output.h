@@ -20,6 +20,10 @@ struct SeriesInfo;
 
 namespace sagitta::dicom::detail {
 
+// `text` made valid UTF-8 and cut to at most `max_bytes` bytes at a character boundary (the
+// length limits of LO/SH/ST are in characters; bytes are the safe side).
+std::string fit_text(const std::string& text, std::size_t max_bytes);
+
 // A decimal string (DS, at most 16 characters) as exact as fits.
 std::string ds(double v);
 

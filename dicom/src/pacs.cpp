@@ -19,6 +19,7 @@
 #include <set>
 #include <thread>
 
+#include "nesting.h"
 #include "sagitta/dicom/codecs.h"
 #include "sagitta/dicom/error.h"
 #include "sagitta/dicom/text.h"
@@ -465,6 +466,8 @@ struct StoreItem {
 };
 
 StoreItem read_store_item(const fs::path& p) {
+  if (const auto problem = detail::nesting_problem(p); !problem.empty())
+    throw DicomError(fmt::format("store: {}: {}", p.string(), problem));
   DcmFileFormat f;
   if (f.loadFile(p.c_str(), EXS_Unknown, EGL_noChange, 256, ERM_autoDetect).bad())
     throw DicomError(fmt::format("store: {} is not a readable DICOM file", p.string()));

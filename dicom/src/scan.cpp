@@ -16,6 +16,7 @@
 #include <set>
 
 #include "frame_attributes.h"
+#include "nesting.h"
 #include "parallel_for.h"
 #include "sagitta/dicom/codecs.h"
 #include "sagitta/dicom/error.h"
@@ -46,6 +47,11 @@ FileOutcome read_file(const fs::path& path) {
   const auto size = fs::file_size(path, ec);
   if (ec || size == 0) {
     out.skipped = "empty or unreadable file";
+    return out;
+  }
+  // DCMTK parses nested sequences recursively: refuse hostile nesting before it does.
+  if (auto problem = detail::nesting_problem(path); !problem.empty()) {
+    out.skipped = std::move(problem);
     return out;
   }
   DcmFileFormat file;
@@ -153,7 +159,7 @@ bool same_plane_kind(const Frame& a, const Frame& b) {
   for (int i = 0; i < 6; ++i)
     if (std::abs(a.orientation[i] - b.orientation[i]) > 1e-3) return false;
   return a.rows == b.rows && a.columns == b.columns && a.localizer == b.localizer &&
-         a.echo_number == b.echo_number &&
+         a.echo_number == b.echo_number && a.image_kind == b.image_kind &&
          std::abs(a.pixel_spacing[0] - b.pixel_spacing[0]) <= 1e-4 * a.pixel_spacing[0] &&
          std::abs(a.pixel_spacing[1] - b.pixel_spacing[1]) <= 1e-4 * a.pixel_spacing[1];
 }
@@ -174,6 +180,8 @@ std::string difference(const Frame& a, const Frame& main) {
   if (a.rows != main.rows || a.columns != main.columns)
     return fmt::format("image size differs ({}x{} vs {}x{})", a.columns, a.rows, main.columns, main.rows);
   if (a.echo_number != main.echo_number) return fmt::format("echo {}", a.echo_number);
+  if (a.image_kind != main.image_kind)
+    return fmt::format("{} images (ImageType {})", a.image_kind.empty() ? "magnitude" : a.image_kind, a.image_type);
   return "pixel spacing differs";
 }
 

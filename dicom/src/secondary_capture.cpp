@@ -44,14 +44,14 @@ SecondaryCaptureResult write_secondary_capture(const RgbPicture& picture, const 
   put(DCM_Modality, "OT");
   put(DCM_SeriesInstanceUID, r.series_instance_uid);
   put(DCM_SeriesNumber, std::to_string(series_number));
-  put(DCM_SeriesDescription, options.series_description.substr(0, 64));
+  put(DCM_SeriesDescription, detail::fit_text(options.series_description, 64));
   put(DCM_SeriesDate, date);
   put(DCM_SeriesTime, time);
   d.insertEmptyElement(DCM_Laterality);  // type 2C: unknown for a picture of a whole slice
   // SC equipment: a workstation made it.
   put(DCM_ConversionType, "WSD");
   put(DCM_Manufacturer, "Sagitta");
-  put(DCM_SoftwareVersions, options.software_version.substr(0, 64));
+  put(DCM_SoftwareVersions, detail::fit_text(options.software_version, 64));
   // General image.
   put(DCM_InstanceNumber, std::to_string(options.instance_number));
   d.insertEmptyElement(DCM_PatientOrientation);

@@ -2,6 +2,7 @@
 // LABELMAP type (Label Map Segmentation Storage), and real SEGs often bend the functional group
 // rules dcmseg enforces, so the reader walks the dataset itself.
 #include "frame_attributes.h"
+#include "nesting.h"
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
@@ -96,6 +97,7 @@ using SegmentIndex = std::map<int, std::size_t>;
 void load_seg(DcmFileFormat& file, const fs::path& path, const std::string& where) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) throw DicomError(where + ": no such file");
+  if (const auto problem = detail::nesting_problem(path); !problem.empty()) throw DicomError(where + ": " + problem);
   const OFCondition loaded = file.loadFile(path.c_str());
   if (loaded.bad()) throw DicomError(fmt::format("{}: not a readable DICOM file ({})", where, loaded.text()));
   DcmDataset& ds = *file.getDataset();
@@ -547,7 +549,7 @@ void fill_fractional(DcmDataset& ds, const SegFrames& in, ReadSegResult& r) {
 
 bool is_seg_file(const fs::path& path) {
   std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) return false;
+  if (!fs::is_regular_file(path, ec) || !detail::nesting_problem(path).empty()) return false;
   DcmFileFormat file;
   if (file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, 256, ERM_autoDetect).bad()) return false;
   OFString sop_class;
