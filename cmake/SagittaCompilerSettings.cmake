@@ -11,6 +11,14 @@ if(SAGITTA_SANITIZE)
   add_link_options(-fsanitize=address,undefined)
 endif()
 
+# libFuzzer: coverage instrumentation everywhere; the harnesses link -fsanitize=fuzzer (tests/fuzz).
+if(SAGITTA_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "SAGITTA_FUZZ needs Clang (CXX=clang++-14, Debian packages clang-14 libclang-rt-14-dev)")
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
+
 find_program(SAGITTA_CCACHE ccache)
 if(SAGITTA_CCACHE AND NOT CMAKE_CXX_COMPILER_LAUNCHER)
   set(CMAKE_CXX_COMPILER_LAUNCHER "${SAGITTA_CCACHE}")

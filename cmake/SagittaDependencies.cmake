@@ -14,4 +14,6 @@ find_package(ZLIB REQUIRED)  # deflated DICOM streams, walked before DCMTK parse
 # LibTorch: found here, at the top, because imported targets are visible only in the directory
 # that finds them and below. Only segmentation's and explain's sources include torch; every target
 # links it PRIVATE.
-find_package(Torch REQUIRED)
+if(NOT SAGITTA_DICOM_ONLY)
+  find_package(Torch REQUIRED)
+endif()

@@ -245,7 +245,15 @@ ScanResult scan(const std::vector<fs::path>& inputs, const ScanOptions& options)
 
   std::vector<FileOutcome> outcomes(files.size());
   detail::parallel_for(files.size(), options.threads,
-                       [&](std::size_t i) { outcomes[i] = read_file(files[i]); });
+                       [&](std::size_t i) {
+                         // One bad file never ends the scan: whatever it throws becomes its decision.
+                         try {
+                           outcomes[i] = read_file(files[i]);
+                         } catch (const std::exception& e) {
+                           outcomes[i] = {};
+                           outcomes[i].skipped = std::string("unreadable (") + e.what() + ")";
+                         }
+                       });
 
   // Series UID -> (descriptors, frames), in file order.
   std::map<std::string, std::pair<SeriesInfo, std::vector<Frame>>> series;
