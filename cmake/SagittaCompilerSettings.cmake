@@ -3,8 +3,9 @@
 add_library(sagitta_warnings INTERFACE)
 add_library(sagitta::warnings ALIAS sagitta_warnings)
 target_compile_options(sagitta_warnings INTERFACE
-  $<$<CXX_COMPILER_ID:GNU,Clang>:-Wall -Wextra -Wpedantic -Wshadow=local -Wnon-virtual-dtor
-                                  -Wcast-align -Woverloaded-virtual -Wimplicit-fallthrough>)
+  $<$<CXX_COMPILER_ID:GNU,Clang>:-Wall -Wextra -Wpedantic>
+  $<$<CXX_COMPILER_ID:GNU>:-Wshadow=local>  # GCC's spelling; the order keeps GCC's command line (ccache)
+  $<$<CXX_COMPILER_ID:GNU,Clang>:-Wnon-virtual-dtor -Wcast-align -Woverloaded-virtual -Wimplicit-fallthrough>)
 
 if(SAGITTA_SANITIZE)
   add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)

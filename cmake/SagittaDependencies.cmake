@@ -3,6 +3,9 @@ find_package(ITK 5.2 REQUIRED COMPONENTS ITKCommon ITKIOImageBase ITKIONRRD ITKN
              ITKImageGrid ITKImageFunction)
 # Registers ITK's image IO factories (NRRD, NIfTI) for readers and writers.
 include(${ITK_USE_FILE})
+if(CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+  include(${CMAKE_CURRENT_LIST_DIR}/SagittaItkClangShim.cmake)  # Debian's ITK accepts only GCC
+endif()
 find_package(DCMTK REQUIRED CONFIG)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(OPENJPEG REQUIRED IMPORTED_TARGET libopenjp2)
