@@ -94,7 +94,11 @@ void print_table(const dcm::ScanResult& scan) {
       spacing = fmt::format("{}x{}x{}", fixed(j["spacing"][0]), fixed(j["spacing"][1]), fixed(j["spacing"][2]));
     }
     std::string description = i.series_description;
-    if (description.size() > 28) description = description.substr(0, 25) + "...";
+    if (description.size() > 28) {  // cut at a character boundary: the text is UTF-8
+      std::size_t cut = 25;
+      while (cut > 0 && (static_cast<unsigned char>(description[cut]) & 0xC0) == 0x80) --cut;
+      description = description.substr(0, cut) + "...";
+    }
     fmt::print("    {:<8} {:<4} {:<28} {:>6} {:<16} {:<22} {:<17} {}\n", stack.id, i.modality, description,
                stack.frames.size(), size, spacing, stack.orientation_label(),
                j.contains("transfer_syntax") ? j["transfer_syntax"]["name"].get<std::string>() : "");
