@@ -61,11 +61,23 @@ std::size_t utf8_sequence(std::string_view s, std::size_t i) {
   return n;
 }
 
-// iconv descriptors are not thread-safe: one per thread and codec.
+// iconv descriptors are not thread-safe: one per thread and codec, closed when the thread ends
+// (scans start worker threads each time).
+struct Descriptors {
+  std::map<std::string, iconv_t> open;
+  Descriptors() = default;
+  Descriptors(const Descriptors&) = delete;
+  Descriptors& operator=(const Descriptors&) = delete;
+  ~Descriptors() {
+    for (auto& [codec, cd] : open)
+      if (cd != reinterpret_cast<iconv_t>(-1)) iconv_close(cd);
+  }
+};
+
 iconv_t descriptor(const char* codec) {
-  thread_local std::map<std::string, iconv_t> cache;
-  auto it = cache.find(codec);
-  if (it == cache.end()) it = cache.emplace(codec, iconv_open("UTF-8", codec)).first;
+  thread_local Descriptors cache;
+  auto it = cache.open.find(codec);
+  if (it == cache.open.end()) it = cache.open.emplace(codec, iconv_open("UTF-8", codec)).first;
   return it->second;
 }
 
