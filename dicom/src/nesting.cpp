@@ -25,7 +25,13 @@ class Source {
   virtual std::uint64_t position() const = 0;
   // Peeks up to n bytes without consuming them; returns how many.
   virtual std::size_t peek(std::uint8_t* out, std::size_t n) = 0;
+  // Bytes in the whole stream, kUnknownSize when it cannot be known (inflated streams).
+  virtual std::uint64_t size() const = 0;
+  // Moves back (or forward) to an absolute position; only files and memory can.
+  virtual bool seek(std::uint64_t) { return false; }
 };
+
+constexpr std::uint64_t kUnknownSize = ~std::uint64_t(0);
 
 class MemorySource : public Source {
  public:
@@ -44,8 +50,14 @@ class MemorySource : public Source {
   std::uint64_t position() const override { return pos_; }
   std::size_t peek(std::uint8_t* out, std::size_t n) override {
     const std::size_t k = std::min<std::size_t>(n, size_ - pos_);
-    std::memcpy(out, data_ + pos_, k);
+    if (k > 0) std::memcpy(out, data_ + pos_, k);
     return k;
+  }
+  std::uint64_t size() const override { return size_; }
+  bool seek(std::uint64_t p) override {
+    if (p > size_) return false;
+    pos_ = static_cast<std::size_t>(p);
+    return true;
   }
 
  private:
@@ -56,7 +68,11 @@ class MemorySource : public Source {
 // A file read through its own buffer: tags are read, values skipped by seeking.
 class FileSource : public Source {
  public:
-  explicit FileSource(const std::filesystem::path& path) : file_(std::fopen(path.c_str(), "rb")) {}
+  explicit FileSource(const std::filesystem::path& path) : file_(std::fopen(path.c_str(), "rb")) {
+    std::error_code ec;
+    const auto n = std::filesystem::file_size(path, ec);
+    size_ = ec ? kUnknownSize : n;
+  }
   ~FileSource() override {
     if (file_) std::fclose(file_);
   }
@@ -84,8 +100,15 @@ class FileSource : public Source {
   std::size_t peek(std::uint8_t* out, std::size_t n) override {
     ensure(n);
     const std::size_t k = std::min(n, tail_ - head_);
-    std::memcpy(out, buffer_.data() + head_, k);
+    if (k > 0) std::memcpy(out, buffer_.data() + head_, k);
     return k;
+  }
+  std::uint64_t size() const override { return size_; }
+  bool seek(std::uint64_t p) override {
+    if (fseeko(file_, static_cast<off_t>(p), SEEK_SET) != 0) return false;
+    base_ = p;
+    head_ = tail_ = 0;
+    return true;
   }
 
  private:
@@ -101,6 +124,7 @@ class FileSource : public Source {
   }
 
   std::FILE* file_;
+  std::uint64_t size_ = kUnknownSize;
   std::array<std::uint8_t, 65536> buffer_{};
   std::uint64_t base_ = 0;  // file position of buffer_[0]
   std::size_t head_ = 0, tail_ = 0;
@@ -142,9 +166,12 @@ class InflateSource : public Source {
     while (out_.size() - head_ < n && fill()) {
     }
     const std::size_t k = std::min(n, out_.size() - head_);
-    std::memcpy(out, out_.data() + head_, k);
+    if (k > 0) std::memcpy(out, out_.data() + head_, k);
     return k;
   }
+  std::uint64_t size() const override { return known_size_; }
+  // The inflated length, when a first pass measured it.
+  void set_size(std::uint64_t n) { known_size_ = n; }
 
  private:
   // Appends inflated bytes (keeping unread ones); false at the end of the stream.
@@ -179,6 +206,7 @@ class InflateSource : public Source {
   std::vector<std::uint8_t> out_;
   std::size_t head_ = 0;
   std::uint64_t pos_ = 0;
+  std::uint64_t known_size_ = kUnknownSize;
 };
 
 struct Encoding {
@@ -233,7 +261,9 @@ struct Open {
 
 class Walker {
  public:
-  Walker(Source& s, int limit) : s_(s), limit_(limit) {}
+  // check_lengths: the stream is recognisably DICOM, so a value past its end is corruption (for
+  // other bytes DCMTK's own detection decides, and says "not DICOM").
+  Walker(Source& s, int limit, bool check_lengths) : s_(s), limit_(limit), check_lengths_(check_lengths) {}
 
   int walk(Encoding encoding) {
     std::vector<Open> open;
@@ -280,6 +310,18 @@ class Walker {
         length = u32(b, e.big_endian);
       }
       const bool pixel_data = group == 0x7FE0 && element == 0x0010;
+      // A value longer than the rest of the file: DCMTK would allocate the claimed length (up to
+      // 4 GiB) before failing. Top-level pixel data is left to the scan's own truncation check.
+      if (check_lengths_ && length != kUndefined && s_.size() != kUnknownSize &&
+          length > s_.size() - std::min(s_.size(), s_.position()) &&
+          !(pixel_data && open.empty())) {
+        char tag_text[16];
+        std::snprintf(tag_text, sizeof tag_text, "(%04X,%04X)", group, element);
+        problem_ = std::string("element ") + tag_text + " claims " + std::to_string(length) + " bytes but only " +
+                   std::to_string(s_.size() - std::min(s_.size(), s_.position())) +
+                   " remain in the file; truncated or corrupt, refused unparsed";
+        return max_depth_;
+      }
       if (length == kUndefined) {
         // Encapsulated pixel data holds fragments; SQ, UN and implicit-VR elements items.
         if (pixel_data && !sequence_vr) {
@@ -329,13 +371,37 @@ class Walker {
 
   Source& s_;
   int limit_;
+  bool check_lengths_;
   int depth_ = 0, max_depth_ = 0;
+
+ public:
+  std::string problem_;  // a value running past the end of the file
 };
 
-int walk_stream(Source& s, int limit) {
+struct Facts {
+  int depth = 0;
+  std::string problem;
+};
+
+Facts run(Walker w, Encoding e) {
+  Facts f;
+  f.depth = w.walk(e);
+  f.problem = w.problem_;
+  return f;
+}
+
+Facts walk_stream(Source& s, int limit) {
   std::array<std::uint8_t, 132> head{};
   const std::size_t got = s.peek(head.data(), head.size());
-  if (got == 132 && std::memcmp(head.data() + 128, "DICM", 4) == 0) s.skip(132);
+  bool dicom = false;
+  if (got == 132 && std::memcmp(head.data() + 128, "DICM", 4) == 0) {
+    s.skip(132);
+    dicom = true;
+  } else if (got >= 2) {
+    // A bare dataset or meta header starts with group 0002 or 0008 (either byte order).
+    const unsigned g = head[0] | head[1] << 8;
+    dicom = g == 0x0002 || g == 0x0008 || g == 0x0200 || g == 0x0800;
+  }
   // Meta header: group 0002, explicit VR little endian (tolerating implicit), names the syntax.
   std::string syntax;
   for (;;) {
@@ -347,52 +413,67 @@ int walk_stream(Source& s, int limit) {
     std::uint32_t length = 0;
     std::uint8_t l[4];
     if (meta.explicit_vr) {
-      if (!s.read(l, 4)) return 0;
+      if (!s.read(l, 4)) return {};
       if (long_length(l)) {
-        if (!s.read(l, 4)) return 0;
+        if (!s.read(l, 4)) return {};
         length = u32(l, false);
       } else {
         length = u16(l + 2, false);
       }
     } else {
-      if (!s.read(l, 4)) return 0;
+      if (!s.read(l, 4)) return {};
       length = u32(l, false);
     }
-    if (length == kUndefined) return 0;
+    if (length == kUndefined) return {};
     if (u16(tag + 2, false) == 0x0010 && length < 256) {
       syntax.resize(length);
-      if (!s.read(reinterpret_cast<std::uint8_t*>(syntax.data()), length)) return 0;
+      if (!s.read(reinterpret_cast<std::uint8_t*>(syntax.data()), length)) return {};
       while (!syntax.empty() && (syntax.back() == '\0' || syntax.back() == ' ')) syntax.pop_back();
     } else if (!s.skip(length)) {
-      return 0;
+      return {};
     }
   }
   if (syntax == "1.2.840.10008.1.2.1.99") {
+    // Two passes: the first measures the inflated length, so that the second can tell a value
+    // that runs past the end, as for uncompressed files.
+    std::uint64_t inflated_size = kUnknownSize;
+    const std::uint64_t start = s.position();
+    {
+      InflateSource measure(s);
+      while (measure.skip(1 << 20)) {
+      }
+      inflated_size = measure.position();
+    }
+    if (!s.seek(start)) inflated_size = kUnknownSize;
     InflateSource inflated(s);
-    return Walker(inflated, limit).walk(sniff(inflated, {true, false}));
+    inflated.set_size(inflated_size);
+    return run(Walker(inflated, limit, dicom), sniff(inflated, {true, false}));
   }
   const Encoding declared{syntax != "1.2.840.10008.1.2", syntax == "1.2.840.10008.1.2.2"};
-  return Walker(s, limit).walk(sniff(s, declared));
+  return run(Walker(s, limit, dicom), sniff(s, declared));
 }
 
 }  // namespace
 
 int sequence_depth(const std::uint8_t* data, std::size_t size, int limit) {
   MemorySource s(data, size);
-  return walk_stream(s, limit);
+  return walk_stream(s, limit).depth;
 }
 
 int sequence_depth(const std::filesystem::path& path, int limit) {
   FileSource s(path);
   if (!s.ok()) return 0;
-  return walk_stream(s, limit);
+  return walk_stream(s, limit).depth;
 }
 
 std::string nesting_problem(const std::filesystem::path& path) {
-  const int depth = sequence_depth(path);
-  if (depth <= kMaxSequenceDepth) return {};
-  return "sequences nest more than " + std::to_string(kMaxSequenceDepth) +
-         " levels deep; refused unparsed (a hostile or corrupt file: parsing it could overflow the stack)";
+  FileSource s(path);
+  if (!s.ok()) return {};
+  const Facts facts = walk_stream(s, kMaxSequenceDepth);
+  if (facts.depth > kMaxSequenceDepth)
+    return "sequences nest more than " + std::to_string(kMaxSequenceDepth) +
+           " levels deep; refused unparsed (a hostile or corrupt file: parsing it could overflow the stack)";
+  return facts.problem;
 }
 
 }  // namespace sagitta::dicom::detail

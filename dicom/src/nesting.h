@@ -23,7 +23,10 @@ inline constexpr int kMaxSequenceDepth = 100;
 int sequence_depth(const std::uint8_t* data, std::size_t size, int limit = kMaxSequenceDepth);
 int sequence_depth(const std::filesystem::path& path, int limit = kMaxSequenceDepth);
 
-// Empty when the file may be given to DCMTK; else why not, in one sentence.
+// Empty when the file may be given to DCMTK; else why not, in one sentence: sequences nested
+// deeper than kMaxSequenceDepth, or a value (other than top-level pixel data, which the scan
+// checks itself) longer than the rest of the file, for which DCMTK would allocate the claimed
+// length, up to 4 GiB, before failing.
 std::string nesting_problem(const std::filesystem::path& path);
 
 }  // namespace sagitta::dicom::detail

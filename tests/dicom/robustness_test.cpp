@@ -293,7 +293,28 @@ TEST(HostileStructure, ModerateNestingStillLoads) {
   EXPECT_NO_THROW(dcm::load(scan.stacks[0]));
 }
 
-// The guard refuses nothing real: every pydicom test file and the shared data's DICOM files.
+// A value claiming more bytes than the file holds (here 3 GB inside a sequence): DCMTK would
+// allocate the claimed length first; the guard refuses the file with a decision instead.
+TEST(HostileStructure, ValuesLongerThanTheFileAreRefused) {
+  const fs::path dir = st::scratch_dir();
+  st::write_series(small_series(), dir / "good");
+  std::string b = meta_header("1.2.840.10008.1.2.1");
+  explicit_short(b, 8, 0x16, "UI", std::string("1.2.840.10008.5.1.4.1.1.7\0", 26));
+  explicit_long(b, 8, 0x1115, "SQ", 0xFFFFFFFF);
+  tag(b, 0xFFFE, 0xE000), put_u32(b, 0xFFFFFFFF);
+  explicit_long(b, 0x0009, 0x1010, "OB", 3000000000UL);
+  b += std::string(64, 'x');
+  write_bytes(dir / "bad" / "claims.dcm", b);
+  write_bytes(dir / "bad" / "claims-deflated.dcm",
+              meta_header("1.2.840.10008.1.2.1.99") + deflate_raw(b.substr(meta_header("1.2.840.10008.1.2.1").size())));
+  const auto scan = dcm::scan({dir});
+  ASSERT_EQ(scan.stacks.size(), 1u);
+  int refused = 0;
+  for (const auto& d : scan.decisions) refused += d.what.find("remain in the file") != std::string::npos;
+  EXPECT_EQ(refused, 2);
+}
+
+// The guard refuses nothing DCMTK reads completely: every pydicom test file and the shared data.
 TEST(HostileStructure, NoRealFileIsRefused) {
   std::vector<fs::path> roots = {"/usr/lib/python3/dist-packages/pydicom/data/test_files",
                                  "/usr/lib/python3/dist-packages/pydicom/data/charset_files"};
@@ -306,6 +327,8 @@ TEST(HostileStructure, NoRealFileIsRefused) {
       if (!it->is_regular_file()) continue;
       const auto ext = it->path().extension();
       if (ext == ".nii" || ext == ".gz" || ext == ".nrrd" || ext == ".svs" || ext == ".tif" || ext == ".json") continue;
+      DcmFileFormat f;
+      if (f.loadFile(it->path().c_str()).bad()) continue;  // not DICOM, or DCMTK refuses it anyway
       EXPECT_EQ(dcm::detail::nesting_problem(it->path()), "") << it->path();
       ++checked;
     }

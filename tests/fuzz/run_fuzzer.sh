@@ -37,7 +37,7 @@ make_seeds() {
       while read -r f; do { printf '\x00'; cat "$f"; } > "$tmp/volume/$(basename "$f")"; done
     for f in "$external"/ct/totalsegmentator/example_ct_sm.nii.gz; do
       [ -f "$f" ] && { printf '\x02'; cat "$f"; } > "$tmp/volume/ct_sm.nii.gz"
-      [ -f "$f" ] && { printf '\x01'; gzip -dc "$f" | head -c 400000; } > "$tmp/volume/ct_sm.nii"
+      [ -f "$f" ] && { printf '\x01'; gzip -dc "$f" 2>/dev/null | head -c 400000 || true; } > "$tmp/volume/ct_sm.nii"
     done
   fi
   cp "$tmp"/seg/* "$tmp/dicom/" 2>/dev/null || true
@@ -72,7 +72,11 @@ PY
 }
 
 mkdir -p "$corpus_root"
-[ -d "$seeds" ] || make_seeds
+# The harnesses' runs start in parallel: one makes the seeds, the others wait for it.
+(
+  flock 9
+  [ -d "$seeds" ] || make_seeds
+) 9> "$corpus_root/seeds.lock"
 case "$harness" in
   header | pixels) seed_dir="$seeds/dicom" ;;
   seg) seed_dir="$seeds/seg" ;;
@@ -82,6 +86,7 @@ corpus="$corpus_root/$harness"
 mkdir -p "$corpus"
 
 # Every minimised crasher first: each must run cleanly.
+export LSAN_OPTIONS="suppressions=$source_dir/tests/fuzz/lsan.supp:print_suppressions=0"
 regressions="$source_dir/tests/fuzz/regressions/$harness"
 if [ -d "$regressions" ] && [ -n "$(ls -A "$regressions")" ]; then
   "$fuzzer" -runs=1 "$regressions"/* > "$corpus_root/$harness-regressions.log" 2>&1 ||
