@@ -32,7 +32,7 @@ for n in $sizes; do
     python3 "$here/make_many_dicom.py" "$dir" "$n" 100
     touch "$dir/.complete"
   fi
-  cat "$dir"/*/* > /dev/null  # page cache warm for both tools
+  find "$dir" -type f -exec cat {} + > /dev/null  # page cache warm for both tools
   measure "$n sagitta info --json" "$sagitta" info --json --threads "$threads" "$dir"
   read -r s_secs s_kb < "$work/last.txt"
   out="$work/dcm2niix-$n"
