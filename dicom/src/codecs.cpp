@@ -5,6 +5,7 @@
 #include "sagitta/dicom/codecs.h"
 
 #include <dcmtk/dcmdata/dcrledrg.h>
+#include <dcmtk/dcmdata/dcvr.h>
 #include <dcmtk/dcmjpeg/djdecode.h>
 #include <dcmtk/dcmjpls/djdecode.h>
 #include <dcmtk/oflog/oflog.h>
@@ -20,6 +21,9 @@ void register_codecs() {
   std::call_once(once, [] {
     // DCMTK logs parser warnings to stderr; Sagitta reports problems itself, one line each.
     OFLog::configure(OFLogger::OFF_LOG_LEVEL);
+    // Elements an explicit-VR writer did not know are stored as UN; read the ones DCMTK's
+    // dictionary knows with their real VR (geometry in UN is then used like any other).
+    dcmEnableUnknownVRConversion.set(OFTrue);
     DJDecoderRegistration::registerCodecs();     // JPEG baseline, extended, lossless
     DJLSDecoderRegistration::registerCodecs();   // JPEG-LS
     DcmRLEDecoderRegistration::registerCodecs(); // RLE

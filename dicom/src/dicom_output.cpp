@@ -7,6 +7,8 @@
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcitem.h>
+#include <dcmtk/dcmdata/dcstack.h>
+#include <dcmtk/dcmdata/dcvrpn.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmiod/iodcommn.h>
 #include <dcmtk/dcmiod/iodmacro.h>
@@ -17,12 +19,22 @@
 #include <ctime>
 #include <set>
 
+#include "nesting.h"
 #include "sagitta/core/atomic_output.h"
 #include "sagitta/dicom/error.h"
 #include "sagitta/dicom/series_info.h"
+#include "sagitta/dicom/text.h"
 
 namespace sagitta::dicom::detail {
 namespace fs = std::filesystem;
+
+std::string fit_text(const std::string& text, std::size_t max_bytes) {
+  std::string s = valid_utf8(text);
+  if (s.size() <= max_bytes) return s;
+  std::size_t cut = max_bytes;
+  while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // not inside a character
+  return s.substr(0, cut);
+}
 
 std::string ds(double v) {
   if (std::abs(v) < 1e-12) return "0";
@@ -105,32 +117,144 @@ void check_on_source_grid(const itk::ImageBase<3>& image, const itk::ImageBase<3
 }
 
 namespace {
+// The VRs whose bytes depend on the Specific Character Set.
+bool is_text_vr(DcmEVR vr) {
+  return vr == EVR_PN || vr == EVR_LO || vr == EVR_SH || vr == EVR_ST || vr == EVR_LT || vr == EVR_UT || vr == EVR_UC;
+}
+
 void put(DcmItem& item, const DcmTagKey& tag, const std::string& value) {
   item.putAndInsertString(DcmTag(tag), value.c_str());
 }
 }  // namespace
 
-void source_dataset(DcmFileFormat& out, const SeriesInfo& source) {
+void declare_utf8(DcmItem& dataset) {
+  bool non_ascii = false;
+  DcmStack stack;
+  while (!non_ascii && dataset.nextObject(stack, OFTrue).good()) {
+    DcmObject* object = stack.top();
+    if (!is_text_vr(object->ident())) continue;
+    OFString value;
+    static_cast<DcmElement*>(object)->getOFStringArray(value);
+    for (std::size_t i = 0; i < value.length(); ++i) non_ascii |= static_cast<unsigned char>(value[i]) >= 0x80;
+  }
+  dataset.findAndDeleteElement(DCM_SpecificCharacterSet);
+  if (non_ascii) dataset.putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 192");
+}
+
+namespace {
+
+// A 128-bit FNV-1a of `text` as the decimal of a "2.25." UID (PS3.5 B.2).
+std::string uid_from_text(const std::string& text) {
+  std::uint64_t h[2] = {0xcbf29ce484222325ULL, 0x84222325cbf29ce4ULL};
+  for (int k = 0; k < 2; ++k)
+    for (const char c : text) {
+      h[k] ^= static_cast<unsigned char>(c) + k;
+      h[k] *= 0x100000001b3ULL;
+    }
+  // Long division of the 128-bit number by 10, on 32-bit limbs.
+  std::uint32_t limbs[4] = {std::uint32_t(h[0] >> 32), std::uint32_t(h[0]), std::uint32_t(h[1] >> 32),
+                            std::uint32_t(h[1])};
+  limbs[0] &= 0x7fffffff;  // below 2^127: at most 39 digits
+  std::string digits;
+  for (;;) {
+    bool zero = true;
+    std::uint64_t rest = 0;
+    for (auto& limb : limbs) {
+      const std::uint64_t cur = (rest << 32) | limb;
+      limb = static_cast<std::uint32_t>(cur / 10);
+      rest = cur % 10;
+      zero &= limb == 0;
+    }
+    digits.insert(digits.begin(), static_cast<char>('0' + rest));
+    if (zero) break;
+  }
+  return "2.25." + digits;
+}
+
+// Every text element of `dataset` (nested ones too) converted from its Specific Character Set to
+// UTF-8, declared as ISO_IR 192 when anything is outside ASCII.
+void convert_to_utf8(DcmItem& dataset) {
+  OFString charset_value;
+  dataset.findAndGetOFStringArray(DCM_SpecificCharacterSet, charset_value);
+  const std::string charset(charset_value.c_str(), charset_value.length());
+  bool non_ascii = false;
+  DcmStack stack;
+  while (dataset.nextObject(stack, OFTrue).good()) {
+    DcmObject* object = stack.top();
+    if (!is_text_vr(object->ident())) continue;
+    auto* element = static_cast<DcmElement*>(object);
+    OFString value;
+    if (element->getOFStringArray(value).bad()) continue;
+    const std::string raw(value.c_str(), value.length());
+    const std::string utf8 = to_utf8(raw, charset);
+    for (const char c : utf8) non_ascii |= static_cast<unsigned char>(c) >= 0x80;
+    if (utf8 != raw) element->putOFStringArray(OFString(utf8.c_str(), utf8.size()));
+  }
+  dataset.findAndDeleteElement(DCM_SpecificCharacterSet);
+  if (non_ascii) dataset.putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 192");
+}
+
+}  // namespace
+
+std::string stand_in_uid(const SeriesInfo& source, const std::string& what) {
+  std::string text = "sagitta stand-in " + what;
   for (const auto& volume : source.slices)
+    for (const auto& s : volume) text += "/" + s.sop_instance_uid;
+  return uid_from_text(text);
+}
+
+std::vector<std::string> source_repairs(const SeriesInfo& source) {
+  std::vector<std::string> notes;
+  const char* why = "(derived from the source's SOP Instance UIDs, so every object made from this source agrees)";
+  if (source.study_instance_uid.empty())
+    notes.push_back("the source has no StudyInstanceUID; the derived object uses " + stand_in_uid(source, "study") +
+                    " " + why);
+  if (source.series_instance_uid.empty())
+    notes.push_back("the source has no SeriesInstanceUID; it is referenced as " + stand_in_uid(source, "series") + " " +
+                    why);
+  if (source.frame_of_reference_uid.empty())
+    notes.push_back("the source has no FrameOfReferenceUID; the derived object uses " +
+                    stand_in_uid(source, "frame of reference") + " " + why);
+  return notes;
+}
+
+void source_dataset(DcmFileFormat& out, const SeriesInfo& source) {
+  bool loaded = false;
+  for (const auto& volume : source.slices) {
     for (const auto& s : volume) {
       std::error_code ec;
-      if (s.path.empty() || !fs::is_regular_file(s.path, ec)) continue;
+      if (s.path.empty() || !fs::is_regular_file(s.path, ec) || !nesting_problem(s.path).empty()) continue;
       // Headers only: the pixel data of the source is never needed here.
-      if (out.loadFile(s.path.c_str(), EXS_Unknown, EGL_noChange, 4096).good()) return;
+      if ((loaded = out.loadFile(s.path.c_str(), EXS_Unknown, EGL_noChange, 4096).good())) break;
     }
+    if (loaded) break;
+  }
   DcmItem& d = *out.getDataset();
-  put(d, DCM_PatientName, source.patient_name);
-  put(d, DCM_PatientID, source.patient_id);
-  put(d, DCM_PatientBirthDate, source.patient_birth_date);
-  put(d, DCM_PatientSex, source.patient_sex);
-  put(d, DCM_StudyInstanceUID, source.study_instance_uid);
-  put(d, DCM_StudyDate, source.study_date);
-  put(d, DCM_StudyTime, source.study_time);
-  put(d, DCM_StudyID, source.study_id);
-  put(d, DCM_StudyDescription, source.study_description);
-  put(d, DCM_AccessionNumber, source.accession_number);
-  put(d, DCM_ReferringPhysicianName, source.referring_physician_name);
-  if (!source.frame_of_reference_uid.empty()) put(d, DCM_FrameOfReferenceUID, source.frame_of_reference_uid);
+  if (!loaded) {
+    out.clear();
+    put(d, DCM_PatientName, source.patient_name);
+    put(d, DCM_PatientID, source.patient_id);
+    put(d, DCM_PatientBirthDate, source.patient_birth_date);
+    put(d, DCM_PatientSex, source.patient_sex);
+    put(d, DCM_StudyInstanceUID, source.study_instance_uid);
+    put(d, DCM_StudyDate, source.study_date);
+    put(d, DCM_StudyTime, source.study_time);
+    put(d, DCM_StudyID, source.study_id);
+    put(d, DCM_StudyDescription, source.study_description);
+    put(d, DCM_AccessionNumber, source.accession_number);
+    put(d, DCM_ReferringPhysicianName, source.referring_physician_name);
+    if (!source.frame_of_reference_uid.empty()) put(d, DCM_FrameOfReferenceUID, source.frame_of_reference_uid);
+    d.putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 192");  // SeriesInfo's text is UTF-8
+  }
+  // Derived objects are UTF-8 throughout: Sagitta's own text (labels, descriptions) is UTF-8, and
+  // one object has one character set.
+  convert_to_utf8(d);
+  // Anonymisers blank type 1 UIDs; a derived object must still have them (see source_repairs).
+  OFString uid;
+  if (d.findAndGetOFString(DCM_StudyInstanceUID, uid).bad() || uid.empty())
+    put(d, DCM_StudyInstanceUID, stand_in_uid(source, "study"));
+  if (!source.slices.empty() && (d.findAndGetOFString(DCM_FrameOfReferenceUID, uid).bad() || uid.empty()))
+    put(d, DCM_FrameOfReferenceUID, stand_in_uid(source, "frame of reference"));
 }
 
 void copy_patient_study(DcmItem& item, const SeriesInfo& source) {
@@ -167,7 +291,8 @@ void put_referenced_series(DcmItem& item, const SeriesInfo& source) {
   item.findAndDeleteElement(DCM_ReferencedSeriesSequence);
   DcmItem* series = nullptr;
   item.findOrCreateSequenceItem(DCM_ReferencedSeriesSequence, series, 0);
-  put(*series, DCM_SeriesInstanceUID, source.series_instance_uid);
+  put(*series, DCM_SeriesInstanceUID,
+      source.series_instance_uid.empty() ? stand_in_uid(source, "series") : source.series_instance_uid);
   std::set<std::string> seen;
   long n = 0;
   for (const auto& volume : source.slices)
@@ -193,17 +318,21 @@ void set_content_identification(ContentIdentificationMacro& content, const std::
                                 const std::string& description, const std::string& algorithm_name) {
   content.setInstanceNumber("1");
   content.setContentLabel(label);
-  content.setContentDescription(description, false);
-  content.setContentCreatorName("Sagitta^" + algorithm_name.substr(0, 50), false);
+  content.setContentDescription(fit_text(description, 64), false);
+  content.setContentCreatorName("Sagitta^" + fit_text(algorithm_name, 50), false);
 }
 
 DerivedUids save_iod(DcmIODCommon& iod, const std::function<void(DcmItem&)>& write, const SeriesInfo& source,
                      const fs::path& out) {
   DcmFileFormat file;
   DcmDataset& dataset = *file.getDataset();
+  // dcmiod checks text values against the dataset's character set while writing: declare UTF-8
+  // first (declare_utf8 below settles it).
+  dataset.putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 192");
   write(dataset);
   copy_patient_study(dataset, source);
   put_referenced_series(dataset, source);
+  declare_utf8(dataset);
   save_atomically(file, out);
 
   DerivedUids uids;
@@ -212,6 +341,7 @@ DerivedUids save_iod(DcmIODCommon& iod, const std::function<void(DcmItem&)>& wri
   uids.sop_instance_uid = uid.c_str();
   iod.getSeries().getSeriesInstanceUID(uid);
   uids.series_instance_uid = uid.c_str();
+  uids.notes = source_repairs(source);
   return uids;
 }
 

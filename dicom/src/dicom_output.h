@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <itkImage.h>
 
@@ -18,6 +19,10 @@ struct SeriesInfo;
 }
 
 namespace sagitta::dicom::detail {
+
+// `text` made valid UTF-8 and cut to at most `max_bytes` bytes at a character boundary (the
+// length limits of LO/SH/ST are in characters; bytes are the safe side).
+std::string fit_text(const std::string& text, std::size_t max_bytes);
 
 // A decimal string (DS, at most 16 characters) as exact as fits.
 std::string ds(double v);
@@ -45,7 +50,9 @@ void check_on_source_grid(const itk::ImageBase<3>& image, const itk::ImageBase<3
 void copy_patient_study(DcmItem& item, const SeriesInfo& source);
 
 // A dataset with the patient/study/frame-of-reference attributes of `source` (for importers that
-// want a source dataset): the first readable source file, else one made from `source`.
+// want a source dataset): the first readable source file, else one made from `source`; its text
+// converted to UTF-8 (ISO_IR 192), and missing Study Instance and Frame of Reference UIDs filled
+// with stand_in_uid().
 void source_dataset(DcmFileFormat& out, const SeriesInfo& source);
 
 // Adds the Referenced Series Sequence (0008,1115): the source series and every source instance.
@@ -62,7 +69,21 @@ void set_content_identification(ContentIdentificationMacro& content, const std::
 
 struct DerivedUids {
   std::string sop_instance_uid, series_instance_uid;
+  std::vector<std::string> notes;  // source_repairs()
 };
+
+// A UID for something the source lacks (`what`: "study", "series", "frame of reference"):
+// "2.25." and a hash of the source's SOP Instance UIDs, so every object made from the same
+// source gets the same one.
+std::string stand_in_uid(const SeriesInfo& source, const std::string& what);
+
+// What a derived object of `source` has to make up (missing type 1 UIDs), one sentence each, for
+// the caller's report.
+std::vector<std::string> source_repairs(const SeriesInfo& source);
+
+// Sets Specific Character Set to ISO_IR 192 when any text element holds non-ASCII bytes (all
+// text of a derived object is UTF-8), and removes it otherwise.
+void declare_utf8(DcmItem& dataset);
 
 // Saves an object built with one of dcmiod's IOD classes (SEG, Parametric Map): `write` puts
 // `iod` into the dataset (and throws if it cannot); then every patient/study attribute of the

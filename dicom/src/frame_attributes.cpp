@@ -13,19 +13,30 @@
 #include <sstream>
 
 #include "sagitta/dicom/error.h"
+#include "sagitta/dicom/text.h"
 #include "siemens_csa.h"
 
 namespace sagitta::dicom::detail {
 namespace {
 
-std::string get_string(DcmItem& item, const DcmTagKey& tag) {
+// A value as stored, trailing padding removed (raw bytes: see text()).
+std::string raw_string(DcmItem& item, const DcmTagKey& tag) {
   OFString value;
   if (item.findAndGetOFStringArray(tag, value).good()) {
-    std::string s = value.c_str();
+    std::string s(value.c_str(), value.length());
     while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.pop_back();
     return s;
   }
   return {};
+}
+
+// Code strings, UIDs, dates, numbers: ASCII by definition; anything else is replaced so that no
+// stray byte reaches an output.
+std::string get_string(DcmItem& item, const DcmTagKey& tag) { return valid_utf8(raw_string(item, tag)); }
+
+// Text (PN, LO, SH, ST, LT, UT, UC) in the dataset's Specific Character Set, as UTF-8.
+std::string text(DcmItem& item, const DcmTagKey& tag, const std::string& charset) {
+  return to_utf8(raw_string(item, tag), charset);
 }
 
 bool get_double(DcmItem& item, const DcmTagKey& tag, double& value, unsigned long pos = 0) {
@@ -100,6 +111,25 @@ std::vector<std::uint8_t> private_bytes(DcmItem& item, const DcmTagKey& tag) {
   return {data, data + element->getLength()};
 }
 
+// What an image shows, from ImageType's values after the second (M, P, R, I, PHASE, FIELD_MAP,
+// Philips' M_FFE/P_SE...), GE's private image type (0043,102F) or an enhanced frame's Complex
+// Image Component: "" for magnitude (and anything unmarked), else "phase", "real", "imaginary" or
+// "field map". Images of different kinds at the same positions are different stacks.
+std::string kind_of(const std::string& image_type) {
+  std::vector<std::string> values;
+  std::stringstream ss(image_type);
+  for (std::string v; std::getline(ss, v, '\\');) values.push_back(v);
+  for (std::size_t i = 2; i < values.size(); ++i) {
+    const std::string& v = values[i];
+    auto is = [&](const char* word, const char* prefix) { return v == word || v.rfind(prefix, 0) == 0; };
+    if (v == "P" || is("PHASE", "P_") || v == "PHASE MAP") return "phase";
+    if (v == "R" || is("REAL", "R_")) return "real";
+    if (v == "I" || is("IMAGINARY", "I_")) return "imaginary";
+    if (v == "FIELD_MAP" || v == "FIELDMAP" || v == "B0 MAP" || v == "B0_MAP" || v == "B0MAP") return "field map";
+  }
+  return "";
+}
+
 [[noreturn]] void fail(const std::string& path, const std::string& what) { throw DicomError(path + ": " + what); }
 
 struct MosaicLayout {
@@ -142,25 +172,27 @@ MosaicLayout read_mosaic_layout(DcmItem& item) {
 
 SeriesInfo read_series_info(DcmItem& d) {
   SeriesInfo info;
-  info.patient_name = get_string(d, DCM_PatientName);
-  info.patient_id = get_string(d, DCM_PatientID);
+  const std::string cs = raw_string(d, DCM_SpecificCharacterSet);
+  info.specific_character_set = valid_utf8(cs);
+  info.patient_name = text(d, DCM_PatientName, cs);
+  info.patient_id = text(d, DCM_PatientID, cs);
   info.patient_birth_date = get_string(d, DCM_PatientBirthDate);
   info.patient_sex = get_string(d, DCM_PatientSex);
   info.study_instance_uid = get_string(d, DCM_StudyInstanceUID);
   info.study_date = get_string(d, DCM_StudyDate);
   info.study_time = get_string(d, DCM_StudyTime);
-  info.study_id = get_string(d, DCM_StudyID);
-  info.study_description = get_string(d, DCM_StudyDescription);
-  info.accession_number = get_string(d, DCM_AccessionNumber);
-  info.referring_physician_name = get_string(d, DCM_ReferringPhysicianName);
+  info.study_id = text(d, DCM_StudyID, cs);
+  info.study_description = text(d, DCM_StudyDescription, cs);
+  info.accession_number = text(d, DCM_AccessionNumber, cs);
+  info.referring_physician_name = text(d, DCM_ReferringPhysicianName, cs);
   info.series_instance_uid = get_string(d, DCM_SeriesInstanceUID);
   info.series_number = get_string(d, DCM_SeriesNumber);
-  info.series_description = get_string(d, DCM_SeriesDescription);
+  info.series_description = text(d, DCM_SeriesDescription, cs);
   info.modality = get_string(d, DCM_Modality);
   info.body_part = get_string(d, DCM_BodyPartExamined);
   info.frame_of_reference_uid = get_string(d, DCM_FrameOfReferenceUID);
-  info.manufacturer = get_string(d, DCM_Manufacturer);
-  info.manufacturer_model = get_string(d, DCM_ManufacturerModelName);
+  info.manufacturer = text(d, DCM_Manufacturer, cs);
+  info.manufacturer_model = text(d, DCM_ManufacturerModelName, cs);
   info.sop_class_uid = get_string(d, DCM_SOPClassUID);
   return info;
 }
@@ -224,6 +256,15 @@ Frame base_frame(DcmDataset& d, const HeaderRecord& rec, const std::string& path
   get_double(d, DCM_SpacingBetweenSlices, base.spacing_between_slices);
   base.image_type = get_string(d, DCM_ImageType);
   base.localizer = base.image_type.find("LOCALIZER") != std::string::npos;
+  base.image_kind = kind_of(base.image_type);
+  Sint16 ge_type = 0;  // GE: 0 magnitude, 1 phase, 2 real, 3 imaginary
+  if (base.image_kind.empty() && get_string(d, DCM_Manufacturer).rfind("GE", 0) == 0) {
+    const auto raw = private_bytes(d, DcmTagKey(0x0043, 0x102F));
+    if (raw.size() >= 2) ge_type = static_cast<Sint16>(raw[0] | (raw[1] << 8));
+    if (ge_type == 1) base.image_kind = "phase";
+    else if (ge_type == 2) base.image_kind = "real";
+    else if (ge_type == 3) base.image_kind = "imaginary";
+  }
   get_double(d, DCM_RescaleSlope, base.rescale_slope);
   get_double(d, DCM_RescaleIntercept, base.rescale_intercept);
   if (base.rescale_slope == 0.0) base.rescale_slope = 1.0;  // a zero slope is a writer's bug
@@ -235,8 +276,22 @@ Frame base_frame(DcmDataset& d, const HeaderRecord& rec, const std::string& path
 
 // Position, orientation and pixel spacing of an image without functional groups.
 void read_plane_geometry(DcmDataset& d, const std::string& path, Frame& f) {
-  if (!get_doubles(d, DCM_ImagePositionPatient, f.position))
+  if (!get_doubles(d, DCM_ImagePositionPatient, f.position)) {
+    // Some vendors' series (e.g. one vendor's DTI) keep slice positions only in private tags.
+    // Sagitta does not read them: their layout is undocumented and cannot be checked, and a
+    // wrong guess puts every slice in the wrong place silently. Say so plainly.
+    bool has_private = false;
+    for (unsigned long i = 0; i < d.card() && !has_private; ++i)
+      has_private = (d.getElement(i)->getGTag() & 1) != 0 && d.getElement(i)->getGTag() > 0x0008;
+    std::string manufacturer = text(d, DCM_Manufacturer, raw_string(d, DCM_SpecificCharacterSet));
+    if (manufacturer.empty()) manufacturer = "unknown manufacturer";
+    if (has_private)
+      fail(path, "no ImagePositionPatient: this " + manufacturer +
+                     " image's slice positions, if any, are only in private tags, which Sagitta does not use "
+                     "(vendor-private geometry is undocumented and cannot be checked); export the series with "
+                     "standard geometry (ImagePositionPatient) from the scanner or the vendor's tools");
     fail(path, "no ImagePositionPatient; the image cannot be placed in patient space");
+  }
   if (!get_doubles(d, DCM_ImageOrientationPatient, f.orientation) || !valid_orientation(f.orientation))
     fail(path, "missing or invalid ImageOrientationPatient");
   if (!get_doubles(d, DCM_PixelSpacing, f.pixel_spacing) || f.pixel_spacing[0] <= 0 || f.pixel_spacing[1] <= 0)
@@ -339,6 +394,12 @@ Frame enhanced_frame(DcmItem* per_frame, DcmItem* shared, const Frame& base, int
       (g = functional_group(per_frame, shared, DCM_CTImageFrameTypeSequence))) {
     const std::string frame_type = get_string(*g, DCM_FrameType);
     if (!frame_type.empty()) f.localizer = frame_type.find("LOCALIZER") != std::string::npos;
+    const std::string component = get_string(*g, DCM_ComplexImageComponent);
+    if (component == "PHASE") f.image_kind = "phase";
+    else if (component == "REAL") f.image_kind = "real";
+    else if (component == "IMAGINARY") f.image_kind = "imaginary";
+    else if (component == "MAGNITUDE") f.image_kind = "";
+    else if (!frame_type.empty()) f.image_kind = kind_of(frame_type);
   }
   return f;
 }
@@ -359,6 +420,9 @@ void read_enhanced_frames(DcmDataset& d, DcmItem* shared, const Frame& base, con
 HeaderRecord read_header(DcmDataset& d, const std::string& path, const std::string& ts_uid) {
   HeaderRecord rec;
   rec.info = read_series_info(d);
+  if (!known_character_set(rec.info.specific_character_set))
+    rec.notes.push_back("SpecificCharacterSet '" + rec.info.specific_character_set +
+                        "' is not known; characters outside ASCII are shown as U+FFFD");
   rec.info.transfer_syntax_uid = ts_uid;
   rec.format = read_pixel_format(d, path);
   const Frame base = base_frame(d, rec, path, ts_uid);

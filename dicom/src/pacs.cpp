@@ -19,8 +19,10 @@
 #include <set>
 #include <thread>
 
+#include "nesting.h"
 #include "sagitta/dicom/codecs.h"
 #include "sagitta/dicom/error.h"
+#include "sagitta/dicom/text.h"
 
 namespace sagitta::dicom {
 namespace fs = std::filesystem;
@@ -314,13 +316,15 @@ std::vector<QueryMatch> pacs_find(const PacsPeer& peer, QueryLevel level, const 
     final_status = r->m_status;
     if (r->m_dataset && (r->m_status == 0xFF00 || r->m_status == 0xFF01)) {
       QueryMatch m;
+      OFString charset;
+      r->m_dataset->findAndGetOFStringArray(DCM_SpecificCharacterSet, charset);
       for (unsigned long i = 0; i < r->m_dataset->card(); ++i) {
         DcmElement* e = r->m_dataset->getElement(i);
         if (e->getTag() == DCM_QueryRetrieveLevel || e->getTag() == DCM_SpecificCharacterSet) continue;
         OFString value;
         e->getOFStringArray(value);
         DcmTag tag(e->getTag());
-        m[tag.getTagName()] = value.c_str();
+        m[tag.getTagName()] = to_utf8(std::string_view(value.c_str(), value.length()), charset.c_str());
       }
       matches.push_back(std::move(m));
     }
@@ -462,6 +466,8 @@ struct StoreItem {
 };
 
 StoreItem read_store_item(const fs::path& p) {
+  if (const auto problem = detail::nesting_problem(p); !problem.empty())
+    throw DicomError(fmt::format("store: {}: {}", p.string(), problem));
   DcmFileFormat f;
   if (f.loadFile(p.c_str(), EXS_Unknown, EGL_noChange, 256, ERM_autoDetect).bad())
     throw DicomError(fmt::format("store: {} is not a readable DICOM file", p.string()));

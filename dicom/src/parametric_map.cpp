@@ -48,8 +48,9 @@ void set_series_and_instance(DPMParametricMapIOD& pm, const SeriesInfo& source, 
   }
   check(pm.getSeries().setSeriesInstanceUID(detail::new_uid(SITE_SERIES_UID_ROOT)), out, "series UID");
   check(pm.getSeries().setSeriesNumber(std::to_string(series_number)), out, "series number");
-  check(pm.getSeries().setSeriesDescription(options.series_description.substr(0, 64), false), out, "series description");
+  check(pm.getSeries().setSeriesDescription(detail::fit_text(options.series_description, 64), false), out, "series description");
   check(pm.getSOPCommon().setSOPInstanceUID(detail::new_uid(SITE_INSTANCE_UID_ROOT)), out, "instance UID");
+  check(pm.getSOPCommon().setSpecificCharacterSet("ISO_IR 192"), out, "character set");  // text is UTF-8
   check(pm.getIODGeneralImageModule().setContentDate(detail::dicom_date()), out, "content date");
   check(pm.getIODGeneralImageModule().setContentTime(detail::dicom_time()), out, "content time");
   pm.setRecognizableVisualFeatures(DPMTypes::RVF_NO);
@@ -97,7 +98,7 @@ void add_value_mapping(DPMParametricMapIOD& pm, const Image& map, const fs::path
   item->setRealWorldValueSlope(1.0);
   item->setRealWorldValueIntercept(0.0);
   item->setLUTLabel(options.label.substr(0, 16));
-  item->setLUTExplanation(options.quantity.meaning.substr(0, 64));
+  item->setLUTExplanation(detail::fit_text(options.quantity.meaning, 64));
   item->getMeasurementUnitsCode().set(options.units.value, options.units.scheme, options.units.meaning);
   auto* quantity = new ContentItemMacro();
   quantity->setValueType(ContentItemMacro::VT_CODE);
@@ -162,10 +163,10 @@ ParametricMapResult write_parametric_map(const Image& map, const itk::ImageBase<
   const auto size = map.GetLargestPossibleRegion().GetSize();
   if (size[0] > 65535 || size[1] > 65535) throw DicomError(out.string() + ": slices larger than 65535 pixels");
   const int series_number = detail::derived_series_number(options.series_number, source, 2000);
-  IODEnhGeneralEquipmentModule::EquipmentInfo equipment("Sagitta", options.algorithm_name.substr(0, 64), "1",
-                                                        options.software_version.substr(0, 64));
+  IODEnhGeneralEquipmentModule::EquipmentInfo equipment("Sagitta", detail::fit_text(options.algorithm_name, 64), "1",
+                                                        detail::fit_text(options.software_version, 64));
   ContentIdentificationMacro content;
-  detail::set_content_identification(content, options.label.substr(0, 16), options.quantity.meaning.substr(0, 64),
+  detail::set_content_identification(content, options.label.substr(0, 16), detail::fit_text(options.quantity.meaning, 64),
                                      options.algorithm_name);
 
   const std::string modality = source.modality.empty() ? "OT" : source.modality;
@@ -186,6 +187,7 @@ ParametricMapResult write_parametric_map(const Image& map, const itk::ImageBase<
   ParametricMapResult r;
   r.sop_instance_uid = uids.sop_instance_uid;
   r.series_instance_uid = uids.series_instance_uid;
+  r.notes = uids.notes;
   r.frames = size[2];
   return r;
 }

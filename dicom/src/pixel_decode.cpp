@@ -3,6 +3,8 @@
 // declarations and their contract: pixel_decode.h).
 #include "pixel_decode.h"
 
+#include "nesting.h"
+
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfcache.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
@@ -89,6 +91,7 @@ struct FrameReader::Impl {
 
 FrameReader::FrameReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
   impl_->path = path;
+  if (const auto problem = detail::nesting_problem(path); !problem.empty()) throw DicomError(path + ": " + problem);
   const OFCondition status =
       impl_->file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, kHeaderReadLimit, ERM_autoDetect);
   if (status.bad()) throw DicomError(fmt::format("{}: cannot read ({})", path, status.text()));

@@ -6,16 +6,19 @@
 #include <dcmtk/dcmdata/dcxfer.h>
 
 #include "sagitta/dicom/error.h"
+#include "sagitta/dicom/text.h"
 #include "stack_geometry.h"
 
 namespace sagitta::dicom {
 
-nlohmann::json to_json(const Decision& d) { return {{"subject", d.subject}, {"decision", d.what}}; }
+// Subjects are often file paths, whose bytes need not be UTF-8; decisions quote them.
+nlohmann::json to_json(const Decision& d) { return {{"subject", valid_utf8(d.subject)}, {"decision", valid_utf8(d.what)}}; }
 
 nlohmann::json to_json(const Stack& stack) {
   const SeriesInfo& i = stack.info;
   nlohmann::json j = {
       {"id", stack.id},
+      {"specific_character_set", i.specific_character_set},
       {"patient", {{"name", i.patient_name}, {"id", i.patient_id}, {"birth_date", i.patient_birth_date}, {"sex", i.patient_sex}}},
       {"study", {{"uid", i.study_instance_uid}, {"date", i.study_date}, {"time", i.study_time}, {"id", i.study_id},
                  {"description", i.study_description}, {"accession_number", i.accession_number}}},
@@ -41,13 +44,13 @@ nlohmann::json to_json(const Stack& stack) {
     j["spacing"] = g.spacing;
     j["origin"] = g.origin;
     nlohmann::json notes = nlohmann::json::array();
-    for (const auto& d : g.decisions) notes.push_back(prefix + d);
+    for (const auto& d : g.decisions) notes.push_back(valid_utf8(prefix + d));
     j["geometry_notes"] = notes;
   };
   try {
     describe_grid(detail::plan_geometry(stack.frames, LoadOptions{}), "");
   } catch (const DicomError& refused) {
-    j["geometry_error"] = refused.what();
+    j["geometry_error"] = valid_utf8(refused.what());
     try {
       LoadOptions o;
       o.irregular_spacing = IrregularSpacing::Resample;

@@ -16,6 +16,7 @@
 #include <set>
 
 #include "frame_attributes.h"
+#include "nesting.h"
 #include "parallel_for.h"
 #include "sagitta/dicom/codecs.h"
 #include "sagitta/dicom/error.h"
@@ -46,6 +47,11 @@ FileOutcome read_file(const fs::path& path) {
   const auto size = fs::file_size(path, ec);
   if (ec || size == 0) {
     out.skipped = "empty or unreadable file";
+    return out;
+  }
+  // DCMTK parses nested sequences recursively: refuse hostile nesting before it does.
+  if (auto problem = detail::nesting_problem(path); !problem.empty()) {
+    out.skipped = std::move(problem);
     return out;
   }
   DcmFileFormat file;
@@ -153,7 +159,7 @@ bool same_plane_kind(const Frame& a, const Frame& b) {
   for (int i = 0; i < 6; ++i)
     if (std::abs(a.orientation[i] - b.orientation[i]) > 1e-3) return false;
   return a.rows == b.rows && a.columns == b.columns && a.localizer == b.localizer &&
-         a.echo_number == b.echo_number &&
+         a.echo_number == b.echo_number && a.image_kind == b.image_kind &&
          std::abs(a.pixel_spacing[0] - b.pixel_spacing[0]) <= 1e-4 * a.pixel_spacing[0] &&
          std::abs(a.pixel_spacing[1] - b.pixel_spacing[1]) <= 1e-4 * a.pixel_spacing[1];
 }
@@ -174,6 +180,8 @@ std::string difference(const Frame& a, const Frame& main) {
   if (a.rows != main.rows || a.columns != main.columns)
     return fmt::format("image size differs ({}x{} vs {}x{})", a.columns, a.rows, main.columns, main.rows);
   if (a.echo_number != main.echo_number) return fmt::format("echo {}", a.echo_number);
+  if (a.image_kind != main.image_kind)
+    return fmt::format("{} images (ImageType {})", a.image_kind.empty() ? "magnitude" : a.image_kind, a.image_type);
   return "pixel spacing differs";
 }
 
@@ -235,41 +243,56 @@ ScanResult scan(const std::vector<fs::path>& inputs, const ScanOptions& options)
   const auto files = collect_files(inputs, options.recursive, result.decisions);
   result.files_seen = files.size();
 
-  std::vector<FileOutcome> outcomes(files.size());
-  detail::parallel_for(files.size(), options.threads,
-                       [&](std::size_t i) { outcomes[i] = read_file(files[i]); });
-
   // Series UID -> (descriptors, frames), in file order.
   std::map<std::string, std::pair<SeriesInfo, std::vector<Frame>>> series;
   std::vector<std::string> series_order;
   std::map<std::string, std::string> instance_paths;  // SOPInstanceUID -> first file
-  for (std::size_t i = 0; i < files.size(); ++i) {
-    auto& o = outcomes[i];
-    if (!o.header) {
-      result.decisions.push_back({files[i].string(), "skipped: " + o.skipped});
-      continue;
-    }
-    ++result.files_used;
-    for (const auto& note : o.header->notes) result.decisions.push_back({files[i].string(), note});
-    std::string key = o.header->info.series_instance_uid;
-    if (key.empty()) {
-      key = "no-uid:" + o.header->info.study_instance_uid + ":" + o.header->info.series_number;
-      result.decisions.push_back({files[i].string(), "no SeriesInstanceUID; grouped by study and series number"});
-    }
-    // The same instance in two files (copied studies, exports next to originals) is read once.
-    const std::string& uid = o.header->frames.front().sop_instance_uid;
-    if (!uid.empty()) {
-      auto [first_path, fresh] = instance_paths.try_emplace(uid, files[i].string());
-      if (!fresh) {
-        --result.files_used;
-        result.decisions.push_back({files[i].string(), "skipped: duplicate of instance " + uid + " in " + first_path->second});
+  // Files are read in batches and each batch's headers merged at once, so that memory holds the
+  // frames a scan returns and not every file's full header record (flat for 100,000 files).
+  constexpr std::size_t kBatch = 2048;
+  for (std::size_t start = 0; start < files.size(); start += kBatch) {
+    const std::size_t n = std::min(kBatch, files.size() - start);
+    std::vector<FileOutcome> outcomes(n);
+    detail::parallel_for(n, options.threads, [&](std::size_t i) {
+      // One bad file never ends the scan: whatever it throws becomes its decision.
+      try {
+        outcomes[i] = read_file(files[start + i]);
+      } catch (const std::exception& e) {
+        outcomes[i] = {};
+        outcomes[i].skipped = std::string("unreadable (") + e.what() + ")";
+      }
+    });
+    for (std::size_t j = 0; j < n; ++j) {
+      const fs::path& file = files[start + j];
+      auto& o = outcomes[j];
+      if (!o.header) {
+        result.decisions.push_back({file.string(), "skipped: " + o.skipped});
         continue;
       }
+      ++result.files_used;
+      for (const auto& note : o.header->notes) result.decisions.push_back({file.string(), note});
+      std::string key = o.header->info.series_instance_uid;
+      if (key.empty()) {
+        key = "no-uid:" + o.header->info.study_instance_uid + ":" + o.header->info.series_number;
+        result.decisions.push_back({file.string(), "no SeriesInstanceUID; grouped by study and series number"});
+      }
+      // The same instance in two files (copied studies, exports next to originals) is read once.
+      const std::string& uid = o.header->frames.front().sop_instance_uid;
+      if (!uid.empty()) {
+        auto [first_path, fresh] = instance_paths.try_emplace(uid, file.string());
+        if (!fresh) {
+          --result.files_used;
+          result.decisions.push_back({file.string(), "skipped: duplicate of instance " + uid + " in " + first_path->second});
+          continue;
+        }
+      }
+      auto [it, inserted] = series.try_emplace(key, o.header->info, std::vector<Frame>{});
+      if (inserted) series_order.push_back(key);
+      auto& frames = it->second.second;
+      frames.insert(frames.end(), std::make_move_iterator(o.header->frames.begin()),
+                    std::make_move_iterator(o.header->frames.end()));
+      o.header.reset();
     }
-    auto [it, inserted] = series.try_emplace(key, o.header->info, std::vector<Frame>{});
-    if (inserted) series_order.push_back(key);
-    auto& frames = it->second.second;
-    frames.insert(frames.end(), o.header->frames.begin(), o.header->frames.end());
   }
   if (series.empty()) {
     std::string why = result.decisions.empty() ? "no files" : result.decisions.front().what;

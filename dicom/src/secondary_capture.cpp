@@ -22,7 +22,6 @@ SecondaryCaptureResult write_secondary_capture(const RgbPicture& picture, const 
   if (picture.rgb.size() != static_cast<std::size_t>(picture.width) * picture.height * 3)
     throw DicomError(fmt::format("{}: {} bytes of RGB for a {}x{} picture", out.string(), picture.rgb.size(), picture.width,
                                  picture.height));
-  if (source.study_instance_uid.empty()) throw DicomError(out.string() + ": the source has no Study Instance UID");
 
   DcmFileFormat file;
   DcmDataset& d = *file.getDataset();
@@ -45,14 +44,14 @@ SecondaryCaptureResult write_secondary_capture(const RgbPicture& picture, const 
   put(DCM_Modality, "OT");
   put(DCM_SeriesInstanceUID, r.series_instance_uid);
   put(DCM_SeriesNumber, std::to_string(series_number));
-  put(DCM_SeriesDescription, options.series_description.substr(0, 64));
+  put(DCM_SeriesDescription, detail::fit_text(options.series_description, 64));
   put(DCM_SeriesDate, date);
   put(DCM_SeriesTime, time);
   d.insertEmptyElement(DCM_Laterality);  // type 2C: unknown for a picture of a whole slice
   // SC equipment: a workstation made it.
   put(DCM_ConversionType, "WSD");
   put(DCM_Manufacturer, "Sagitta");
-  put(DCM_SoftwareVersions, options.software_version.substr(0, 64));
+  put(DCM_SoftwareVersions, detail::fit_text(options.software_version, 64));
   // General image.
   put(DCM_InstanceNumber, std::to_string(options.instance_number));
   d.insertEmptyElement(DCM_PatientOrientation);
@@ -83,7 +82,9 @@ SecondaryCaptureResult write_secondary_capture(const RgbPicture& picture, const 
   put(DCM_LossyImageCompression, "00");
   if (d.putAndInsertUint8Array(DCM_PixelData, picture.rgb.data(), static_cast<unsigned long>(picture.rgb.size())).bad())
     throw DicomError(out.string() + ": cannot set the pixel data");
+  detail::declare_utf8(d);
   detail::save_atomically(file, out);
+  r.notes = detail::source_repairs(source);
   return r;
 }
 

@@ -78,8 +78,8 @@ SegWriteOptions seg_write_options(const sagitta::ModelCard& card, const char* ve
   SegWriteOptions o;
   o.algorithm_name = card.name.empty() ? "Sagitta model" : card.name;
   o.algorithm_version = card.version.empty() ? "1" : card.version;
-  o.series_description = ("Sagitta " + o.algorithm_name).substr(0, 64);
-  o.content_description = card.description.substr(0, 64);
+  o.series_description = "Sagitta " + o.algorithm_name;
+  o.content_description = card.description;
   o.software_version = std::string("sagitta ") + version;
   return o;
 }

@@ -2,6 +2,7 @@
 // LABELMAP type (Label Map Segmentation Storage), and real SEGs often bend the functional group
 // rules dcmseg enforces, so the reader walks the dataset itself.
 #include "frame_attributes.h"
+#include "nesting.h"
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
@@ -19,6 +20,7 @@
 
 #include "sagitta/dicom/codecs.h"
 #include "sagitta/dicom/error.h"
+#include "sagitta/dicom/text.h"
 #include "sagitta/dicom/seg.h"
 
 namespace sagitta::dicom {
@@ -29,10 +31,24 @@ namespace {
 constexpr const char* kSegmentationStorage = "1.2.840.10008.5.1.4.1.1.66.4";
 constexpr const char* kLabelMapSegmentationStorage = "1.2.840.10008.5.1.4.1.1.66.7";
 
+// The value as UTF-8: text in the SEG's Specific Character Set (kept per thread while one file is
+// read, see CharsetScope), everything else made valid UTF-8.
+thread_local std::string current_charset;
+struct CharsetScope {
+  explicit CharsetScope(DcmItem& dataset) {
+    OFString v;
+    dataset.findAndGetOFStringArray(DCM_SpecificCharacterSet, v);
+    current_charset.assign(v.c_str(), v.length());
+  }
+  ~CharsetScope() { current_charset.clear(); }
+  CharsetScope(const CharsetScope&) = delete;
+  CharsetScope& operator=(const CharsetScope&) = delete;
+};
+
 std::string str(DcmItem& item, const DcmTagKey& tag, bool search_into_sub = false) {
   OFString v;
   item.findAndGetOFStringArray(tag, v, search_into_sub);
-  return v.c_str();
+  return to_utf8(std::string_view(v.c_str(), v.length()), current_charset);
 }
 
 DcmItem* first_item(DcmItem& item, const DcmTagKey& sequence) {
@@ -81,6 +97,7 @@ using SegmentIndex = std::map<int, std::size_t>;
 void load_seg(DcmFileFormat& file, const fs::path& path, const std::string& where) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) throw DicomError(where + ": no such file");
+  if (const auto problem = detail::nesting_problem(path); !problem.empty()) throw DicomError(where + ": " + problem);
   const OFCondition loaded = file.loadFile(path.c_str());
   if (loaded.bad()) throw DicomError(fmt::format("{}: not a readable DICOM file ({})", where, loaded.text()));
   DcmDataset& ds = *file.getDataset();
@@ -532,7 +549,7 @@ void fill_fractional(DcmDataset& ds, const SegFrames& in, ReadSegResult& r) {
 
 bool is_seg_file(const fs::path& path) {
   std::error_code ec;
-  if (!fs::is_regular_file(path, ec)) return false;
+  if (!fs::is_regular_file(path, ec) || !detail::nesting_problem(path).empty()) return false;
   DcmFileFormat file;
   if (file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, 256, ERM_autoDetect).bad()) return false;
   OFString sop_class;
@@ -546,6 +563,7 @@ ReadSegResult read_seg(const fs::path& path, const ReadSegOptions& options) {
   DcmFileFormat file;
   load_seg(file, path, where);
   DcmDataset& ds = *file.getDataset();
+  const CharsetScope charset(ds);
 
   ReadSegResult r;
   read_identity(ds, r);

@@ -51,7 +51,7 @@ std::unique_ptr<DcmSegmentation> create_segmentation(bool fractional, Uint16 row
                                                      const fs::path& out, const SegWriteOptions& options) {
   IODGeneralEquipmentModule::EquipmentInfo equipment("Sagitta", options.algorithm_name, "1", options.software_version);
   ContentIdentificationMacro content;
-  detail::set_content_identification(content, options.content_label, options.content_description.substr(0, 64),
+  detail::set_content_identification(content, options.content_label, detail::fit_text(options.content_description, 64),
                                      options.algorithm_name);
   DcmSegmentation* raw = nullptr;
   const OFCondition created =
@@ -73,10 +73,14 @@ void set_series_and_instance(DcmSegmentation& seg, const SeriesInfo& source, con
   const int series_number = detail::derived_series_number(options.series_number, source, 1000);
   check(seg.getSeries().setSeriesInstanceUID(detail::new_uid(SITE_SERIES_UID_ROOT)), out, "series UID");
   check(seg.getSeries().setSeriesNumber(std::to_string(series_number)), out, "series number");
-  check(seg.getSeries().setSeriesDescription(options.series_description.substr(0, 64), false), out, "series description");
+  check(seg.getSeries().setSeriesDescription(detail::fit_text(options.series_description, 64), false), out,
+        "series description");
   check(seg.getSeries().setSeriesDate(detail::dicom_date()), out, "series date");
   check(seg.getSeries().setSeriesTime(detail::dicom_time()), out, "series time");
   check(seg.getSOPCommon().setSOPInstanceUID(detail::new_uid(SITE_INSTANCE_UID_ROOT)), out, "instance UID");
+  // All text is UTF-8 (dcmiod checks values against this on writing); save_iod drops the
+  // declaration again when everything turns out to be ASCII.
+  check(seg.getSOPCommon().setSpecificCharacterSet("ISO_IR 192"), out, "character set");
   check(seg.getGeneralImage().setContentDate(detail::dicom_date()), out, "content date");
   check(seg.getGeneralImage().setContentTime(detail::dicom_time()), out, "content time");
 }
@@ -84,11 +88,14 @@ void set_series_and_instance(DcmSegmentation& seg, const SeriesInfo& source, con
 void add_segment(DcmSegmentation& seg, const SegmentDescription& d, const fs::path& out,
                  const SegWriteOptions& options) {
   DcmSegment* segment = nullptr;
-  check(DcmSegment::create(segment, d.name.empty() ? fmt::format("label {}", d.label) : d.name.substr(0, 64),
-                           code(d.category.empty() ? kTissue : d.category), code(d.type.empty() ? kTissue : d.type),
-                           DcmSegTypes::SAT_AUTOMATIC, options.algorithm_name.substr(0, 64)),
+  // Created with ASCII stand-ins, then given the real (UTF-8) texts: dcmseg's value check knows
+  // only the default repertoire, and the object declares ISO_IR 192.
+  check(DcmSegment::create(segment, "segment", code(d.category.empty() ? kTissue : d.category),
+                           code(d.type.empty() ? kTissue : d.type), DcmSegTypes::SAT_AUTOMATIC, "algorithm"),
         out, "segment " + d.name);
   std::unique_ptr<DcmSegment> owned(segment);
+  check(segment->setSegmentLabel(detail::fit_text(d.name.empty() ? fmt::format("label {}", d.label) : d.name, 64), false),
+        out, "segment label");
   double L = 0, a = 0, b = 0;
   IODCIELabUtil::rgb2DicomLab(L, a, b, d.color[0] / 255.0, d.color[1] / 255.0, d.color[2] / 255.0);
   check(segment->setRecommendedDisplayCIELabValue(static_cast<Uint16>(std::lround(L)), static_cast<Uint16>(std::lround(a)),
@@ -97,8 +104,8 @@ void add_segment(DcmSegmentation& seg, const SegmentDescription& d, const fs::pa
   AlgorithmIdentificationMacro& algorithm = segment->getSegmentationAlgorithmIdentification();
   algorithm.getAlgorithmFamilyCode().set(kArtificialIntelligence.value, kArtificialIntelligence.scheme,
                                          kArtificialIntelligence.meaning);
-  algorithm.setAlgorithmName(options.algorithm_name.substr(0, 64));
-  algorithm.setAlgorithmVersion(options.algorithm_version.substr(0, 64));
+  check(algorithm.setAlgorithmName(detail::fit_text(options.algorithm_name, 64), false), out, "algorithm name");
+  check(algorithm.setAlgorithmVersion(detail::fit_text(options.algorithm_version, 64), false), out, "algorithm version");
   Uint16 number = 0;
   check(seg.addSegment(segment, number), out, "add segment " + d.name);
   owned.release();
@@ -206,6 +213,7 @@ SegWriteResult write_common(bool fractional, const itk::ImageBase<3>& image, con
       *seg, [&](DcmItem& dataset) { check(seg->writeDataset(dataset), out, "write"); }, source, out);
   result.sop_instance_uid = uids.sop_instance_uid;
   result.series_instance_uid = uids.series_instance_uid;
+  result.notes = uids.notes;
   return result;
 }
 

@@ -94,7 +94,11 @@ void print_table(const dcm::ScanResult& scan) {
       spacing = fmt::format("{}x{}x{}", fixed(j["spacing"][0]), fixed(j["spacing"][1]), fixed(j["spacing"][2]));
     }
     std::string description = i.series_description;
-    if (description.size() > 28) description = description.substr(0, 25) + "...";
+    if (description.size() > 28) {  // cut at a character boundary: the text is UTF-8
+      std::size_t cut = 25;
+      while (cut > 0 && (static_cast<unsigned char>(description[cut]) & 0xC0) == 0x80) --cut;
+      description = description.substr(0, cut) + "...";
+    }
     fmt::print("    {:<8} {:<4} {:<28} {:>6} {:<16} {:<22} {:<17} {}\n", stack.id, i.modality, description,
                stack.frames.size(), size, spacing, stack.orientation_label(),
                j.contains("transfer_syntax") ? j["transfer_syntax"]["name"].get<std::string>() : "");
@@ -113,7 +117,7 @@ int run_info(const Arguments& a) {
   options.threads = static_cast<int>(a.integer("threads"));
   const auto scan = dcm::scan(paths(a.list("inputs")), options);
   if (a.flag("json"))
-    std::cout << dcm::to_json(scan).dump(2) << std::endl;
+    std::cout << dcm::to_json(scan).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
   else
     print_table(scan);
   return kExitOk;
@@ -321,7 +325,7 @@ int run_convert_seg(const fs::path& input, const fs::path& output, const Argumen
   nlohmann::json report = seg_report(input, seg, written);
   report["timings_s"] = {{"total", seconds_since(t0)}};
   if (a.flag("json")) {
-    std::cout << report.dump(2) << std::endl;
+    std::cout << report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
     return kExitOk;
   }
   for (const auto& w : seg.warnings) std::cerr << "sagitta convert: warning: " << w << "\n";
@@ -337,7 +341,7 @@ int run_convert(const Arguments& a) {
   if (inputs.size() == 1 && dcm::is_seg_file(inputs.front())) return run_convert_seg(inputs.front(), a.text("output"), a);
   const auto report = convert(paths(a.list("inputs")), a.text("output"), a);
   if (a.flag("json")) {
-    std::cout << report.dump(2) << std::endl;
+    std::cout << report.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
   } else {
     const auto& g = report["geometry"];
     fmt::print("wrote {} ({}x{}x{}{} voxels, {}x{}x{} mm, stack {})\n", report["output"].get<std::string>(),

@@ -183,7 +183,7 @@ int run_pacs(const Arguments& a) {
       fmt::print("stored {} objects on {}@{}:{}\n", r.sent, peer.called_ae, peer.host, peer.port);
     }
   }
-  if (json) std::cout << out.dump(2) << std::endl;
+  if (json) std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
   return kExitOk;
 }
 

@@ -155,6 +155,7 @@ nlohmann::json write_dicom_seg(const seg::Segmentation& result, const dcm::Opene
   const auto w = dcm::write_seg(*result.labels, *source.volume, *source.info, segments, file, dcm::seg_write_options(card, kVersion));
   nlohmann::json j = {{"file", "seg.dcm"}, {"sop_instance_uid", w.sop_instance_uid},
                       {"series_instance_uid", w.series_instance_uid}, {"frames", w.frames}};
+  if (!w.notes.empty()) j["notes"] = w.notes;  // what the SEG had to make up (anonymised sources)
   if (pacs.active()) j.update(pacs.store(file));
   return j;
 }

@@ -6,6 +6,7 @@
 #include <itkImageFileWriter.h>
 
 #include <fmt/format.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
@@ -207,7 +208,65 @@ template void write_volumes_as<std::uint16_t>(const std::vector<itk::Image<std::
 template void write_volumes_as<std::int32_t>(const std::vector<itk::Image<std::int32_t, 3>::Pointer>&,
                                              const fs::path&, bool);
 
+namespace {
+
+// ITK 5.2's NIfTI reader aborts the process (vnl's assert_finite) on a header whose orientation
+// holds NaN or infinity; found by fuzz_volume. Such headers are refused before ITK sees them.
+// Reads the first 540 bytes (gzread reads .nii and .nii.gz alike) and checks every float of the
+// NIfTI-1 (348-byte) or NIfTI-2 (540-byte) header that geometry is made of.
+void check_nifti_header(const fs::path& path) {
+  const std::string name = path.filename().string();
+  const bool nifti = name.size() > 4 && (name.substr(name.size() - 4) == ".nii" ||
+                                         (name.size() > 7 && name.substr(name.size() - 7) == ".nii.gz"));
+  if (!nifti) return;
+  unsigned char h[540] = {};
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) return;  // ITK reports it
+  const int got = gzread(f, h, sizeof h);
+  gzclose(f);
+  if (got < 348) return;
+  auto u32 = [&](int at, bool swap) {
+    std::uint32_t v;
+    std::memcpy(&v, h + at, 4);
+    return swap ? __builtin_bswap32(v) : v;
+  };
+  bool swap = false, two = false;
+  if (u32(0, false) == 348) swap = false;
+  else if (u32(0, true) == 348) swap = true;
+  else if (u32(0, false) == 540 && got >= 540) two = true;
+  else if (u32(0, true) == 540 && got >= 540) swap = two = true;
+  else return;  // not NIfTI: ITK decides
+  bool finite = true;
+  auto check_float = [&](int at) {
+    const std::uint32_t bits = u32(at, swap);
+    float v;
+    std::memcpy(&v, &bits, 4);
+    finite &= std::isfinite(v);
+  };
+  auto check_double = [&](int at) {
+    std::uint64_t bits;
+    std::memcpy(&bits, h + at, 8);
+    if (swap) bits = __builtin_bswap64(bits);
+    double v;
+    std::memcpy(&v, &bits, 8);
+    finite &= std::isfinite(v);
+  };
+  if (!two) {
+    for (int i = 0; i < 8; ++i) check_float(76 + 4 * i);     // pixdim
+    for (int i = 0; i < 18; ++i) check_float(256 + 4 * i);   // quatern_b..qoffset_z, srow_x/y/z
+  } else {
+    for (int i = 0; i < 8; ++i) check_double(104 + 8 * i);   // pixdim
+    for (int i = 0; i < 18; ++i) check_double(352 + 8 * i);  // quatern_b..qoffset_z, srow_x/y/z
+  }
+  if (!finite)
+    throw Error(fmt::format("{}: the NIfTI header's spacing or orientation holds NaN or infinity; not a usable volume",
+                            path.string()));
+}
+
+}  // namespace
+
 Image::Pointer read_volume(const fs::path& path) {
+  check_nifti_header(path);
   auto reader = itk::ImageFileReader<Image>::New();
   reader->SetFileName(path.string());
   try {

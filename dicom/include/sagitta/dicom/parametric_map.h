@@ -6,6 +6,7 @@
 // capture (secondary_capture.h) of the same overlay instead.
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "sagitta/dicom/load.h"
 #include "sagitta/dicom/seg.h"
@@ -27,6 +28,7 @@ struct ParametricMapOptions {
 
 struct ParametricMapResult {
   std::string sop_instance_uid, series_instance_uid;
+  std::vector<std::string> notes;  // what had to be made up because the source lacks it (UIDs)
   std::size_t frames = 0;
 };
 

@@ -31,6 +31,7 @@ struct Frame {
   double gantry_tilt = 0.0;       // (0018,1120) degrees, informative only
   double slice_thickness = 0.0, spacing_between_slices = 0.0;  // used for single-slice stacks
   std::string image_type;
+  std::string image_kind;  // "" (magnitude or unmarked), "phase", "real", "imaginary", "field map"
   bool localizer = false;
 };
 

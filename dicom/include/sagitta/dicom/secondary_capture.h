@@ -28,6 +28,7 @@ struct SecondaryCaptureOptions {
 
 struct SecondaryCaptureResult {
   std::string sop_instance_uid, series_instance_uid;
+  std::vector<std::string> notes;  // what had to be made up because the source lacks it (UIDs)
 };
 
 // Writes a single-frame Secondary Capture Image (1.2.840.10008.5.1.4.1.1.7), RGB 8 bits,

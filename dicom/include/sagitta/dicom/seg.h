@@ -54,6 +54,9 @@ inline constexpr double kGeometryTolerance = 1e-3;
 
 struct SegWriteResult {
   std::string sop_instance_uid, series_instance_uid;
+  // What had to be made up because the source lacks it (anonymised sources without Study/Series
+  // Instance or Frame of Reference UIDs): one sentence each, for the report.
+  std::vector<std::string> notes;
   std::size_t frames = 0;           // frames written (empty frames are skipped)
   std::vector<std::size_t> frames_per_segment;
 };

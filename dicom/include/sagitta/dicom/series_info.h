@@ -13,7 +13,9 @@ struct SliceSource {
   std::string path;
 };
 
+// Text fields are UTF-8, converted from the source's Specific Character Set (text.h).
 struct SeriesInfo {
+  std::string specific_character_set;  // the source's (0008,0005), as written
   // Patient module
   std::string patient_name, patient_id, patient_birth_date, patient_sex;
   // General study module
