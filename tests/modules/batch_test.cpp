@@ -17,15 +17,9 @@
 
 namespace {
 namespace fs = std::filesystem;
+using sagitta::testing::read_file;
 namespace batch = sagitta::batch;
 using sagitta::testing::scratch_dir;
-
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 std::vector<std::string> lines(const std::string& text) {
   std::vector<std::string> out;

@@ -22,18 +22,11 @@
 
 namespace {
 namespace fs = std::filesystem;
+using sagitta::testing::read_file;
+using sagitta::testing::shell_quote;
 using nlohmann::json;
 using sagitta::testing::run_command;
 using sagitta::testing::scratch_dir;
-
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
-
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 std::vector<std::map<std::string, std::string>> read_csv(const fs::path& p) {
   std::vector<std::map<std::string, std::string>> rows;
@@ -94,7 +87,7 @@ fs::path write_cohort(const fs::path& dir, int n, std::array<unsigned, 3> size =
   return dir / "cohort.csv";
 }
 
-std::string sagitta_segment() { return q(sagitta::testing::sagitta_executable()) + " segment --no-progress --threads 2 "; }
+std::string sagitta_segment() { return shell_quote(sagitta::testing::sagitta_executable()) + " segment --no-progress --threads 2 "; }
 
 class CohortCli : public ::testing::Test {
 protected:
@@ -103,7 +96,7 @@ protected:
     card_ = sagitta::testing::write_threshold_model(dir_ / "model");
   }
   std::string cohort(const fs::path& manifest, const fs::path& out, const std::string& extra = "") const {
-    return sagitta_segment() + "--cohort " + q(manifest) + " --model " + q(card_) + " -o " + q(out) + " " + extra;
+    return sagitta_segment() + "--cohort " + shell_quote(manifest) + " --model " + shell_quote(card_) + " -o " + shell_quote(out) + " " + extra;
   }
   fs::path dir_, card_;
 };
@@ -141,7 +134,7 @@ TEST_F(CohortCli, OutputsEqualSingleRunsAndTheCsvHasVolumesAndDice) {
       {"s0", dir_ / "cohort/ct_0.nrrd"}, {"s2", dir_ / "cohort/ct_2.nrrd"}, {"demo", demo}};
   for (const auto& [id, input] : studies) {
     const fs::path single = dir_ / ("single_" + id);
-    const auto s = run_command(sagitta_segment() + q(input) + " --model " + q(card_) + " -o " + q(single) + " --probabilities");
+    const auto s = run_command(sagitta_segment() + shell_quote(input) + " --model " + shell_quote(card_) + " -o " + shell_quote(single) + " --probabilities");
     ASSERT_EQ(s.exit_code, 0) << s.err;
     for (const char* file : {"labels.nrrd", "probabilities.nrrd"})
       EXPECT_EQ(read_file(single / file), read_file(dir_ / "out" / id / file)) << id << "/" << file;
@@ -200,7 +193,7 @@ TEST_F(CohortCli, DuplicateIdsAreRefusedBeforeAnythingIsWritten) {
   EXPECT_NE(r.err.find("duplicate id 's0' (cohort.csv line 2, cohort.csv line 4)"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir_ / "out"));
   // Input files with --cohort: a usage error too.
-  const auto both = run_command(cohort(manifest, dir_ / "out", q(dir_ / "cohort/ct_0.nrrd")));
+  const auto both = run_command(cohort(manifest, dir_ / "out", shell_quote(dir_ / "cohort/ct_0.nrrd")));
   EXPECT_EQ(both.exit_code, 2) << both.err;
   EXPECT_FALSE(fs::exists(dir_ / "out"));
 }

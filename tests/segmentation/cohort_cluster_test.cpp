@@ -17,20 +17,13 @@
 
 namespace {
 namespace fs = std::filesystem;
+using sagitta::testing::read_file;
+using sagitta::testing::shell_quote;
 using sagitta::testing::OneNodeSlurm;
 using sagitta::testing::run_command;
 using sagitta::testing::sagitta_executable;
 using sagitta::testing::scratch_dir;
 using sagitta::testing::source_dir;
-
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
-
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
 
 TEST(CohortCluster, SlurmJobArraySegmentsEveryStudyExactlyOnce) {
   if (run_command("command -v slurmctld && command -v slurmd && command -v sbatch").exit_code != 0)
@@ -51,17 +44,17 @@ TEST(CohortCluster, SlurmJobArraySegmentsEveryStudyExactlyOnce) {
     }
   }
   // The unsharded batch, for the outputs.
-  const auto whole = run_command(q(sagitta_executable()) + " segment --no-progress --threads 1 --cohort " + q(dir / "cohort.csv") +
-                                 " --model " + q(card) + " -o " + q(dir / "whole"));
+  const auto whole = run_command(shell_quote(sagitta_executable()) + " segment --no-progress --threads 1 --cohort " + shell_quote(dir / "cohort.csv") +
+                                 " --model " + shell_quote(card) + " -o " + shell_quote(dir / "whole"));
   ASSERT_EQ(whole.exit_code, 0) << whole.out << whole.err;
 
   OneNodeSlurm slurm(dir / "slurm");
   ASSERT_TRUE(slurm.wait_idle()) << slurm.logs();
   // The documented sbatch script, as a user would submit it; a time limit on the wait.
   const auto r = run_command(slurm.env() + "timeout 600 sbatch --wait --array=0-2 --cpus-per-task=1 --mem=1G -o " +
-                             q(dir / "task_%a.out") + " --export=ALL,COHORT=" + q(dir / "cohort.csv") + ",MODEL=" + q(card) +
-                             ",OUT=" + q(dir / "out") + ",SAGITTA=" + q(sagitta_executable()) + " " +
-                             q(source_dir() / "docs/segment_slurm.sbatch"));
+                             shell_quote(dir / "task_%a.out") + " --export=ALL,COHORT=" + shell_quote(dir / "cohort.csv") + ",MODEL=" + shell_quote(card) +
+                             ",OUT=" + shell_quote(dir / "out") + ",SAGITTA=" + shell_quote(sagitta_executable()) + " " +
+                             shell_quote(source_dir() / "docs/segment_slurm.sbatch"));
   std::string task_logs;
   for (int t = 0; t < 3; ++t) task_logs += read_file(dir / ("task_" + std::to_string(t) + ".out"));
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err << task_logs << slurm.logs();

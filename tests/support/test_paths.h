@@ -29,6 +29,12 @@ std::filesystem::path scratch_dir();
 // The sagitta executable ($SAGITTA_BIN, set by ctest).
 std::filesystem::path sagitta_executable();
 
+// A file's bytes ("" when it cannot be read).
+std::string read_file(const std::filesystem::path& path);
+
+// A path in single quotes for a shell command line.
+std::string shell_quote(const std::filesystem::path& path);
+
 // A raw little-endian float32 file (as numpy's tofile writes it).
 std::vector<float> read_floats(const std::filesystem::path& path);
 
