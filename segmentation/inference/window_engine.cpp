@@ -102,7 +102,6 @@ Layout make_layout(const ModelCard& card, const Image& grid, double overlap, dou
     g.padded[a] = std::max(g.volume[a], g.patch[a]);
     g.before[a] = (g.padded[a] - g.volume[a]) / 2;
     g.needs_pad |= g.padded[a] != g.volume[a];
-    g.padded_size[std::size_t(2 - a)] = itk::SizeValueType(g.padded[a]);
     // 2D models: one window per slice.
     g.starts[a] = window_starts(int(g.padded[a]), int(g.patch[a]), g.two_d && a == 0 ? 0.0 : overlap);
   }

@@ -54,7 +54,6 @@ struct Layout {
   bool two_d = false;
   std::vector<int64_t> patch, volume, padded, before;  // z y x
   bool needs_pad = false;
-  Image::SizeType padded_size;                         // x y z
   std::vector<std::vector<int>> starts;                // per axis, z y x
   std::vector<std::array<int64_t, 3>> windows;         // z y x starts, z slowest, x fastest
   torch::Tensor gauss;                                 // z y x
