@@ -106,19 +106,58 @@ class WithActivation(nn.Module):
         return logits, self._activation
 
 
+SCHEMES = ("ct", "zscore", "fixed", "none", "percentile", "minmax", "range")
+
+
 def parse_channel(text):
-    """NAME:SCHEME[:MEAN:STD[:CLIP_LOW:CLIP_HIGH]] -> card channel."""
-    parts = text.split(":")
-    name, scheme = parts[0], parts[1] if len(parts) > 1 else "zscore"
-    if scheme not in ("ct", "zscore", "fixed", "none"):
+    """NAME:SCHEME[:ARGS...] or NAME:{json normalization} -> card channel.
+
+    ct[:MEAN:STD[:CLIP_LOW:CLIP_HIGH]]  fixed[:MEAN:STD]  zscore[:MASK]  minmax[:MASK]
+    percentile:LOW:HIGH[:zscore|B_MIN:B_MAX]  range:A_MIN:A_MAX:B_MIN:B_MAX[:noclip]  none
+    MASK is auto, all or nonzero (the voxels per-volume statistics use)."""
+    name, _, rest = text.partition(":")
+    if rest.startswith("{"):
+        norm = json.loads(rest)
+        if norm.get("scheme", "zscore") not in SCHEMES:
+            raise SystemExit(f"export_torchscript.py: unknown normalization in --channel {text}")
+        return {"name": name, "normalization": norm}
+    parts = [name] + (rest.split(":") if rest else [])
+    scheme = parts[1] if len(parts) > 1 else "zscore"
+    if scheme not in SCHEMES:
         raise SystemExit(f"export_torchscript.py: unknown normalization '{scheme}' in --channel {text}")
+    args = parts[2:]
     norm = {"scheme": scheme}
-    if scheme in ("ct", "fixed"):
-        norm["mean"] = float(parts[2]) if len(parts) > 2 else 0.0
-        norm["std"] = float(parts[3]) if len(parts) > 3 else 1.0
-    if scheme == "ct":
-        norm["clip"] = [float(parts[4]) if len(parts) > 4 else -1024.0, float(parts[5]) if len(parts) > 5 else 3071.0]
+    try:
+        if scheme in ("ct", "fixed"):
+            norm["mean"] = float(args[0]) if len(args) > 0 else 0.0
+            norm["std"] = float(args[1]) if len(args) > 1 else 1.0
+        if scheme == "ct":
+            norm["clip"] = [float(args[2]) if len(args) > 2 else -1024.0, float(args[3]) if len(args) > 3 else 3071.0]
+        if scheme in ("zscore", "minmax") and args:
+            norm["mask"] = args[0]
+        if scheme == "percentile":
+            norm["percentiles"] = [float(args[0]), float(args[1])]
+            if len(args) > 2 and args[2] == "zscore":
+                norm["then"] = "zscore"
+            elif len(args) > 3:
+                norm["b"] = [float(args[2]), float(args[3])]
+        if scheme == "range":
+            norm["a"] = [float(args[0]), float(args[1])]
+            norm["b"] = [float(args[2]), float(args[3])]
+            norm["clip"] = not (len(args) > 4 and args[4] == "noclip")
+    except (IndexError, ValueError):
+        raise SystemExit(f"export_torchscript.py: --channel {text}: see --help for the values {scheme} needs")
     return {"name": name, "normalization": norm}
+
+
+def check_orientation(code):
+    if code == "stored":
+        return code
+    code = code.upper()
+    axes = sorted(g for c in code for g, pair in enumerate(("LR", "PA", "SI")) if c in pair)
+    if len(code) != 3 or axes != [0, 1, 2]:
+        raise SystemExit(f"export_torchscript.py: --orientation {code}: expected a code such as LPS or RAS, or 'stored'")
+    return code
 
 
 PALETTE = [[0, 0, 0], [221, 130, 101], [157, 108, 162], [185, 102, 83], [216, 101, 79], [241, 214, 145],
@@ -161,7 +200,17 @@ def main(argv=None):
     p.add_argument("--dimensions", type=int, choices=(2, 3), default=3)
     p.add_argument("--patch", type=int, nargs="+", required=True, help="patch size x y [z]")
     p.add_argument("--spacing", type=float, nargs="+", required=True, help="target spacing in mm, x y [z]")
-    p.add_argument("--channel", action="append", default=[], help="NAME:SCHEME[:MEAN:STD[:CLIP_LOW:CLIP_HIGH]], once per input channel")
+    p.add_argument("--channel", action="append", default=[],
+                   help="NAME:SCHEME[:ARGS] or NAME:{json}, once per input channel (see parse_channel)")
+    p.add_argument("--orientation", default="LPS",
+                   help="where the axes of the arrays the network was trained on point: LPS (ITK, DICOM), RAS "
+                        "(nibabel's canonical arrays, MONAI's Orientation('RAS')), any 3-letter code, or 'stored'")
+    p.add_argument("--reorient", choices=("grid", "closest"),
+                   help="grid: resample into an axis-aligned grid of that orientation; closest: permute and flip "
+                        "the stored axes (nibabel, MONAI). Default: grid, closest for 'stored'")
+    p.add_argument("--tensor-axes", default="zyx",
+                   help="the tensor's spatial dimensions D H W by array axis: zyx (SimpleITK, nnU-Net) or xyz (nibabel, MONAI)")
+    p.add_argument("--mirror-axes", default="xyz", help="array axes test-time mirroring may flip ('' for none)")
     p.add_argument("--labels", nargs="+", required=True, help="foreground label names (values 1, 2, ...)")
     p.add_argument("--layer", default="", help="module name whose activation forward also returns (Grad-CAM)")
     p.add_argument("--name", default="model")
@@ -186,8 +235,18 @@ def main(argv=None):
     wrapper = WithActivation(net, args.layer) if args.layer else net
     wrapper.eval()
 
-    # TorchScript and NCDHW order: the spatial axes reversed from the card's x y z.
-    shape = [1, len(channels)] + list(reversed(args.patch))
+    orientation = check_orientation(args.orientation)
+    reorient = args.reorient or ("closest" if orientation == "stored" else "grid")
+    if sorted(args.tensor_axes) != ["x", "y", "z"]:
+        raise SystemExit("export_torchscript.py: --tensor-axes must be a permutation of xyz")
+    if args.dimensions == 2 and args.tensor_axes != "zyx":
+        raise SystemExit("export_torchscript.py: 2D models slice along z: --tensor-axes must be zyx")
+    # TorchScript and NC[D]HW order: the spatial axes in tensor_axes order (the card's x y z reversed
+    # for the default zyx).
+    if args.dimensions == 3:
+        shape = [1, len(channels)] + [args.patch["xyz".index(a)] for a in args.tensor_axes]
+    else:
+        shape = [1, len(channels)] + list(reversed(args.patch))
     example = torch.randn(*shape, generator=torch.Generator().manual_seed(args.seed + 1))
     with torch.no_grad():
         traced = torch.jit.trace(wrapper, example)
@@ -209,6 +268,8 @@ def main(argv=None):
         "labels": [{"value": 0, "name": "background", "color": PALETTE[0]}] +
                   [{"value": i + 1, "name": n, "color": PALETTE[(i + 1) % len(PALETTE)]} for i, n in enumerate(args.labels)],
         "gradcam_layer": args.layer, "returns_activation": bool(args.layer),
+        "orientation": orientation, "reorient": reorient, "tensor_axes": args.tensor_axes,
+        "mirror_axes": args.mirror_axes,
         "provenance": {"exporter": "scripts/export_torchscript.py", "torch": torch.__version__,
                        "source": "builtin-unet" if args.builtin_unet else os.path.basename(args.model_file)},
     }

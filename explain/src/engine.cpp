@@ -348,7 +348,7 @@ struct Pass {
       net.impl = net.owned.get();
     }
     if (r.uncertainty) dropout = dropout_modules(*net.impl);
-    flips = eng::mirror_flips(g.two_d, r.mirror || r.uncertainty);
+    flips = eng::mirror_flips(card, r.mirror || r.uncertainty);
     occlusion_size = r.occlusion_size;
     if (occlusion_size <= 0)
       occlusion_size = std::max<int>(4, int(*std::min_element(g.patch.begin() + (g.two_d ? 1 : 0), g.patch.end()) / 8));

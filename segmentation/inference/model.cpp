@@ -34,6 +34,27 @@ void set_threads(int threads) {
 }
 
 ModelOutput Model::Impl::run(const torch::Tensor& x) const {
+  ModelOutput out = run_one(x);
+  if (folds.empty()) return out;
+  const bool logits = card.fold_average == "logits", sigmoid = card.activation == "sigmoid";
+  const double n = double(folds.size() + 1);
+  const auto probabilities = [&](const torch::Tensor& l) { return sigmoid ? l.sigmoid() : l.softmax(1); };
+  torch::Tensor sum = logits ? out.logits.clone() : probabilities(out.logits);
+  for (const auto& f : folds) {
+    const torch::Tensor y = f->run_one(x).logits;
+    if (y.sizes() != out.logits.sizes())
+      throw SegmentationError(fmt::format("model {}: fold {} returns {} outputs, the first fold {}", card.name,
+                                          f->card.weights.filename().string(), y.size(1), out.logits.size(1)));
+    sum = sum + (logits ? y : probabilities(y));
+  }
+  sum = sum / n;
+  if (logits) out.logits = sum;
+  else if (sigmoid) out.logits = torch::logit(sum, 1e-7);  // sigmoid(logit(p)) = p
+  else out.logits = sum.clamp_min(1e-30).log();            // softmax(log p) = p, as the p sum to 1
+  return out;
+}
+
+ModelOutput Model::Impl::run_one(const torch::Tensor& x) const {
   const torch::Tensor input = x.device() == device ? x : x.to(device);
   ModelOutput out;
   if (script) {
@@ -72,7 +93,7 @@ Model& Model::operator=(Model&&) noexcept = default;
 Model::~Model() = default;
 
 const ModelCard& Model::card() const { return impl_->card; }
-int Model::num_classes() const { return impl_->card.num_classes(); }
+int Model::num_classes() const { return impl_->card.output_channels(); }
 int Model::dimensions() const { return impl_->card.dimensions; }
 int Model::in_channels() const { return int(impl_->card.channels.size()); }
 std::string Model::device() const { return impl_->device.str(); }
@@ -153,6 +174,13 @@ void probe(Model::Impl& impl, const std::string& where) {
     small.push_back(p);
   }
   std::vector<int64_t> full(card.patch_size.rbegin(), card.patch_size.rend());
+  if (card.dimensions == 3) {
+    // The tensor's order (tensor_axes), not the card's x y z.
+    const auto order = card.tensor_order();
+    full = {card.patch_size[std::size_t(order[2])], card.patch_size[std::size_t(order[1])], card.patch_size[std::size_t(order[0])]};
+    small = full;
+    for (auto& p : small) p = std::max<int64_t>(impl.size_divisor, std::min<int64_t>(p, 32) / impl.size_divisor * impl.size_divisor);
+  }
   std::string last_error;
   for (const auto& spatial : {small, full}) {
     std::vector<int64_t> s = shape;
@@ -160,11 +188,12 @@ void probe(Model::Impl& impl, const std::string& where) {
     try {
       c10::InferenceMode guard;
       const auto out = impl.run(torch::zeros(s)).logits;
-      if (out.dim() != int64_t(s.size()) || out.size(0) != 1 || out.size(1) != card.num_classes() ||
+      if (out.dim() != int64_t(s.size()) || out.size(0) != 1 || out.size(1) != card.output_channels() ||
           out.sizes().slice(2) != at::IntArrayRef(spatial))
         throw SegmentationError(fmt::format(
-            "{}: for an input {} the model returns logits {}, but the card expects {} classes at the input's size ({})",
-            where, shape_text(s), shape_text(out.sizes()), card.num_classes(), shape_text(spatial)));
+            "{}: for an input {} the model returns logits {}, but the card expects {} {} at the input's size ({})",
+            where, shape_text(s), shape_text(out.sizes()), card.output_channels(),
+            card.regions.empty() ? "classes" : "regions", shape_text(spatial)));
       return;
     } catch (const SegmentationError&) {
       throw;
@@ -178,16 +207,37 @@ void probe(Model::Impl& impl, const std::string& where) {
 
 }  // namespace
 
-Model Model::load(const ModelCard& card, const ModelOptions& options) {
-  auto impl = std::make_unique<Impl>();
+namespace {
+
+// One network of the card with the card's main weights.
+std::unique_ptr<Model::Impl> load_network(const ModelCard& card, const ModelOptions& options) {
+  auto impl = std::make_unique<Model::Impl>();
   impl->card = card;
   const std::string where = "model " + card.weights.string();
   choose_device(*impl, options);
-  set_threads(options.threads);
-  impl->notes.push_back(fmt::format("LibTorch intra-op threads: {}", at::get_num_threads()));
   if (card.format == "torchscript") load_torchscript(*impl, options, where);
   else if (card.format == "native-unet") load_native_unet(*impl, where);
-  probe(*impl, where);
+  else throw SegmentationError(where + ": format '" + card.format + "' cannot be loaded by this build");
+  return impl;
+}
+
+}  // namespace
+
+Model Model::load(const ModelCard& card, const ModelOptions& options) {
+  set_threads(options.threads);
+  auto impl = load_network(card, options);
+  impl->notes.push_back(fmt::format("LibTorch intra-op threads: {}", at::get_num_threads()));
+  for (const auto& fold : card.folds) {
+    ModelCard fold_card = card;
+    fold_card.weights = fold.weights;
+    fold_card.sha256 = fold.sha256;
+    fold_card.folds.clear();
+    impl->folds.push_back(load_network(fold_card, options));
+  }
+  if (!card.folds.empty())
+    impl->notes.push_back(fmt::format("{} folds, their {} averaged", card.folds.size() + 1,
+                                      card.fold_average == "logits" ? "logits" : "probabilities"));
+  probe(*impl, "model " + card.weights.string());
   return Model(std::move(impl));
 }
 

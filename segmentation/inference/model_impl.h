@@ -28,10 +28,17 @@ struct Model::Impl {
   // Exactly one of these is set.
   std::optional<torch::jit::Module> script;
   std::shared_ptr<void> native;  // a UNet (kept opaque here so this header does not need unet.h)
+  // The card's other folds: the same network with other weights (their cards name their weights).
+  std::vector<std::unique_ptr<Impl>> folds;
 
   // Logits and (when available) the activation. Gradients flow unless the caller disables them
   // (inference paths hold an InferenceMode guard). `x` is on any device; outputs are on `device`.
+  // With folds, the logits combine every fold's as the card's fold_average says (the mean of the
+  // logits, or logits whose softmax/sigmoid is the mean of the folds' probabilities); the
+  // activation is the first fold's.
   ModelOutput run(const torch::Tensor& x) const;
+  // This network alone (no folds).
+  ModelOutput run_one(const torch::Tensor& x) const;
   torch::Tensor logits(const torch::Tensor& x) const { return run(x).logits; }
 };
 

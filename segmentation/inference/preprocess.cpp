@@ -19,40 +19,153 @@
 namespace sagitta::segmentation {
 namespace detail {
 
+namespace {
+
+// The values per-volume statistics are taken over (Normalization::Mask) and whether zero voxels
+// keep their value.
+struct Selection {
+  bool nonzero_only = false;  // statistics over the non-zero voxels
+  bool keep_zeros = false;    // zero voxels stay zero
+  std::size_t used = 0;
+};
+
+Selection select(const float* src, std::size_t count, Normalization::Mask mask) {
+  Selection s;
+  std::size_t nonzero = 0;
+  for (std::size_t i = 0; i < count; ++i) nonzero += src[i] != 0;
+  switch (mask) {
+    case Normalization::Mask::All: break;
+    case Normalization::Mask::Auto: s.nonzero_only = nonzero > 0 && nonzero < count; break;
+    case Normalization::Mask::NonZero: s.nonzero_only = s.keep_zeros = true; break;
+  }
+  s.used = s.nonzero_only ? nonzero : count;
+  return s;
+}
+
+// Percentile `q` (0..100) of the selected values, interpolated linearly between order statistics
+// (numpy's and torch.quantile's default).
+double percentile(std::vector<float>& values, double q) {
+  if (values.empty()) return 0;
+  const double pos = q / 100.0 * double(values.size() - 1);
+  const std::size_t lo = std::size_t(std::floor(pos));
+  const std::size_t hi = std::min(values.size() - 1, lo + 1);
+  std::nth_element(values.begin(), values.begin() + std::ptrdiff_t(lo), values.end());
+  const double a = values[lo];
+  if (hi == lo) return a;
+  const double b = *std::min_element(values.begin() + std::ptrdiff_t(lo) + 1, values.end());
+  return a + (b - a) * (pos - double(lo));
+}
+
+std::vector<float> selected(const float* src, std::size_t count, const Selection& s) {
+  std::vector<float> v;
+  v.reserve(s.used);
+  for (std::size_t i = 0; i < count; ++i)
+    if (!s.nonzero_only || src[i] != 0) v.push_back(src[i]);
+  return v;
+}
+
+// Mean and standard deviation of the selected values (population, as numpy's std); the standard
+// deviation is 1 when the values are constant.
+std::pair<double, double> mean_std(const float* src, std::size_t count, const Selection& s) {
+  double sum = 0, sum2 = 0;
+  for (std::size_t i = 0; i < count; ++i)
+    if (!s.nonzero_only || src[i] != 0) sum += src[i], sum2 += double(src[i]) * src[i];
+  const double n = double(std::max<std::size_t>(1, s.used));
+  const double mean = sum / n;
+  const double sd = std::sqrt(std::max(0.0, sum2 / n - mean * mean));
+  return {mean, sd > 1e-8 ? sd : 1.0};
+}
+
+std::string over(const Selection& s, std::size_t count) {
+  return s.nonzero_only ? fmt::format("{} non-zero of {} voxels", s.used, count) : fmt::format("all {} voxels", count);
+}
+
+// dst = (clamp(src, lo, hi) - offset) * scale (+ b), zero voxels kept when asked.
+void affine(const float* src, float* dst, std::size_t count, const Selection& s, double lo, double hi, double offset,
+            double scale, double add) {
+  const float l = float(lo), h = float(hi), o = float(offset), k = float(scale), b = float(add);
+  for (std::size_t i = 0; i < count; ++i) {
+    if (s.keep_zeros && src[i] == 0) {
+      dst[i] = 0;
+      continue;
+    }
+    dst[i] = (std::clamp(src[i], l, h) - o) * k + b;
+  }
+}
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+}  // namespace
+
 std::string normalise(const float* src, float* dst, std::size_t count, const Normalization& n, const std::string& what) {
+  using S = Normalization::Scheme;
   switch (n.scheme) {
-    case Normalization::Scheme::CT: {
+    case S::CT: {
       const float lo = float(n.clip_low), hi = float(n.clip_high), mean = float(n.mean), inv = float(1.0 / n.std);
       for (std::size_t i = 0; i < count; ++i) dst[i] = (std::clamp(src[i], lo, hi) - mean) * inv;
       return fmt::format("{}: CT normalisation, clip to [{}, {}], then (x - {}) / {}", what, n.clip_low, n.clip_high,
                          n.mean, n.std);
     }
-    case Normalization::Scheme::Fixed: {
+    case S::Fixed: {
       const float mean = float(n.mean), inv = float(1.0 / n.std);
       for (std::size_t i = 0; i < count; ++i) dst[i] = (src[i] - mean) * inv;
       return fmt::format("{}: fixed normalisation (x - {}) / {}", what, n.mean, n.std);
     }
-    case Normalization::Scheme::ZScore: {
-      // Over non-zero voxels (the air around an MR head is exactly 0 after most reconstructions);
-      // over all voxels when everything is non-zero or zero.
-      double sum = 0, sum2 = 0;
-      std::size_t used = 0;
-      for (std::size_t i = 0; i < count; ++i)
-        if (src[i] != 0) sum += src[i], sum2 += double(src[i]) * src[i], ++used;
-      if (used == 0 || used == count) {
-        sum = sum2 = 0;
-        for (std::size_t i = 0; i < count; ++i) sum += src[i], sum2 += double(src[i]) * src[i];
-        used = count;
-      }
-      const double mean = sum / double(used);
-      const double var = std::max(0.0, sum2 / double(used) - mean * mean);
-      const double sd = std::sqrt(var) > 1e-8 ? std::sqrt(var) : 1.0;
-      const float m = float(mean), inv = float(1.0 / sd);
-      for (std::size_t i = 0; i < count; ++i) dst[i] = (src[i] - m) * inv;
-      return fmt::format("{}: z-score normalisation over {} of {} voxels (mean {:.4g}, std {:.4g})", what,
-                         used == count ? "all" : std::to_string(used), count, mean, sd);
+    case S::ZScore: {
+      const Selection s = select(src, count, n.mask);
+      const auto [mean, sd] = mean_std(src, count, s);
+      affine(src, dst, count, s, -kInf, kInf, mean, 1.0 / sd, 0);
+      return fmt::format("{}: z-score normalisation over {} (mean {:.4g}, std {:.4g})", what, over(s, count), mean, sd);
     }
-    case Normalization::Scheme::None:
+    case S::Percentile: {
+      const Selection s = select(src, count, n.mask);
+      std::vector<float> values = selected(src, count, s);
+      const double lo = percentile(values, n.lower), hi = percentile(values, n.upper);
+      values = {};
+      if (n.zscore) {
+        // Statistics of the clipped values.
+        double sum = 0, sum2 = 0;
+        for (std::size_t i = 0; i < count; ++i)
+          if (!s.nonzero_only || src[i] != 0) {
+            const double c = std::clamp(src[i], float(lo), float(hi));
+            sum += c, sum2 += c * c;
+          }
+        const double m = sum / double(std::max<std::size_t>(1, s.used));
+        double sd = std::sqrt(std::max(0.0, sum2 / double(std::max<std::size_t>(1, s.used)) - m * m));
+        if (!(sd > 1e-8)) sd = 1;
+        affine(src, dst, count, s, lo, hi, m, 1.0 / sd, 0);
+        return fmt::format("{}: clip to the {}th-{}th percentiles [{:.4g}, {:.4g}] over {}, then z-score (mean {:.4g}, std {:.4g})",
+                           what, n.lower, n.upper, lo, hi, over(s, count), m, sd);
+      }
+      // A constant volume maps to b_min (MONAI shifts it there too).
+      const double range = hi - lo;
+      const double scale = range > 0 ? (n.b_max - n.b_min) / range : 0;
+      affine(src, dst, count, s, n.clip ? lo : -kInf, n.clip ? hi : kInf, lo, scale, n.b_min);
+      return fmt::format("{}: the {}th-{}th percentiles [{:.4g}, {:.4g}] over {} scaled to [{}, {}]{}", what, n.lower,
+                         n.upper, lo, hi, over(s, count), n.b_min, n.b_max, n.clip ? ", clipped" : "");
+    }
+    case S::MinMax: {
+      const Selection s = select(src, count, n.mask);
+      double lo = kInf, hi = -kInf;
+      for (std::size_t i = 0; i < count; ++i)
+        if (!s.nonzero_only || src[i] != 0) lo = std::min(lo, double(src[i])), hi = std::max(hi, double(src[i]));
+      if (!(hi > lo)) lo = 0, hi = 1;
+      affine(src, dst, count, s, -kInf, kInf, lo, 1.0 / (hi - lo), 0);
+      return fmt::format("{}: min-max scaling of [{:.4g}, {:.4g}] over {} to [0, 1]", what, lo, hi, over(s, count));
+    }
+    case S::Range: {
+      const double scale = (n.b_max - n.b_min) / (n.a_max - n.a_min);
+      const Selection all{};
+      if (n.clip) {
+        // Clipping the result to [b_min, b_max] is clipping the input to [a_min, a_max].
+        affine(src, dst, count, all, std::min(n.a_min, n.a_max), std::max(n.a_min, n.a_max), n.a_min, scale, n.b_min);
+      } else {
+        affine(src, dst, count, all, -kInf, kInf, n.a_min, scale, n.b_min);
+      }
+      return fmt::format("{}: [{}, {}] scaled to [{}, {}]{}", what, n.a_min, n.a_max, n.b_min, n.b_max,
+                         n.clip ? ", clipped" : "");
+    }
+    case S::None:
       if (dst != src) std::copy(src, src + count, dst);
       return "";
   }
@@ -133,12 +246,10 @@ bool same_grid(const itk::ImageBase<3>& a, const itk::ImageBase<3>& b) {
   return true;
 }
 
-// Models see patient space on an axis-aligned LPS grid (identity direction), whatever the order
-// and sign of the source's axes: a NIfTI stored mirrored, or a sagittal DICOM stack, reaches the
-// network the way training saw its data (see train_data.cpp's resample_canonical). The grid covers
-// the source's voxel centres, centred on them, at the card's spacing; a 2D model keeps the
-// source's spacing along the axis closest to z (it runs slice by slice).
-Image::Pointer axis_aligned_grid(const itk::ImageBase<3>& source, const std::array<double, 3>& spacing) {
+// A grid with the axes `direction` (orthonormal columns) at `spacing`, covering the bounding box
+// of the source's voxel centres in that frame, centred on it.
+Image::Pointer oriented_grid(const itk::ImageBase<3>& source, const std::array<double, 3>& spacing,
+                             const Image::DirectionType& direction) {
   const auto size = source.GetLargestPossibleRegion().GetSize();
   double lo[3], hi[3];
   for (int a = 0; a < 3; ++a) lo[a] = std::numeric_limits<double>::max(), hi[a] = std::numeric_limits<double>::lowest();
@@ -147,46 +258,105 @@ Image::Pointer axis_aligned_grid(const itk::ImageBase<3>& source, const std::arr
     for (int a = 0; a < 3; ++a) index[a] = (corner >> a & 1) ? double(size[a]) - 1 : 0.0;
     itk::Point<double, 3> p;
     source.TransformContinuousIndexToPhysicalPoint(index, p);
-    for (int a = 0; a < 3; ++a) lo[a] = std::min(lo[a], p[a]), hi[a] = std::max(hi[a], p[a]);
+    for (unsigned a = 0; a < 3; ++a) {
+      double u = 0;  // p in the grid's frame
+      for (unsigned w = 0; w < 3; ++w) u += direction[w][a] * p[w];
+      lo[a] = std::min(lo[a], u), hi[a] = std::max(hi[a], u);
+    }
   }
   auto grid = Image::New();
   Image::SizeType new_size;
   Image::SpacingType new_spacing;
+  double origin_u[3];
+  for (unsigned a = 0; a < 3; ++a) {
+    const double extent = hi[a] - lo[a];
+    new_size[a] = itk::SizeValueType(std::floor(extent / spacing[a] + 1e-3)) + 1;
+    new_spacing[a] = spacing[a];
+    origin_u[a] = lo[a] + (extent - double(new_size[a] - 1) * spacing[a]) / 2;
+  }
   Image::PointType origin;
   for (unsigned w = 0; w < 3; ++w) {
-    const double extent = hi[w] - lo[w];
-    new_size[w] = itk::SizeValueType(std::floor(extent / spacing[w] + 1e-3)) + 1;
-    new_spacing[w] = spacing[w];
-    origin[w] = lo[w] + (extent - double(new_size[w] - 1) * spacing[w]) / 2;
+    origin[w] = 0;
+    for (unsigned a = 0; a < 3; ++a) origin[w] += direction[w][a] * origin_u[a];
   }
   Image::RegionType region;
   region.SetSize(new_size);
   grid->SetRegions(region);
   grid->SetSpacing(new_spacing);
   grid->SetOrigin(origin);
-  Image::DirectionType identity;
-  identity.SetIdentity();
-  grid->SetDirection(identity);
+  grid->SetDirection(direction);
   return grid;
 }
 
-// Models see patient space on an axis-aligned LPS grid (identity direction), whatever the order
-// and sign of the source's axes: a NIfTI stored mirrored, or a sagittal DICOM stack, reaches the
-// network the way training saw its data. A 2D model keeps the source's spacing along the axis
-// closest to z (it runs slice by slice); spacings within tolerance of the source's are kept.
+Image::Pointer axis_aligned_grid(const itk::ImageBase<3>& source, const std::array<double, 3>& spacing) {
+  Image::DirectionType identity;
+  identity.SetIdentity();
+  return oriented_grid(source, spacing, identity);
+}
+
+namespace {
+
+using Axes = std::array<std::array<double, 3>, 3>;  // LPS unit vector of each card array axis
+
+// The source's own axes permuted and flipped to come closest to `code` (nibabel's io_orientation:
+// the largest direction cosine first, then the largest of what is left), obliquity kept.
+Axes closest_axes(const Image::DirectionType& d, const std::string& code) {
+  const Axes target = orientation_vectors(code);
+  Axes axes{};
+  bool source_used[3] = {false, false, false}, target_done[3] = {false, false, false};
+  for (int round = 0; round < 3; ++round) {
+    double best = -1;
+    int bs = 0, bt = 0;
+    double sign = 1;
+    for (int t = 0; t < 3; ++t)
+      for (int sa = 0; sa < 3; ++sa) {
+        if (target_done[t] || source_used[sa]) continue;
+        double dot = 0;
+        for (int w = 0; w < 3; ++w) dot += target[std::size_t(t)][std::size_t(w)] * d[unsigned(w)][unsigned(sa)];
+        if (std::abs(dot) > best) best = std::abs(dot), bs = sa, bt = t, sign = dot < 0 ? -1 : 1;
+      }
+    source_used[bs] = target_done[bt] = true;
+    for (int w = 0; w < 3; ++w) axes[std::size_t(bt)][std::size_t(w)] = sign * d[unsigned(w)][unsigned(bs)];
+  }
+  return axes;
+}
+
+}  // namespace
+
+// The model's array: its axes (the card's orientation, made by resampling into an axis-aligned
+// grid or by permuting the stored axes), in the order the tensor holds them, at the card's
+// spacing. A 2D model keeps the source's spacing along its slice axis; spacings within tolerance
+// of the source's are kept (resampling a grid onto itself only blurs).
 Image::Pointer model_grid(const itk::ImageBase<3>& source, const ModelCard& card) {
   const auto& d = source.GetDirection();
-  std::array<double, 3> spacing{};
-  for (unsigned w = 0; w < 3; ++w) {
-    // The source axis that runs closest to world axis w gives the spacing to keep.
-    unsigned axis = 0;
-    for (unsigned c = 1; c < 3; ++c)
-      if (std::abs(d[w][c]) > std::abs(d[w][axis])) axis = c;
-    const double s = source.GetSpacing()[axis];
-    const double target = w < card.spacing.size() ? card.spacing[w] : s;  // 2D models keep z
-    spacing[w] = std::abs(target - s) <= kSpacingTolerance * target ? s : target;
+  Axes axes{};
+  if (card.orientation == "stored") {
+    for (unsigned a = 0; a < 3; ++a)
+      for (unsigned w = 0; w < 3; ++w) axes[a][w] = d[w][a];
+  } else if (card.reorient == "closest") {
+    axes = closest_axes(d, card.orientation);
+  } else {
+    axes = orientation_vectors(card.orientation);
   }
-  return axis_aligned_grid(source, spacing);
+  const std::array<int, 3> order = card.tensor_order();
+  Image::DirectionType direction;
+  std::array<double, 3> spacing{};
+  for (unsigned m = 0; m < 3; ++m) {
+    const std::size_t a = std::size_t(order[m]);
+    for (unsigned w = 0; w < 3; ++w) direction[w][m] = axes[a][w];
+    // The source axis that runs closest to this one gives the spacing to keep.
+    unsigned axis = 0;
+    double best = -1;
+    for (unsigned c = 0; c < 3; ++c) {
+      double dot = 0;
+      for (unsigned w = 0; w < 3; ++w) dot += axes[a][w] * d[w][c];
+      if (std::abs(dot) > best) best = std::abs(dot), axis = c;
+    }
+    const double s = source.GetSpacing()[axis];
+    const double target = a < card.spacing.size() ? card.spacing[a] : s;  // 2D models keep z
+    spacing[m] = std::abs(target - s) <= kSpacingTolerance * target ? s : target;
+  }
+  return oriented_grid(source, spacing, direction);
 }
 
 namespace {

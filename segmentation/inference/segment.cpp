@@ -2,6 +2,7 @@
 #include "sagitta/segmentation/segment.h"
 
 #include <chrono>
+#include <cmath>
 
 #include "sagitta/core/image.h"
 #include "sagitta/segmentation/error.h"
@@ -16,15 +17,29 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 // One finished block of averaged logits (classes x z y x) into the model
 // grid's labels (argmax of the logits: the same class as the argmax of their softmax) and, when
 // asked, per-class probabilities.
-void write_block(const engine::Block& block, LabelImage& labels, std::vector<Image::Pointer>& probabilities) {
+// Region-based (sigmoid) models: a voxel takes the value of every region whose probability exceeds
+// 0.5 (logit > 0), in card order, so later regions win.
+void write_block(const engine::Block& block, const ModelCard& card, LabelImage& labels,
+                 std::vector<Image::Pointer>& probabilities) {
   torch::Tensor v = block.values.contiguous();
   const int64_t classes = v.size(0), nz = v.size(1), ny = v.size(2), nx = v.size(3);
   const std::size_t n = std::size_t(nz * ny * nx);
   std::vector<float*> planes;
   for (int64_t c = 0; c < classes; ++c) planes.push_back(v.data_ptr<float>() + std::size_t(c) * n);
   std::vector<std::uint16_t> block_labels(n);
-  detail::argmax_into({planes.begin(), planes.end()}, n, block_labels.data());
-  if (!probabilities.empty()) detail::softmax_in_place(planes, n);
+  if (card.regions.empty()) {
+    detail::argmax_into({planes.begin(), planes.end()}, n, block_labels.data());
+    if (!probabilities.empty()) detail::softmax_in_place(planes, n);
+  } else {
+    for (std::size_t r = 0; r < card.regions.size(); ++r) {
+      const auto value = std::uint16_t(card.regions[r].value);
+      for (std::size_t i = 0; i < n; ++i)
+        if (planes[r][i] > 0) block_labels[i] = value;
+    }
+    if (!probabilities.empty())
+      for (float* p : planes)
+        for (std::size_t i = 0; i < n; ++i) p[i] = 1.0f / (1.0f + std::exp(-p[i]));
+  }
   const auto size = labels.GetBufferedRegion().GetSize();
   const std::size_t row = std::size_t(nx);
   for (int64_t z = 0; z < nz; ++z)
@@ -68,7 +83,7 @@ Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inpu
   double t_blocks = 0;
   const auto sink = [&](const engine::Block& block) {
     const auto tb = Clock::now();
-    write_block(block, *model_labels, probabilities);
+    write_block(block, card, *model_labels, probabilities);
     t_blocks += since(tb);
   };
   auto t = Clock::now();
@@ -81,7 +96,7 @@ Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inpu
   out.labels = labels_to_source(*model_labels, *inputs[0]);
   model_labels = nullptr;
   for (std::size_t k = 0; k < probabilities.size(); ++k) {
-    out.probabilities.push_back(probability_to_source(*probabilities[k], *inputs[0], k == 0 ? 1.0f : 0.0f));
+    out.probabilities.push_back(probability_to_source(*probabilities[k], *inputs[0], k == 0 && card.regions.empty() ? 1.0f : 0.0f));
     probabilities[k] = nullptr;
   }
   if (pre.resampled || pre.cropped)

@@ -78,7 +78,7 @@ SlidingWindowResult run_windows(const Model& model, const std::vector<Image::Poi
   const std::vector<torch::Tensor> inputs = engine::padded_inputs(channels, g);
   result.decisions = layout_decisions(g, options);
   const int classes = model.num_classes();
-  const engine::Flips flips = engine::mirror_flips(g.two_d, options.mirror);
+  const engine::Flips flips = engine::mirror_flips(model.card(), options.mirror);
   engine::ForwardStats stats;
   const std::size_t batch = std::size_t(options.batch_size);
   for (std::size_t first = 0; first < g.windows.size(); first += batch) {

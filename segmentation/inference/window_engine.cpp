@@ -35,7 +35,11 @@ torch::Tensor view(const Image& image) {
 // ---- layout ------------------------------------------------------------------------------------
 
 std::vector<int64_t> patch_zyx(const ModelCard& card) {
-  return {card.dimensions == 2 ? 1 : int64_t(card.patch_size[2]), int64_t(card.patch_size[1]), int64_t(card.patch_size[0])};
+  if (card.dimensions == 2) return {1, int64_t(card.patch_size[1]), int64_t(card.patch_size[0])};
+  // The model grid's axes are the tensor's (model_grid): card axis order[m] is memory axis m.
+  const std::array<int, 3> order = card.tensor_order();
+  return {int64_t(card.patch_size[std::size_t(order[2])]), int64_t(card.patch_size[std::size_t(order[1])]),
+          int64_t(card.patch_size[std::size_t(order[0])])};
 }
 
 torch::Tensor importance_map(const std::vector<int64_t>& zyx, double sigma_scale) {
@@ -123,10 +127,20 @@ std::vector<torch::Tensor> padded_inputs(const std::vector<Image::Pointer>& chan
 
 // ---- forward -----------------------------------------------------------------------------------
 
-Flips mirror_flips(bool two_d, bool mirror) {
+Flips mirror_flips(bool two_d, bool mirror) { return mirror_flips(two_d, mirror, "xyz", {0, 1, 2}); }
+
+Flips mirror_flips(const ModelCard& card, bool mirror) {
+  return mirror_flips(card.dimensions == 2, mirror, card.mirror_axes, card.tensor_order());
+}
+
+Flips mirror_flips(bool two_d, bool mirror, const std::string& allowed, const std::array<int, 3>& order) {
   Flips flips = {{}};
   if (!mirror) return flips;
-  const std::vector<int64_t> axes = two_d ? std::vector<int64_t>{2, 3} : std::vector<int64_t>{2, 3, 4};
+  // Tensor dimensions N C [D] H W: memory axis m (W, H, D) is dimension (two_d ? 3 : 4) - m; it
+  // may flip when its card axis is allowed.
+  std::vector<int64_t> axes;
+  for (int m = two_d ? 1 : 2; m >= 0; --m)
+    if (allowed.find(char('x' + order[std::size_t(m)])) != std::string::npos) axes.push_back((two_d ? 3 : 4) - m);
   for (unsigned mask = 1; mask < (1u << axes.size()); ++mask) {
     std::vector<int64_t> f;
     for (unsigned b = 0; b < axes.size(); ++b)

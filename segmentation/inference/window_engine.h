@@ -86,6 +86,9 @@ std::vector<torch::Tensor> padded_inputs(const std::vector<Image::Pointer>& chan
 // per pass; {{}} (one unflipped pass) without mirroring, else every subset of the axes, {} first.
 using Flips = std::vector<std::vector<int64_t>>;
 Flips mirror_flips(bool two_d, bool mirror);
+// Only the axes the card allows (card.mirror_axes, array axes) flip.
+Flips mirror_flips(const ModelCard& card, bool mirror);
+Flips mirror_flips(bool two_d, bool mirror, const std::string& allowed, const std::array<int, 3>& order);
 
 // The network's logits of `x` flipped along `f`, flipped back.
 torch::Tensor flipped_logits(const Model::Impl& net, const torch::Tensor& x, const std::vector<int64_t>& f);

@@ -33,14 +33,18 @@ struct Preprocessed {
 Preprocessed preprocess(const std::vector<Image::Pointer>& inputs, const ModelCard& card,
                         const PreprocessOptions& options = {});
 
-// The grid a volume is resampled to for `card`, as an image without pixels: axis-aligned in LPS
-// (identity direction, the orientation models are trained in), the card's spacing, covering every
-// source voxel centre.
+// The grid a volume is resampled to for `card`, as an image without pixels: the array the network
+// sees, in the card's orientation (an axis-aligned grid of it, or the source's axes permuted and
+// flipped to the closest match), its axes in the tensor's memory order, at the card's spacing,
+// covering every source voxel centre.
 Image::Pointer model_grid(const itk::ImageBase<3>& source, const ModelCard& card);
 
-// An axis-aligned LPS grid (identity direction) at `spacing` (x, y, z mm), centred on the
-// bounding box of the source's voxel centres, as an image without pixels. Shared by inference
-// (model_grid) and training, so both present patient space to the network the same way.
+// A grid whose axes are the columns of `direction` (orthonormal), at `spacing` (mm, per grid axis),
+// centred on the bounding box of the source's voxel centres in that frame, as an image without
+// pixels. axis_aligned_grid is the LPS one (identity direction), shared by inference for LPS cards
+// and by training, so both present patient space to the network the same way.
+Image::Pointer oriented_grid(const itk::ImageBase<3>& source, const std::array<double, 3>& spacing,
+                             const itk::ImageBase<3>::DirectionType& direction);
 Image::Pointer axis_aligned_grid(const itk::ImageBase<3>& source, const std::array<double, 3>& spacing);
 
 // Model-grid results onto the source grid: the output's origin, spacing, direction and size are
