@@ -22,7 +22,7 @@ struct EngineRequest {
   double overlap = 0.5;
   int batch_size = 1;
   bool mirror = false;       // average logits over flips (as segment --mirror)
-  double sigma_scale = 1.0 / 8;
+  double sigma_scale = 0;  // 0: the card's
   bool uncertainty = false;  // entropy over the flips (+ MC dropout samples)
   int mc_samples = 8;
   bool randomised = false;   // run a copy of the network with re-drawn weights

@@ -14,6 +14,7 @@
 #include "sagitta/core/atomic_output.h"
 #include "sagitta/core/volume_io.h"
 #include "sagitta/explain/error.h"
+#include "sagitta/segmentation/model_sources.h"
 #include "version.h"
 
 namespace sagitta::cli {
@@ -214,7 +215,7 @@ int run_explain(const Arguments& a) {
   StagedOutputs out(a.text("output"));
   Progress progress("Sagitta Explain", "Grad-CAM explanations of a segmentation", a.flag("no_progress") || a.flag("json"));
   progress.stage("loading model", 0.0, 0.05);
-  const ModelCard card = load_card(a.text("model"));
+  const ModelCard card = sagitta::segmentation::open_model(a.text("model"));
   check_request(card, eo, labels);
   const segmentation::Model model = load_model(card, a, "sagitta explain");
   const double t_model = step.lap();

@@ -25,6 +25,7 @@
 #include "sagitta/dicom/report_json.h"
 #include "sagitta/dicom/seg.h"
 #include "sagitta/dicom/seg_from_card.h"
+#include "sagitta/segmentation/model_sources.h"
 #include "sagitta/segmentation/segment.h"
 #include "version.h"
 
@@ -271,7 +272,7 @@ int run_segment(const Arguments& a) {
   const bool dicom_seg = a.flag("dicom_seg") || pacs.active();
 
   progress.stage("loading model", 0.0, 0.05);
-  const ModelCard card = load_card(a.text("model"));
+  const ModelCard card = seg::open_model(a.text("model"));
   const seg::Model model = load_model(card, a, "sagitta segment");
   const double t_model = step.lap();
   progress.stage("loading input", 0.05, 0.15);
@@ -396,7 +397,7 @@ int run_cohort(const Arguments& a) {
   job.force = a.flag("force");
   job.noun = "study";
 
-  const ModelCard card = load_card(a.text("model"));
+  const ModelCard card = seg::open_model(a.text("model"));
   const seg::Model model = load_model(card, a, "sagitta segment");
   const double t_model = step.lap();
   job.columns = cohort_columns(card);

@@ -109,8 +109,10 @@ void apply_inference_options(const Arguments& a, seg::SegmentOptions& options) {
 }
 
 nlohmann::json model_json(const fs::path& card_path, const ModelCard& card, const seg::Model& model) {
+  // A model folder (MONAI bundle) is identified by its inference config.
+  const fs::path identity = fs::is_directory(card_path) ? card_path / "configs" / "inference.json" : card_path;
   return {{"card", fs::absolute(card_path).string()},
-          {"card_sha256", sha256_file(card_path)},
+          {"card_sha256", fs::is_regular_file(identity) ? sha256_file(identity) : std::string()},
           {"name", card.name},
           {"version", card.version},
           {"format", card.format},

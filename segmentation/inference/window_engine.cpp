@@ -112,7 +112,11 @@ Layout make_layout(const ModelCard& card, const Image& grid, double overlap, dou
   for (int z : g.starts[0])
     for (int y : g.starts[1])
       for (int x : g.starts[2]) g.windows.push_back({z, y, x});
-  g.gauss = importance_map(g.patch, sigma_scale);
+  // The card says how its windows blend: Gaussian importance (sigma from the caller, else the
+  // card's) or a plain average.
+  g.gauss = card.window_weights == "constant"
+                ? torch::ones({g.patch[0], g.patch[1], g.patch[2]}, torch::kFloat32)
+                : importance_map(g.patch, sigma_scale > 0 ? sigma_scale : card.sigma_scale);
   return g;
 }
 

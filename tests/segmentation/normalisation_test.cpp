@@ -7,6 +7,7 @@
 #include <fstream>
 #include <random>
 
+#include "sagitta/core/error.h"
 #include "sagitta/core/model_card.h"
 #include "normalise.h"
 #include "support/test_paths.h"

@@ -133,6 +133,11 @@ void validate(const ModelCard& c) {
     fail("'activation' is '" + c.activation + "' (expected softmax or sigmoid)");
   if ((c.activation == "sigmoid") != !c.regions.empty())
     fail("a sigmoid ('region-based') model needs 'regions', and only such a model has them");
+  if (c.window_weights != "gaussian" && c.window_weights != "constant")
+    fail("'window_weights' is '" + c.window_weights + "' (expected gaussian or constant)");
+  if (!(c.sigma_scale > 0 && c.sigma_scale <= 10)) fail(fmt::format("'sigma_scale' is {} (expected (0, 10])", c.sigma_scale));
+  if (c.crop_foreground_margin && *c.crop_foreground_margin < 0) fail("'crop_foreground_margin' must be >= 0");
+  if (c.overlap && !(*c.overlap >= 0 && *c.overlap <= 0.95)) fail(fmt::format("'overlap' is {} (expected [0, 0.95])", *c.overlap));
   if (c.fold_average != "logits" && c.fold_average != "probabilities")
     fail("'fold_average' is '" + c.fold_average + "' (expected logits or probabilities)");
   if (c.dimensions != 2 && c.dimensions != 3) fail(fmt::format("'dimensions' is {} (expected 2 or 3)", c.dimensions));
@@ -258,6 +263,10 @@ json to_json(const ModelCard& c) {
     j["folds"] = folds;
     j["fold_average"] = c.fold_average;
   }
+  if (c.window_weights != "gaussian") j["window_weights"] = c.window_weights;
+  if (c.sigma_scale != 0.125) j["sigma_scale"] = c.sigma_scale;
+  if (c.overlap) j["overlap"] = *c.overlap;
+  if (c.crop_foreground_margin) j["crop_foreground_margin"] = *c.crop_foreground_margin;
   if (!c.unet.is_null()) j["unet"] = c.unet;
   if (!c.provenance.is_null()) j["provenance"] = c.provenance;
   return j;
@@ -354,6 +363,11 @@ ModelCard card_from_json(const json& j, const fs::path& card_path) {
         c.folds.push_back(fold);
       }
     c.fold_average = j.value("fold_average", std::string("probabilities"));
+    c.window_weights = j.value("window_weights", std::string("gaussian"));
+    c.sigma_scale = j.value("sigma_scale", 0.125);
+    if (j.contains("overlap") && !j["overlap"].is_null()) c.overlap = j["overlap"].get<double>();
+    if (j.contains("crop_foreground_margin") && !j["crop_foreground_margin"].is_null())
+      c.crop_foreground_margin = j["crop_foreground_margin"].get<int>();
     c.gradcam_layer = j.value("gradcam_layer", std::string());
     c.returns_activation = j.value("returns_activation", false);
     if (j.contains("unet")) c.unet = j["unet"];

@@ -19,7 +19,7 @@ struct SlidingWindowOptions {
   double overlap = 0.5;         // fraction of the patch shared by neighbouring windows, [0, 0.95]
   int batch_size = 1;           // windows per forward pass
   bool mirror = false;          // test-time augmentation: average over flips of every spatial axis
-  double sigma_scale = 1.0 / 8; // Gaussian sigma as a fraction of the patch size
+  double sigma_scale = 0;       // Gaussian sigma as a fraction of the patch size; 0: the card's
   // Called after each batch with (windows done, windows total); return false to cancel
   // (sliding_window then throws SegmentationError).
   std::function<bool(int, int)> progress;

@@ -115,6 +115,16 @@ struct ModelCard {
   // folds' logits) or "probabilities" (the mean of the folds' softmax).
   std::vector<Fold> folds;
   std::string fold_average = "probabilities";
+  // How the model's sliding windows are blended: "gaussian" (importance weights, sigma =
+  // sigma_scale x patch; nnU-Net, MONAI's mode "gaussian") or "constant" (plain averaging, MONAI's
+  // default), and the overlap it was meant to run with (unset: the caller's default).
+  std::string window_weights = "gaussian";
+  double sigma_scale = 0.125;
+  std::optional<double> overlap;
+  // Crop the normalised model array to the bounding box of the first channel's positive voxels plus
+  // this many voxels on each side before the windows run (MONAI's CropForeground; voxels outside
+  // are background). Unset: no crop.
+  std::optional<int> crop_foreground_margin;
   std::string gradcam_layer;           // name of the layer whose activation is returned
   bool returns_activation = false;     // forward returns (logits, activation)
   nlohmann::json unet;                 // native U-Net architecture (format "native-unet")

@@ -1,0 +1,318 @@
+// Model folders of other tools as cards: MONAI bundles (configs/metadata.json + inference.json +
+// models/model.ts). The bundle's config is data, not code: only the transforms and settings listed
+// in model_sources.h are understood, "@key" references are followed, and any "$" expression or
+// unknown transform is refused by name, never evaluated.
+#include "sagitta/segmentation/model_sources.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <set>
+
+#include "sagitta/segmentation/error.h"
+
+namespace sagitta::segmentation {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+json read_json(const fs::path& path, const std::string& what) {
+  std::ifstream f(path);
+  if (!f) throw SegmentationError(fmt::format("{}: no {} ({})", path.parent_path().parent_path().string(), what, path.string()));
+  try {
+    return json::parse(f);
+  } catch (const json::exception& e) {
+    throw SegmentationError(fmt::format("{}: not valid JSON ({})", path.string(), e.what()));
+  }
+}
+
+// A bundle config with "@key" references (whole-string, or "$@key" with nothing else) followed.
+struct Config {
+  json root;
+  fs::path file;
+  const json& resolve(const json& v, int depth = 0) const {
+    if (depth > 16) throw SegmentationError(file.string() + ": references nest too deeply");
+    if (!v.is_string()) return v;
+    std::string s = v.get<std::string>();
+    if (s.rfind("$@", 0) == 0) s = s.substr(1);
+    if (s.size() < 2 || s[0] != '@') return v;
+    std::string key = s.substr(1);
+    // "@a#b" addresses b inside a (MONAI's id separator).
+    const json* node = &root;
+    std::size_t start = 0;
+    while (true) {
+      const std::size_t hash = key.find('#', start);
+      const std::string part = key.substr(start, hash == std::string::npos ? std::string::npos : hash - start);
+      if (node->is_object() && node->contains(part)) node = &(*node)[part];
+      else if (node->is_array() && !part.empty() && part.find_first_not_of("0123456789") == std::string::npos &&
+               std::stoul(part) < node->size())
+        node = &(*node)[std::stoul(part)];
+      else throw SegmentationError(fmt::format("{}: reference {} names nothing in the config", file.string(), s));
+      if (hash == std::string::npos) break;
+      start = hash + 1;
+    }
+    return resolve(*node, depth + 1);
+  }
+};
+
+// "monai.transforms.Spacingd" -> "Spacing"; dictionary and array transforms are the same here.
+std::string transform_name(const std::string& target) {
+  std::string n = target.substr(target.rfind('.') == std::string::npos ? 0 : target.rfind('.') + 1);
+  static const std::set<std::string> keep_d = {"Dataset", "Compose"};
+  if (n.size() > 1 && n.back() == 'd' && !keep_d.count(n)) n.pop_back();
+  return n;
+}
+
+bool applies_to(const Config& cfg, const json& t, const std::string& key) {
+  if (!t.contains("keys")) return true;
+  const json& k = cfg.resolve(t["keys"]);
+  if (k.is_string()) return k.get<std::string>() == key;
+  if (k.is_array())
+    for (const auto& e : k)
+      if (e.is_string() && e.get<std::string>() == key) return true;
+  return false;
+}
+
+// t[key] with references followed; a Python expression is refused, never evaluated.
+const json& value(const Config& cfg, const json& t, const char* key) {
+  const json& v = cfg.resolve(t.at(key));
+  if (v.is_string() && !v.get<std::string>().empty() && v.get<std::string>()[0] == '$')
+    throw SegmentationError(fmt::format("{}: '{}' is a Python expression ({}); Sagitta does not evaluate code",
+                                        cfg.file.string(), key, v.get<std::string>()));
+  return v;
+}
+
+template <typename T>
+T get(const Config& cfg, const json& t, const char* key, T fallback) {
+  if (!t.contains(key)) return fallback;
+  const json& v = value(cfg, t, key);
+  try {
+    return v.get<T>();
+  } catch (const json::exception&) {
+    throw SegmentationError(fmt::format("{}: '{}' has an unexpected value {}", cfg.file.string(), key, v.dump()));
+  }
+}
+
+// The transform list of a Compose (or a plain list).
+std::vector<json> transforms_of(const Config& cfg, const json& node) {
+  const json& n = cfg.resolve(node);
+  const json& list = n.is_object() && n.contains("transforms") ? cfg.resolve(n["transforms"]) : n;
+  if (!list.is_array()) throw SegmentationError(cfg.file.string() + ": a transform chain is not a list of transforms");
+  std::vector<json> out;
+  for (const auto& t : list) out.push_back(cfg.resolve(t));
+  return out;
+}
+
+// Transforms that change no values the network or the labels see here.
+const std::set<std::string> kNeutral = {
+    "LoadImage", "EnsureChannelFirst", "AddChannel", "EnsureType", "ToTensor", "ToNumpy", "CastToType",
+    "Invert", "SaveImage", "CopyItems", "DeleteItems", "SqueezeDim", "ToDevice", "Identity", "KeepLargestConnectedComponent"};
+
+void read_preprocessing(const Config& cfg, const std::vector<json>& chain, const std::string& key, ModelCard& card,
+                        std::vector<std::string>& unknown) {
+  bool normalised = false;
+  card.orientation = "stored";
+  card.reorient = "closest";
+  for (const auto& t : chain) {
+    if (!t.is_object() || !t.contains("_target_")) {
+      unknown.push_back(t.dump().substr(0, 60));
+      continue;
+    }
+    const std::string name = transform_name(cfg.resolve(t["_target_"]).get<std::string>());
+    if (!applies_to(cfg, t, key) || kNeutral.count(name)) {
+      if (name == "LoadImage" && t.contains("reader") && applies_to(cfg, t, key)) {
+        const std::string reader = get<std::string>(cfg, t, "reader", "");
+        if (reader != "NibabelReader" && reader != "ITKReader" && reader != "PydicomReader" && reader != "NumpyReader")
+          unknown.push_back("LoadImage(reader=" + reader + ")");
+      }
+      continue;
+    }
+    Normalization n;
+    if (name == "Orientation") {
+      card.orientation = get<std::string>(cfg, t, "axcodes", "RAS");
+      for (auto& ch : card.orientation) ch = char(std::toupper(static_cast<unsigned char>(ch)));
+      card.reorient = "closest";
+      continue;
+    }
+    if (name == "Spacing") {
+      const json& pixdim = value(cfg, t, "pixdim");
+      std::vector<double> sp = pixdim.is_number() ? std::vector<double>(3, pixdim.get<double>()) : pixdim.get<std::vector<double>>();
+      if (sp.size() != 3 || std::any_of(sp.begin(), sp.end(), [](double v) { return !(v > 0); }))
+        throw SegmentationError(fmt::format("{}: Spacing pixdim {} is not three positive spacings (non-positive means "
+                                            "'keep', which Sagitta does not support yet)",
+                                            cfg.file.string(), pixdim.dump()));
+      card.spacing = sp;
+      const json& mode = t.contains("mode") ? cfg.resolve(t["mode"]) : json("bilinear");
+      const std::string m = mode.is_array() ? mode.at(0).get<std::string>() : mode.get<std::string>();
+      if (m != "bilinear" && m != "linear") unknown.push_back("Spacing(mode=" + m + ")");
+      continue;
+    }
+    if (name == "ScaleIntensityRange") {
+      n.scheme = Normalization::Scheme::Range;
+      n.a_min = get<double>(cfg, t, "a_min", 0), n.a_max = get<double>(cfg, t, "a_max", 1);
+      n.b_min = get<double>(cfg, t, "b_min", 0), n.b_max = get<double>(cfg, t, "b_max", 1);
+      n.clip = get<bool>(cfg, t, "clip", false);
+    } else if (name == "ScaleIntensityRangePercentiles") {
+      n.scheme = Normalization::Scheme::Percentile;
+      n.mask = Normalization::Mask::All;
+      n.lower = get<double>(cfg, t, "lower", 0), n.upper = get<double>(cfg, t, "upper", 100);
+      n.b_min = get<double>(cfg, t, "b_min", 0), n.b_max = get<double>(cfg, t, "b_max", 1);
+      n.clip = get<bool>(cfg, t, "clip", false);
+      if (get<bool>(cfg, t, "relative", false)) unknown.push_back("ScaleIntensityRangePercentiles(relative=true)");
+    } else if (name == "NormalizeIntensity") {
+      if (t.contains("subtrahend") || t.contains("divisor")) {
+        n.scheme = Normalization::Scheme::Fixed;
+        n.mean = get<double>(cfg, t, "subtrahend", 0), n.std = get<double>(cfg, t, "divisor", 1);
+      } else {
+        n.scheme = Normalization::Scheme::ZScore;
+        n.mask = get<bool>(cfg, t, "nonzero", false) ? Normalization::Mask::NonZero : Normalization::Mask::All;
+      }
+    } else if (name == "CropForeground") {
+      card.crop_foreground_margin = get<int>(cfg, t, "margin", 0);
+      if (t.contains("select_fn")) unknown.push_back("CropForeground(select_fn)");
+      continue;
+    } else {
+      unknown.push_back(name);
+      continue;
+    }
+    if (normalised) unknown.push_back(name + " (a second intensity transform)");
+    normalised = true;
+    for (auto& ch : card.channels) ch.normalization = n;
+  }
+  if (!normalised)
+    for (auto& ch : card.channels) ch.normalization.scheme = Normalization::Scheme::None;
+}
+
+void read_inferer(const Config& cfg, const json& inferer, ModelCard& card, std::vector<std::string>& unknown) {
+  const json& t = cfg.resolve(inferer);
+  const std::string name = transform_name(cfg.resolve(t.at("_target_")).get<std::string>());
+  if (name != "SlidingWindowInferer") {
+    unknown.push_back("inferer " + name);
+    return;
+  }
+  const json& roi = value(cfg, t, "roi_size");
+  card.patch_size = roi.is_number() ? std::vector<int>(std::size_t(card.dimensions), roi.get<int>()) : roi.get<std::vector<int>>();
+  card.overlap = get<double>(cfg, t, "overlap", 0.25);
+  card.window_weights = get<std::string>(cfg, t, "mode", "constant");
+  card.sigma_scale = get<double>(cfg, t, "sigma_scale", 0.125);
+  if (card.window_weights != "constant" && card.window_weights != "gaussian")
+    unknown.push_back("SlidingWindowInferer(mode=" + card.window_weights + ")");
+  if (t.contains("padding_mode") && get<std::string>(cfg, t, "padding_mode", "constant") != "constant")
+    unknown.push_back("SlidingWindowInferer(padding_mode)");
+}
+
+void read_postprocessing(const Config& cfg, const std::vector<json>& chain, const std::string& key, ModelCard& card,
+                         std::vector<std::string>& unknown) {
+  bool sigmoid = false, discrete = false;
+  for (const auto& t : chain) {
+    if (!t.is_object() || !t.contains("_target_")) continue;
+    const std::string name = transform_name(cfg.resolve(t["_target_"]).get<std::string>());
+    if (!applies_to(cfg, t, key) || kNeutral.count(name)) continue;
+    if (name == "Activations") {
+      sigmoid = get<bool>(cfg, t, "sigmoid", false);
+    } else if (name == "AsDiscrete") {
+      discrete = get<bool>(cfg, t, "argmax", false) || t.contains("threshold") || t.contains("threshold_values");
+    } else {
+      unknown.push_back(name);
+    }
+  }
+  if (!discrete) unknown.push_back("postprocessing without AsDiscrete(argmax) (no labels)");
+  if (sigmoid) {
+    card.activation = "sigmoid";
+    for (const auto& l : card.labels)
+      if (l.value > 0) card.regions.push_back({{l.value}, l.value});
+  }
+}
+
+}  // namespace
+
+bool is_monai_bundle(const fs::path& folder) { return fs::is_regular_file(folder / "configs" / "metadata.json"); }
+
+ModelCard card_from_monai_bundle(const fs::path& folder) {
+  const fs::path configs = folder / "configs";
+  const json meta = read_json(configs / "metadata.json", "configs/metadata.json");
+  Config cfg;
+  cfg.file = configs / "inference.json";
+  if (!fs::exists(cfg.file) && (fs::exists(configs / "inference.yaml") || fs::exists(configs / "inference.yml")))
+    throw SegmentationError(folder.string() + ": configs/inference.yaml: YAML bundles are not read yet; convert the "
+                                              "config to inference.json (same content)");
+  cfg.root = read_json(cfg.file, "configs/inference.json");
+  ModelCard card;
+  try {
+    card.name = meta.value("name", folder.filename().string());
+    card.version = meta.value("version", std::string());
+    card.description = meta.value("description", std::string());
+    card.format = "torchscript";
+    card.weights = fs::absolute(folder / "models" / "model.ts");
+    if (!fs::is_regular_file(card.weights))
+      throw SegmentationError(folder.string() + ": no models/model.ts; export the bundle's network to TorchScript "
+                                                "(python -m monai.bundle ckpt_export)");
+    card.tensor_axes = "xyz";  // MONAI's tensors are C x i x j x k
+    const json& fmt_ = meta.at("network_data_format");
+    const auto& inputs = fmt_.at("inputs");
+    if (inputs.size() != 1) throw SegmentationError(folder.string() + ": bundles with several inputs are not supported");
+    const std::string key = inputs.begin().key();
+    const json& in = inputs.begin().value();
+    const int channels = in.value("num_channels", 1);
+    for (int c = 0; c < channels; ++c) {
+      InputChannel ch;
+      ch.name = in.contains("channel_def") ? in["channel_def"].value(std::to_string(c), in.value("modality", "image"))
+                                           : in.value("modality", std::string("image"));
+      card.channels.push_back(ch);
+    }
+    const json& out = fmt_.at("outputs").begin().value();
+    const json& defs = out.at("channel_def");
+    card.labels.push_back({0, "background", {0, 0, 0}, {}, {}});
+    for (auto it = defs.begin(); it != defs.end(); ++it) {
+      const int value = std::stoi(it.key());
+      if (value == 0) {
+        card.labels[0].name = it.value().get<std::string>();
+        continue;
+      }
+      card.labels.push_back({value, it.value().get<std::string>(), {128, 128, 128}, {}, {}});
+    }
+    const std::vector<int> shape = in.value("spatial_shape", std::vector<int>{});
+    card.dimensions = cfg.root.contains("network_def") && cfg.root["network_def"].contains("spatial_dims")
+                          ? get<int>(cfg, cfg.root["network_def"], "spatial_dims", 3)
+                          : (shape.size() == 2 ? 2 : 3);
+    if (card.dimensions != 3) throw SegmentationError(folder.string() + ": only 3D bundles are supported");
+    std::vector<std::string> unknown;
+    if (!cfg.root.contains("preprocessing")) throw SegmentationError(cfg.file.string() + ": no 'preprocessing'");
+    read_preprocessing(cfg, transforms_of(cfg, cfg.root["preprocessing"]), key, card, unknown);
+    if (!cfg.root.contains("inferer")) throw SegmentationError(cfg.file.string() + ": no 'inferer'");
+    read_inferer(cfg, cfg.root["inferer"], card, unknown);
+    if (cfg.root.contains("postprocessing"))
+      read_postprocessing(cfg, transforms_of(cfg, cfg.root["postprocessing"]), "pred", card, unknown);
+    else unknown.push_back("no postprocessing (no labels)");
+    if (card.spacing.empty()) unknown.push_back("no Spacing transform (the model's spacing is unknown)");
+    if (!unknown.empty()) {
+      std::string list;
+      for (const auto& u : unknown) list += (list.empty() ? "" : ", ") + u;
+      throw SegmentationError(fmt::format("{}: not understood: {}", folder.string(), list));
+    }
+    card.provenance = {{"source", "MONAI bundle"}, {"bundle", folder.filename().string()}};
+    card.sha256 = sha256_file(card.weights);
+    json j = to_json(card);
+    return card_from_json(j, {});  // the card's own validation
+  } catch (const json::exception& e) {
+    throw SegmentationError(fmt::format("{}: unexpected bundle content ({})", folder.string(), e.what()));
+  } catch (const SegmentationError&) {
+    throw;
+  } catch (const Error& e) {
+    throw SegmentationError(fmt::format("{}: {}", folder.string(), e.what()));
+  }
+}
+
+ModelCard open_model(const fs::path& path, const ModelSourceOptions& options) {
+  if (fs::is_directory(path)) {
+    if (is_monai_bundle(path)) return card_from_monai_bundle(path);
+    if (fs::is_regular_file(path / "model.json")) return load_card(path / "model.json", options.verify_hash);
+    throw SegmentationError(path.string() + ": not a model folder (expected model.json, or a MONAI bundle's "
+                                            "configs/metadata.json)");
+  }
+  return load_card(path, options.verify_hash);
+}
+
+}  // namespace sagitta::segmentation

@@ -1,0 +1,140 @@
+// MONAI bundles as models: the bundle's inference chain read into a card, run end to end, and
+// everything the reader does not understand refused by name. The bundle wraps the RAS phantom
+// network (testdata/models/ras_phantom: trained on RAS arrays, C x i x j x k tensors, as MONAI's
+// LoadImage + Orientation("RAS") give) with a config in the style of MONAI's model zoo.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <iostream>
+
+#include "ras_phantom.h"
+#include "sagitta/segmentation/error.h"
+#include "sagitta/segmentation/model_sources.h"
+#include "sagitta/segmentation/segment.h"
+#include "support/test_paths.h"
+
+namespace seg = sagitta::segmentation;
+namespace fs = std::filesystem;
+using nlohmann::json;
+using namespace sagitta::testing::ras;
+
+namespace {
+
+json inference_config() {
+  return json::parse(R"({
+    "imports": ["$import glob"],
+    "bundle_root": ".",
+    "image_key": "image",
+    "network_def": {"_target_": "UNet", "spatial_dims": 3, "in_channels": 1, "out_channels": 3},
+    "preprocessing_transforms": [
+      {"_target_": "LoadImaged", "keys": "image"},
+      {"_target_": "EnsureChannelFirstd", "keys": "image"},
+      {"_target_": "Orientationd", "keys": "image", "axcodes": "RAS"},
+      {"_target_": "Spacingd", "keys": ["image"], "pixdim": [2.0, 2.0, 2.0], "mode": "bilinear"},
+      {"_target_": "ScaleIntensityRanged", "keys": "image", "a_min": 0, "a_max": 200, "b_min": 0.0, "b_max": 1.0, "clip": true},
+      {"_target_": "EnsureTyped", "keys": "image"}
+    ],
+    "preprocessing": {"_target_": "Compose", "transforms": "$@preprocessing_transforms"},
+    "inferer": {"_target_": "SlidingWindowInferer", "roi_size": [32, 32, 24], "sw_batch_size": 4, "overlap": 0.5},
+    "postprocessing": {"_target_": "Compose", "transforms": [
+      {"_target_": "Activationsd", "keys": "pred", "softmax": true},
+      {"_target_": "Invertd", "keys": "pred", "transform": "@preprocessing", "orig_keys": "image"},
+      {"_target_": "AsDiscreted", "keys": "pred", "argmax": true},
+      {"_target_": "SaveImaged", "keys": "pred", "output_dir": "$@bundle_root + '/eval'"}
+    ]}
+  })");
+}
+
+json metadata() {
+  return json::parse(R"({
+    "name": "RAS phantom bundle", "version": "0.1.0", "description": "two spheres, left and right",
+    "network_data_format": {
+      "inputs": {"image": {"type": "image", "modality": "CT", "num_channels": 1, "spatial_shape": [32, 32, 24]}},
+      "outputs": {"pred": {"type": "image", "num_channels": 3, "channel_def": {"0": "background", "1": "left", "2": "right"}}}
+    }
+  })");
+}
+
+fs::path write_bundle(const json& inference, const json& meta) {
+  const fs::path dir = sagitta::testing::scratch_dir() / "bundle";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "configs");
+  fs::create_directories(dir / "models");
+  std::ofstream(dir / "configs" / "inference.json") << inference.dump(2);
+  std::ofstream(dir / "configs" / "metadata.json") << meta.dump(2);
+  fs::copy_file(sagitta::testing::source_dir() / "testdata/models/ras_phantom/model.pt", dir / "models" / "model.ts");
+  return dir;
+}
+
+}  // namespace
+
+TEST(MonaiBundle, TheInferenceChainBecomesACard) {
+  const auto card = seg::open_model(write_bundle(inference_config(), metadata()));
+  EXPECT_EQ(card.name, "RAS phantom bundle");
+  EXPECT_EQ(card.orientation, "RAS");
+  EXPECT_EQ(card.reorient, "closest");
+  EXPECT_EQ(card.tensor_axes, "xyz");
+  EXPECT_EQ(card.spacing, (std::vector<double>{2, 2, 2}));
+  EXPECT_EQ(card.patch_size, (std::vector<int>{32, 32, 24}));
+  EXPECT_EQ(card.window_weights, "constant");  // MONAI's default mode
+  ASSERT_TRUE(card.overlap.has_value());
+  EXPECT_DOUBLE_EQ(*card.overlap, 0.5);
+  ASSERT_EQ(card.channels.size(), 1u);
+  const auto& n = card.channels[0].normalization;
+  EXPECT_EQ(n.scheme, sagitta::Normalization::Scheme::Range);
+  EXPECT_EQ(n.a_max, 200);
+  EXPECT_TRUE(n.clip);
+  ASSERT_EQ(card.labels.size(), 3u);
+  EXPECT_EQ(card.labels[1].name, "left");
+  EXPECT_EQ(card.labels[2].name, "right");
+}
+
+TEST(MonaiBundle, RunsEndToEndOnEveryStorageOrder) {
+  const auto card = seg::open_model(write_bundle(inference_config(), metadata()));
+  seg::ModelOptions mo;
+  mo.threads = 2;
+  const auto model = seg::Model::load(card, mo);
+  const Phantom p{{10, -1, 1}, {-12, 2, -2}};
+  for (const auto& d : {direction({1, 0, 0, 0, 1, 0, 0, 0, 1}), direction({-1, 0, 0, 0, -1, 0, 0, 0, 1}),
+                        direction({0, 0, 1, 0, -1, 0, 1, 0, 0})}) {
+    const auto image = stored(p, d, {40, 40, 30});
+    seg::SegmentOptions o;
+    o.window.overlap = *card.overlap;
+    const auto result = seg::segment(model, {image}, o);
+    const double left = dice(*result.labels, p, 1), right = dice(*result.labels, p, 2);
+    std::cout << "Dice left " << left << ", right " << right << std::endl;
+    EXPECT_GT(left, 0.8);
+    EXPECT_GT(right, 0.8);
+  }
+}
+
+TEST(MonaiBundle, WhatIsNotUnderstoodIsRefusedByName) {
+  const auto refused = [](const json& inference, const json& meta, const std::string& expected) {
+    try {
+      seg::open_model(write_bundle(inference, meta));
+      ADD_FAILURE() << "accepted; expected a refusal naming " << expected;
+    } catch (const seg::SegmentationError& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+    }
+  };
+  json unknown = inference_config();
+  unknown["preprocessing_transforms"].push_back({{"_target_", "RandGaussianNoised"}, {"keys", "image"}});
+  unknown["preprocessing_transforms"].push_back({{"_target_", "HistogramNormalized"}, {"keys", "image"}});
+  refused(unknown, metadata(), "not understood: RandGaussianNoise, HistogramNormalize");
+  json code = inference_config();
+  code["inferer"]["roi_size"] = "$[96] * 3";
+  refused(code, metadata(), "Python expression");
+  json dangling = inference_config();
+  dangling["preprocessing"]["transforms"] = "$@no_such_list";
+  refused(dangling, metadata(), "names nothing");
+  json other_inferer = inference_config();
+  other_inferer["inferer"] = {{"_target_", "SimpleInferer"}};
+  refused(other_inferer, metadata(), "inferer SimpleInferer");
+  json no_outputs = metadata();
+  no_outputs["network_data_format"].erase("outputs");
+  refused(inference_config(), no_outputs, "unexpected bundle content");
+  const fs::path dir = write_bundle(inference_config(), metadata());
+  fs::remove(dir / "models" / "model.ts");
+  EXPECT_THROW(seg::open_model(dir), seg::SegmentationError);
+  EXPECT_THROW(seg::open_model(sagitta::testing::scratch_dir() / "empty-folder-that-is-no-model"), sagitta::Error);
+}
