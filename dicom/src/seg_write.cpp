@@ -224,28 +224,13 @@ SegWriteResult write_seg(const LabelMap& labels, const itk::ImageBase<3>& source
                          const SegWriteOptions& options) {
   // Every non-zero voxel value must be described: a SEG that silently drops a label would look
   // complete in a PACS while missing a structure.
-  std::map<int, std::size_t> segment_of_label;
-  for (std::size_t i = 0; i < segments.size(); ++i) {
-    if (segments[i].label <= 0 || segments[i].label > 65535)
-      throw DicomError(fmt::format("{}: segment '{}' has label value {}; values are 1..65535", out.string(),
-                                   segments[i].name, segments[i].label));
-    if (!segment_of_label.emplace(segments[i].label, i).second)
-      throw DicomError(fmt::format("{}: label value {} is described twice", out.string(), segments[i].label));
-  }
+  const std::vector<int> segment_index = detail::segment_index_of_labels(labels, segments, out.string());
   const auto size = labels.GetLargestPossibleRegion().GetSize();
   const std::size_t plane = size[0] * size[1];
   const std::uint16_t* voxels = labels.GetBufferPointer();
-  const std::size_t total = plane * size[2];
-  std::vector<bool> present(65536, false);
-  for (std::size_t i = 0; i < total; ++i) present[voxels[i]] = true;
-  for (int v = 1; v < 65536; ++v)
-    if (present[v] && !segment_of_label.count(v))
-      throw DicomError(fmt::format("{}: the label map has value {} but no segment describes it", out.string(), v));
 
   // Which labels each slice holds, from one pass: frames are then built only where a label is.
   std::vector<std::vector<bool>> in_slice(size[2], std::vector<bool>(segments.size(), false));
-  std::vector<int> segment_index(65536, -1);
-  for (std::size_t i = 0; i < segments.size(); ++i) segment_index[segments[i].label] = static_cast<int>(i);
   for (std::size_t k = 0; k < size[2]; ++k) {
     const std::uint16_t* slice = voxels + k * plane;
     std::uint16_t last = 0;
