@@ -115,10 +115,12 @@ RtStructWriteResult write_rtstruct(const LabelMap& labels, const itk::ImageBase<
   OFString for_uid, study_uid;
   ds.findAndGetOFString(DCM_FrameOfReferenceUID, for_uid);
   ds.findAndGetOFString(DCM_StudyInstanceUID, study_uid);
-  // The RT Structure Set IOD names its frame of reference inside the structure set module only.
-  ds.findAndDeleteElement(DCM_FrameOfReferenceUID);
-  ds.findAndDeleteElement(DCM_PositionReferenceIndicator);
-  if (for_uid.empty()) for_uid = detail::stand_in_uid(source, "frame of reference").c_str();
+  // The RT Structure Set IOD has a Frame of Reference module too (dciodvfy requires it).
+  if (for_uid.empty()) {
+    for_uid = detail::stand_in_uid(source, "frame of reference").c_str();
+    put(ds, DCM_FrameOfReferenceUID, for_uid.c_str(), out);
+  }
+  if (!ds.tagExists(DCM_PositionReferenceIndicator)) ds.insertEmptyElement(DCM_PositionReferenceIndicator);
   if (study_uid.empty()) {
     study_uid = detail::stand_in_uid(source, "study").c_str();
     put(ds, DCM_StudyInstanceUID, study_uid.c_str(), out);

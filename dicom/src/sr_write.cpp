@@ -153,7 +153,8 @@ SrWriteResult write_measurement_report(const LabelMap& labels, const Image& imag
   check(report.addProcedureReported(CMR_CID100::ImagingProcedure), out, "procedure reported");
 
   // Image library: the source images, read up to their pixel data.
-  check(report.getImageLibrary().addImageGroup(), out, "image library");
+  check(report.getImageLibrary().createNewImageLibrary(), out, "image library");
+  check(report.getImageLibrary().addImageGroup(), out, "image library group");
   std::set<std::string> seen;
   for (const auto& s : source.slices.front()) {
     if (!seen.insert(s.sop_instance_uid).second || s.path.empty()) continue;
