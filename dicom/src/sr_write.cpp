@@ -200,6 +200,7 @@ SrWriteResult write_measurement_report(const LabelMap& labels, const Image& imag
   detail::source_dataset(src, source);
   check(doc.readStudyData(*src.getDataset()), out, "patient and study");
   doc.createNewSeries();
+  check(doc.completeDocument(), out, "completion flag");
   check(doc.setSpecificCharacterSet("ISO_IR 192"), out, "character set");
   check(doc.setSeriesDescription(detail::fit_text(options.series_description, 64).c_str()), out, "series description");
   check(doc.setSeriesNumber(std::to_string(detail::derived_series_number(options.series_number, source, 1200)).c_str()),

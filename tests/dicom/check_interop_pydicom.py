@@ -97,7 +97,7 @@ def check_sr(path, seg_path, folder):
         groups += content(container, "125007")  # Measurement Group
     assert groups, "no measurement groups"
     for group in groups:
-        ref = content(group, "121214")[0]  # Referenced Segment
+        ref = content(group, "121191")[0]  # Referenced Segment
         sop = ref.ReferencedSOPSequence[0]
         assert sop.ReferencedSOPInstanceUID == seg.SOPInstanceUID
         number = int(sop.ReferencedSegmentNumber)
