@@ -248,3 +248,49 @@ TEST(MeasurementReport, VolumesAndMeansMatchPydicomOnTheSegAndCt) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(LabelmapSeg, RoundTripsThroughOurReaderAndPydicom) {
+  const fs::path dir = st::scratch_dir();
+  const auto s = synthetic(dir);
+  const auto& grid = *s.series.volumes.front();
+  const auto segments = describe(*s.labels);
+  dcm::SegWriteOptions options;
+  options.type = dcm::SegType::Labelmap;
+  const auto written = dcm::write_seg(*s.labels, grid, s.series.info, segments, dir / "labelmap.dcm", options);
+  EXPECT_EQ(written.frames, 5u);  // one per non-empty slice
+
+  // dciodvfy from Debian 12 predates Supplement 243: it may not know the SOP class at all.
+  const auto check = st::dciodvfy(dir / "labelmap.dcm");
+  if (check.installed) std::cout << "[ NOTE ] dciodvfy on the LABELMAP SEG:\n" << check.report;
+  // dcmdump (DCMTK) parses every element.
+  const auto dump = st::run_command("dcmdump -q " + st::shell_quote(dir / "labelmap.dcm"));
+  EXPECT_EQ(dump.exit_code, 0) << dump.err;
+  EXPECT_NE(dump.out.find("LABELMAP"), std::string::npos);
+  EXPECT_NE(dump.out.find("PALETTE COLOR"), std::string::npos);
+
+  dcm::ReadSegOptions ro;
+  ro.reference_grid = &grid;
+  ro.reference = &s.series.info;
+  ro.label_template = segments;
+  const auto back = dcm::read_seg(dir / "labelmap.dcm", ro);
+  EXPECT_EQ(back.segmentation_type, "LABELMAP");
+  EXPECT_EQ(st::label_differences(*back.labels, *s.labels), 0u);
+  ASSERT_EQ(back.segments.size(), 4u);
+  EXPECT_EQ(back.segments[2].name, "structure 3");
+
+  const std::string python = st::python_with("pydicom numpy");
+  if (python.empty()) GTEST_SKIP() << "no python3 with pydicom and numpy (python3-pydicom)";
+  const auto r = st::run_command(fmt::format("{} {} labelmap {}", python,
+                                             st::shell_quote(st::source_dir() / "tests/dicom/check_interop_pydicom.py"),
+                                             st::shell_quote(dir / "labelmap.dcm")));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const auto counts = voxel_counts(*s.labels);
+  for (const auto& d : segments)
+    EXPECT_NE(r.out.find(fmt::format("segment {} voxels {} red {}", d.label, counts.at(d.label), d.color[0])),
+              std::string::npos)
+        << r.out;
+}
+
+}  // namespace
