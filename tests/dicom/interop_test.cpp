@@ -15,6 +15,7 @@
 #include "sagitta/dicom/rtstruct.h"
 #include "sagitta/dicom/scan.h"
 #include "sagitta/dicom/seg.h"
+#include "sagitta/dicom/slicer_seg.h"
 #include "sagitta/dicom/sr.h"
 #include "support/dicom_checks.h"
 #include "support/read_4d.h"
@@ -291,6 +292,48 @@ TEST(LabelmapSeg, RoundTripsThroughOurReaderAndPydicom) {
     EXPECT_NE(r.out.find(fmt::format("segment {} voxels {} red {}", d.label, counts.at(d.label), d.color[0])),
               std::string::npos)
         << r.out;
+}
+
+}  // namespace
+
+namespace {
+
+TEST(SlicerSegmentation, HeaderHasSlicersLayoutReadIndependently) {
+  const fs::path dir = st::scratch_dir();
+  const auto s = synthetic(dir);
+  auto segments = describe(*s.labels);
+  segments[0].name = "liver";
+  segments[0].category = {"123037004", "SCT", "Anatomical Structure"};
+  segments[0].type = {"10200004", "SCT", "Liver"};
+  dcm::write_slicer_segmentation(*s.labels, segments, dir / "labels.seg.nrrd");
+  EXPECT_TRUE(dcm::is_slicer_segmentation_path(dir / "labels.seg.nrrd"));
+  EXPECT_FALSE(dcm::is_slicer_segmentation_path(dir / "labels.nrrd"));
+
+  // ITK reads the voxels back unchanged.
+  const auto back = st::read_label_map(dir / "labels.seg.nrrd");
+  EXPECT_EQ(st::label_differences(*back, *s.labels), 0u);
+
+  const std::string python = st::python_with("numpy");
+  if (python.empty()) GTEST_SKIP() << "no python3 with numpy";
+  const auto r = st::run_command(fmt::format("{} {} {}", python,
+                                             st::shell_quote(st::source_dir() / "tests/dicom/check_seg_nrrd.py"),
+                                             st::shell_quote(dir / "labels.seg.nrrd")));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const auto counts = voxel_counts(*s.labels);
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    const auto& d = segments[i];
+    EXPECT_NE(r.out.find(fmt::format("segment {} id Segment_{} label {} voxels {} red {:.4f}", i, d.label, d.label,
+                                     counts.at(d.label), d.color[0] / 255.0)),
+              std::string::npos)
+        << r.out;
+  }
+  EXPECT_NE(r.out.find("type SCT^10200004^Liver name liver"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("type SCT^85756007^Tissue"), std::string::npos) << r.out;
+
+  // Undescribed labels are refused, nothing written.
+  segments.pop_back();
+  EXPECT_THROW(dcm::write_slicer_segmentation(*s.labels, segments, dir / "bad.seg.nrrd"), dcm::DicomError);
+  EXPECT_FALSE(fs::exists(dir / "bad.seg.nrrd"));
 }
 
 }  // namespace
