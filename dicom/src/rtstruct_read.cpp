@@ -10,6 +10,7 @@
 #include <cmath>
 #include <map>
 
+#include "nesting.h"
 #include "planar_contours.h"
 #include "sagitta/dicom/codecs.h"
 #include "sagitta/dicom/error.h"
@@ -47,11 +48,20 @@ unsigned long count_items(DcmItem& parent, const DcmTagKey& sequence) {
 
 }  // namespace
 
+bool is_rtstruct_file(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec) || !detail::nesting_problem(path).empty()) return false;
+  DcmFileFormat file;
+  if (file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, 256, ERM_autoDetect).bad()) return false;
+  return text(*file.getDataset(), DCM_SOPClassUID) == kRtStructureSetStorage;
+}
+
 ReadRtStructResult read_rtstruct(const fs::path& path, const itk::ImageBase<3>& grid, const SeriesInfo* grid_info,
                                  const ReadRtStructOptions& options) {
   register_codecs();
   const std::string where = path.string();
   DcmFileFormat file;
+  if (const auto problem = detail::nesting_problem(path); !problem.empty()) throw DicomError(where + ": " + problem);
   if (file.loadFile(path.c_str()).bad()) throw DicomError(where + ": not a readable DICOM file");
   DcmDataset& ds = *file.getDataset();
   if (text(ds, DCM_SOPClassUID) != kRtStructureSetStorage)

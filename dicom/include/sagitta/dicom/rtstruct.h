@@ -58,4 +58,7 @@ struct ReadRtStructResult {
 ReadRtStructResult read_rtstruct(const std::filesystem::path& path, const itk::ImageBase<3>& grid,
                                  const SeriesInfo* grid_info = nullptr, const ReadRtStructOptions& options = {});
 
+// True when `path` is a DICOM file of the RT Structure Set SOP class (reads the header only).
+bool is_rtstruct_file(const std::filesystem::path& path);
+
 }  // namespace sagitta::dicom
