@@ -3,6 +3,7 @@
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcsequen.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmsr/cmr/tid1500.h>
 #include <dcmtk/dcmsr/codes/dcm.h>
@@ -26,6 +27,20 @@ namespace fs = std::filesystem;
 namespace {
 
 const CodedConcept kTissue{"85756007", "SCT", "Tissue"};
+constexpr const char* kSegmentationStorage = "1.2.840.10008.5.1.4.1.1.66.4";
+
+// Sets the Referenced SOP Class UID of every reference to `instance` in `item` (recursively).
+void fix_referenced_class(DcmItem& item, const std::string& instance, const std::string& sop_class) {
+  OFString uid;
+  if (item.findAndGetOFString(DCM_ReferencedSOPInstanceUID, uid).good() && uid == instance.c_str())
+    item.putAndInsertString(DCM_ReferencedSOPClassUID, sop_class.c_str());
+  for (unsigned long e = 0; e < item.card(); ++e) {
+    DcmElement* element = item.getElement(e);
+    if (element->ident() != EVR_SQ) continue;
+    auto* sequence = static_cast<DcmSequenceOfItems*>(element);
+    for (unsigned long i = 0; i < sequence->card(); ++i) fix_referenced_class(*sequence->getItem(i), instance, sop_class);
+  }
+}
 
 void check(const OFCondition& c, const fs::path& out, const std::string& what) {
   if (c.bad()) throw DicomError(fmt::format("{}: cannot build the measurement report ({}: {})", out.string(), what, c.text()));
@@ -177,7 +192,9 @@ SrWriteResult write_measurement_report(const LabelMap& labels, const Image& imag
     check(group.setTrackingIdentifier(detail::fit_text(m.name, 64).c_str()), out, "tracking identifier");
     check(group.setTrackingUniqueIdentifier(detail::new_uid(SITE_INSTANCE_UID_ROOT).c_str()), out, "tracking UID");
     check(group.setFinding(coded(d.type.empty() ? kTissue : d.type)), out, "finding");
-    DSRImageReferenceValue segment(seg.sop_class_uid.c_str(), seg.sop_instance_uid.c_str(), OFFalse);
+    // DCMTK 3.6.7 accepts only the SOP classes it knows as segmentations: a LABELMAP SEG is named
+    // as a Segmentation here and gets its own class back in the written dataset.
+    DSRImageReferenceValue segment(kSegmentationStorage, seg.sop_instance_uid.c_str(), OFFalse);
     segment.getSegmentList().addItem(m.segment_number);
     check(group.setReferencedSegment(segment, OFFalse), out, "referenced segment");
     check(group.setSourceSeriesForSegmentation(source_series.c_str()), out, "source series");
@@ -226,6 +243,8 @@ SrWriteResult write_measurement_report(const LabelMap& labels, const Image& imag
 
   DcmFileFormat file;
   check(doc.write(*file.getDataset()), out, "write");
+  if (seg.sop_class_uid != kSegmentationStorage)
+    fix_referenced_class(*file.getDataset(), seg.sop_instance_uid, seg.sop_class_uid);
   detail::declare_utf8(*file.getDataset());
   detail::save_atomically(file, out);
   OFString uid;

@@ -281,6 +281,20 @@ TEST(LabelmapSeg, RoundTripsThroughOurReaderAndPydicom) {
   ASSERT_EQ(back.segments.size(), 4u);
   EXPECT_EQ(back.segments[2].name, "structure 3");
 
+  // A measurement report can reference it: its segments keep the Label Map SOP class.
+  dcm::write_measurement_report(*s.labels, grid, s.series.info, segments, dir / "labelmap.dcm", dir / "sr.dcm");
+  // Debian 12's dciodvfy does not know the Label Map SOP class as a segmentation and so refuses a
+  // Referenced Segment Number on it; any other error counts.
+  if (const auto sr_check = st::dciodvfy(dir / "sr.dcm"); sr_check.installed) {
+    std::istringstream lines(sr_check.report);
+    for (std::string line; std::getline(lines, line);)
+      if (line.rfind("Error", 0) == 0)
+        EXPECT_NE(line.find("not segmentation - attribute <ReferencedSegmentNumber>"), std::string::npos) << line;
+  }
+  const auto sr_dump = st::run_command("dcmdump -q +P ReferencedSOPClassUID " + st::shell_quote(dir / "sr.dcm"));
+  EXPECT_NE(sr_dump.out.find("1.2.840.10008.5.1.4.1.1.66.7"), std::string::npos) << sr_dump.out;
+  EXPECT_EQ(sr_dump.out.find("1.2.840.10008.5.1.4.1.1.66.4"), std::string::npos) << sr_dump.out;
+
   const std::string python = st::python_with("pydicom numpy");
   if (python.empty()) GTEST_SKIP() << "no python3 with pydicom and numpy (python3-pydicom)";
   const auto r = st::run_command(fmt::format("{} {} labelmap {}", python,

@@ -7,7 +7,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <sstream>
+
 #include "sagitta/dicom/seg.h"
+#include "support/dicom_checks.h"
 #include "support/read_4d.h"
 #include "support/test_paths.h"
 
@@ -95,11 +98,15 @@ TEST(SegmentResults, SrRtstructLabelmapAndSlicerSegBesideTheLabels) {
   EXPECT_TRUE(report["dicom"]["rtstruct"].is_object()) << report["dicom"].dump();
   for (const char* f : {"seg.dcm", "sr.dcm", "rtstruct.dcm", "labels.seg.nrrd", "labels.nrrd"})
     EXPECT_TRUE(fs::exists(out / "seg" / f)) << f;
-  if (st::run_command("command -v dciodvfy").exit_code == 0)
-    for (const char* f : {"sr.dcm", "rtstruct.dcm"}) {
-      const auto v = st::run_command("dciodvfy " + st::shell_quote(out / "seg" / f));
-      EXPECT_EQ((v.out + v.err).find("\nError"), std::string::npos) << f << ":\n" << v.err;
-    }
+  // dciodvfy: no errors, except that Debian 12's version does not know the LABELMAP SEG's SOP class
+  // as a segmentation and refuses the SR's Referenced Segment Number on it.
+  for (const char* f : {"sr.dcm", "rtstruct.dcm"}) {
+    const auto check = st::dciodvfy(out / "seg" / f);
+    std::istringstream lines(check.report);
+    for (std::string line; std::getline(lines, line);)
+      if (line.rfind("Error", 0) == 0)
+        EXPECT_NE(line.find("not segmentation - attribute <ReferencedSegmentNumber>"), std::string::npos) << f << ": " << line;
+  }
   const auto labels = st::read_label_map(out / "seg" / "labels.nrrd");
   EXPECT_EQ(st::label_differences(*st::read_label_map(out / "seg" / "labels.seg.nrrd"), *labels), 0u);
 
