@@ -11,7 +11,7 @@
 #include <map>
 
 #include "nesting.h"
-#include "planar_contours.h"
+#include "sagitta/core/contours.h"
 #include "sagitta/dicom/codecs.h"
 #include "sagitta/dicom/error.h"
 #include "sagitta/dicom/rtstruct.h"
@@ -116,7 +116,7 @@ ReadRtStructResult read_rtstruct(const fs::path& path, const itk::ImageBase<3>& 
       d.color[c] = static_cast<int>(v);
     }
     // Contours per slice, in index space.
-    std::map<long, std::vector<detail::Polygon>> per_slice;
+    std::map<long, std::vector<contours::Polygon>> per_slice;
     for (unsigned long c = 0, n = count_items(roi, DCM_ContourSequence); c < n; ++c) {
       DcmItem& contour = *item_of(roi, DCM_ContourSequence, c);
       const std::string type = text(contour, DCM_ContourGeometricType);
@@ -127,7 +127,7 @@ ReadRtStructResult read_rtstruct(const fs::path& path, const itk::ImageBase<3>& 
       DcmElement* data = nullptr;
       if (contour.findAndGetElement(DCM_ContourData, data).bad() || !data || data->getVM() < 9 || data->getVM() % 3 != 0)
         throw DicomError(fmt::format("{}: ROI '{}' has a contour without at least three points", where, d.name));
-      detail::Polygon polygon;
+      contours::Polygon polygon;
       double slice = 0;
       const unsigned long points = data->getVM() / 3;
       for (unsigned long p = 0; p < points; ++p) {
@@ -155,7 +155,7 @@ ReadRtStructResult read_rtstruct(const fs::path& path, const itk::ImageBase<3>& 
     std::vector<std::uint8_t> mask;
     for (const auto& [k, polygons] : per_slice) {
       mask.assign(plane, 0);
-      detail::fill_even_odd(polygons, columns, rows, mask);
+      contours::fill_even_odd(polygons, columns, rows, mask);
       std::uint16_t* out = labels->GetBufferPointer() + static_cast<std::size_t>(k) * plane;
       for (std::size_t v = 0; v < plane; ++v)
         if (mask[v]) out[v] = static_cast<std::uint16_t>(d.label);

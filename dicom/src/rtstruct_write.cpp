@@ -1,6 +1,6 @@
 // RTSTRUCT writing with dcmdata: the RT Structure Set IOD is small enough to build attribute by
 // attribute (patient, study, RT series, equipment, structure set, ROI contour, RT ROI
-// observations, SOP common). Contours come from planar_contours (voxel-edge loops).
+// observations, SOP common). Contours come from sagitta/core/contours.h (voxel-edge loops).
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
@@ -10,7 +10,7 @@
 #include <set>
 
 #include "dicom_output.h"
-#include "planar_contours.h"
+#include "sagitta/core/contours.h"
 #include "sagitta/dicom/codecs.h"
 #include "sagitta/dicom/error.h"
 #include "sagitta/dicom/rtstruct.h"
@@ -64,12 +64,12 @@ std::vector<std::vector<Contour>> trace_contours(const LabelMap& labels, const s
   const auto size = labels.GetLargestPossibleRegion().GetSize();
   const int columns = static_cast<int>(size[0]), rows = static_cast<int>(size[1]);
   const std::size_t plane = size[0] * size[1];
-  std::vector<std::vector<Contour>> contours;
+  std::vector<std::vector<Contour>> per_roi;
   for (std::size_t k = 0; k < size[2]; ++k) {
-    const auto loops = detail::trace_slice(labels.GetBufferPointer() + k * plane, columns, rows);
+    const auto loops = contours::trace(labels.GetBufferPointer() + k * plane, columns, rows);
     for (const auto& [value, polygons] : loops) {
       const auto roi = static_cast<std::size_t>(roi_of_label[value]);
-      if (contours.size() <= roi) contours.resize(roi + 1);
+      if (per_roi.size() <= roi) per_roi.resize(roi + 1);
       for (const auto& polygon : polygons) {
         Contour c{k, polygon.size(), {}};
         c.data.reserve(polygon.size() * 30);
@@ -85,11 +85,11 @@ std::vector<std::vector<Contour>> trace_contours(const LabelMap& labels, const s
             c.data += mm(p[a]);
           }
         }
-        contours[roi].push_back(std::move(c));
+        per_roi[roi].push_back(std::move(c));
       }
     }
   }
-  return contours;
+  return per_roi;
 }
 
 }  // namespace

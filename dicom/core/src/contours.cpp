@@ -1,4 +1,4 @@
-// Voxel-edge boundary tracing and even-odd polygon filling (see planar_contours.h).
+// Pixel-edge boundary tracing, even-odd polygon filling and ring grouping (see contours.h).
 //
 // Tracing: every side a labelled voxel shares with a voxel of another value is a directed edge
 // between two voxel corners, oriented so that the voxel lies on its right (in index space, rows
@@ -7,34 +7,33 @@
 // corner has two edges leaving: the walk turns right, which keeps the voxel it came along on the
 // same loop (objects are 4-connected loops). Whatever the grouping into loops, every boundary edge
 // is in exactly one loop, so the even-odd parity at any voxel centre is that of the voxel itself.
-#include "planar_contours.h"
+#include "sagitta/core/contours.h"
 
 #include <algorithm>
 #include <cmath>
 
-namespace sagitta::dicom::detail {
+namespace sagitta::contours {
 namespace {
 
 struct Edge {
   std::uint32_t from, to;
 };
 
-}  // namespace
-
-std::map<std::uint16_t, std::vector<Polygon>> trace_slice(const std::uint16_t* values, int columns, int rows) {
+template <typename T>
+std::map<std::uint16_t, std::vector<Polygon>> trace_values(const T* values, int columns, int rows) {
   const std::uint32_t w1 = static_cast<std::uint32_t>(columns) + 1;
   auto corner = [w1](int x, int y) { return static_cast<std::uint32_t>(y) * w1 + static_cast<std::uint32_t>(x); };
   std::map<std::uint16_t, std::vector<Edge>> edges;
   for (int j = 0; j < rows; ++j)
     for (int i = 0; i < columns; ++i) {
-      const std::uint16_t v = values[static_cast<std::size_t>(j) * columns + i];
+      const T v = values[static_cast<std::size_t>(j) * columns + i];
       if (v == 0) continue;
       auto other = [&](int ii, int jj) {
         return ii < 0 || jj < 0 || ii >= columns || jj >= rows || values[static_cast<std::size_t>(jj) * columns + ii] != v;
       };
       const bool top = other(i, j - 1), right = other(i + 1, j), bottom = other(i, j + 1), left = other(i - 1, j);
       if (!(top || right || bottom || left)) continue;
-      auto& e = edges[v];
+      auto& e = edges[static_cast<std::uint16_t>(v)];
       if (top) e.push_back({corner(i, j), corner(i + 1, j)});
       if (right) e.push_back({corner(i + 1, j), corner(i + 1, j + 1)});
       if (bottom) e.push_back({corner(i + 1, j + 1), corner(i, j + 1)});
@@ -93,13 +92,23 @@ std::map<std::uint16_t, std::vector<Polygon>> trace_slice(const std::uint16_t* v
   return result;
 }
 
+}  // namespace
+
+std::map<std::uint16_t, std::vector<Polygon>> trace(const std::uint16_t* values, int columns, int rows) {
+  return trace_values(values, columns, rows);
+}
+
+std::map<std::uint16_t, std::vector<Polygon>> trace(const std::uint8_t* values, int columns, int rows) {
+  return trace_values(values, columns, rows);
+}
+
 void fill_even_odd(const std::vector<Polygon>& polygons, int columns, int rows, std::vector<std::uint8_t>& mask) {
   mask.resize(static_cast<std::size_t>(columns) * rows, 0);
   std::vector<std::vector<double>> crossings(static_cast<std::size_t>(rows));
   for (const auto& p : polygons) {
     const std::size_t n = p.size();
     for (std::size_t k = 0; k < n; ++k) {
-      const Vertex2 a = p[k], b = p[(k + 1) % n];
+      const Vertex a = p[k], b = p[(k + 1) % n];
       if (a.y == b.y) continue;
       // Rows j with centre y = j crossed by the edge, half-open: (min, max].
       const double lo = std::min(a.y, b.y), hi = std::max(a.y, b.y);
@@ -122,13 +131,53 @@ void fill_even_odd(const std::vector<Polygon>& polygons, int columns, int rows, 
   }
 }
 
-double polygon_area(const Polygon& p) {
+double signed_area(const Polygon& p) {
   double twice = 0;
   for (std::size_t k = 0; k < p.size(); ++k) {
-    const Vertex2 a = p[k], b = p[(k + 1) % p.size()];
+    const Vertex a = p[k], b = p[(k + 1) % p.size()];
     twice += a.x * b.y - b.x * a.y;
   }
-  return std::abs(twice) / 2;
+  return twice / 2;
 }
 
-}  // namespace sagitta::dicom::detail
+namespace {
+
+// Even-odd point-in-polygon test (the point never lies on an edge here: it is the midpoint of a
+// hole's edge, and loops of one value share no edges).
+bool inside(const Vertex& q, const Polygon& p) {
+  bool in = false;
+  for (std::size_t k = 0, n = p.size(); k < n; ++k) {
+    const Vertex a = p[k], b = p[(k + 1) % n];
+    if ((a.y > q.y) != (b.y > q.y) && q.x < a.x + (q.y - a.y) * (b.x - a.x) / (b.y - a.y)) in = !in;
+  }
+  return in;
+}
+
+}  // namespace
+
+std::vector<std::vector<Polygon>> polygons_with_holes(const std::vector<Polygon>& loops) {
+  std::vector<std::size_t> outers;
+  std::vector<double> area(loops.size());
+  for (std::size_t i = 0; i < loops.size(); ++i) {
+    area[i] = signed_area(loops[i]);
+    if (area[i] > 0) outers.push_back(i);
+  }
+  std::vector<std::vector<Polygon>> out;
+  std::map<std::size_t, std::size_t> entry_of_outer;
+  for (const std::size_t o : outers) {
+    entry_of_outer[o] = out.size();
+    out.push_back({loops[o]});
+  }
+  for (std::size_t h = 0; h < loops.size(); ++h) {
+    if (area[h] > 0 || loops[h].size() < 2) continue;
+    // The smallest outer loop around the midpoint of the hole's first edge holds it.
+    const Vertex q{(loops[h][0].x + loops[h][1].x) / 2, (loops[h][0].y + loops[h][1].y) / 2};
+    std::size_t best = loops.size();
+    for (const std::size_t o : outers)
+      if ((best == loops.size() || area[o] < area[best]) && inside(q, loops[o])) best = o;
+    if (best != loops.size()) out[entry_of_outer[best]].push_back(loops[h]);
+  }
+  return out;
+}
+
+}  // namespace sagitta::contours
