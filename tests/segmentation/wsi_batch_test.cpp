@@ -113,15 +113,15 @@ TEST(WsiSegment, RealSlidesMasksOpenInOpenSlideAndBadSlidesAreReported) {
       const double d = s["inference"]["level_downsample"].get<double>() * s["inference"]["resample"].get<double>();
       for (const auto& c : s["classes"]) {
         if (c["value"] == 0 || c["pixels"].get<double>() == 0) continue;
-        std::string name = c["name"];
-        std::replace(name.begin(), name.end(), ' ', '_');
-        const auto at = g.out.find("class " + name + " ");
-        ASSERT_NE(at, std::string::npos) << name << "\n" << g.out;
+        std::string class_name = c["name"];
+        std::replace(class_name.begin(), class_name.end(), ' ', '_');
+        const auto at = g.out.find("class " + class_name + " ");
+        ASSERT_NE(at, std::string::npos) << class_name << "\n" << g.out;
         const auto line = g.out.substr(at, g.out.find('\n', at) - at);
         const double area = std::stod(line.substr(line.rfind(' ') + 1));
         const double expected = c["pixels"].get<double>() * d * d;
-        std::cout << "[ MEASURE ] " << name << ": GeoJSON area / mask area " << area / expected << "\n";
-        EXPECT_GE(std::min(area, expected) / std::max(area, expected), 0.98) << name;
+        std::cout << "[ MEASURE ] " << class_name << ": GeoJSON area / mask area " << area / expected << "\n";
+        EXPECT_GE(std::min(area, expected) / std::max(area, expected), 0.98) << class_name;
       }
     }
     // Areas add up: the class areas cover the mask; tissue is a real fraction of the slide.

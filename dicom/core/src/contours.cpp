@@ -5,12 +5,14 @@
 // growing downwards). Every corner then has as many edges leaving as arriving, so following edges
 // from any unused edge always closes a loop. Where two voxels of a label touch only diagonally a
 // corner has two edges leaving: the walk turns right, which keeps the voxel it came along on the
-// same loop (objects are 4-connected loops). Whatever the grouping into loops, every boundary edge
+// same loop (objects are 4-connected loops); a loop that still passes a corner twice is split there
+// into simple rings. Whatever the grouping into loops, every boundary edge
 // is in exactly one loop, so the even-odd parity at any voxel centre is that of the voxel itself.
 #include "sagitta/core/contours.h"
 
 #include <algorithm>
 #include <cmath>
+#include <unordered_map>
 
 namespace sagitta::contours {
 namespace {
@@ -18,6 +20,43 @@ namespace {
 struct Edge {
   std::uint32_t from, to;
 };
+
+// A walk that passes a corner twice (a region pinched at a corner it shares diagonally) is split
+// there into rings that each pass every corner once: simple rings, touching at that corner. The
+// edges, and so the even-odd fill, stay the same.
+std::vector<std::vector<std::uint32_t>> simple_rings(const std::vector<std::uint32_t>& corners) {
+  std::vector<std::vector<std::uint32_t>> rings;
+  std::vector<std::uint32_t> stack;
+  std::unordered_map<std::uint32_t, std::size_t> position;
+  for (const std::uint32_t c : corners) {
+    const auto it = position.find(c);
+    if (it == position.end()) {
+      position[c] = stack.size();
+      stack.push_back(c);
+      continue;
+    }
+    const std::size_t p = it->second;
+    rings.emplace_back(stack.begin() + static_cast<std::ptrdiff_t>(p), stack.end());
+    for (std::size_t k = p + 1; k < stack.size(); ++k) position.erase(stack[k]);
+    stack.resize(p + 1);
+  }
+  rings.push_back(std::move(stack));
+  return rings;
+}
+
+// The ring's corners where the direction changes, as continuous indices.
+Polygon corner_polygon(const std::vector<std::uint32_t>& corners, std::uint32_t w1) {
+  Polygon p;
+  const std::size_t n = corners.size();
+  for (std::size_t k = 0; k < n; ++k) {
+    const std::uint32_t a = corners[(k + n - 1) % n], b = corners[k], c = corners[(k + 1) % n];
+    const int d1x = static_cast<int>(b % w1) - static_cast<int>(a % w1), d1y = static_cast<int>(b / w1) - static_cast<int>(a / w1);
+    const int d2x = static_cast<int>(c % w1) - static_cast<int>(b % w1), d2y = static_cast<int>(c / w1) - static_cast<int>(b / w1);
+    if (d1x * d2y - d1y * d2x == 0 && d1x * d2x + d1y * d2y > 0) continue;
+    p.push_back({static_cast<double>(b % w1) - 0.5, static_cast<double>(b / w1) - 0.5});
+  }
+  return p;
+}
 
 template <typename T>
 std::map<std::uint16_t, std::vector<Polygon>> trace_values(const T* values, int columns, int rows) {
@@ -76,17 +115,10 @@ std::map<std::uint16_t, std::vector<Polygon>> trace_values(const T* values, int 
         used[next] = true;
         current = next;
       }
-      // Keep only corners where the direction changes.
-      Polygon p;
-      const std::size_t n = corners.size();
-      for (std::size_t k = 0; k < n; ++k) {
-        const std::uint32_t a = corners[(k + n - 1) % n], b = corners[k], c = corners[(k + 1) % n];
-        const int d1x = static_cast<int>(b % w1) - static_cast<int>(a % w1), d1y = static_cast<int>(b / w1) - static_cast<int>(a / w1);
-        const int d2x = static_cast<int>(c % w1) - static_cast<int>(b % w1), d2y = static_cast<int>(c / w1) - static_cast<int>(b / w1);
-        if (d1x * d2y - d1y * d2x == 0 && d1x * d2x + d1y * d2y > 0) continue;
-        p.push_back({static_cast<double>(b % w1) - 0.5, static_cast<double>(b / w1) - 0.5});
+      for (auto& ring : simple_rings(corners)) {
+        Polygon p = corner_polygon(ring, w1);
+        if (p.size() >= 3) loops.push_back(std::move(p));
       }
-      if (p.size() >= 3) loops.push_back(std::move(p));
     }
   }
   return result;

@@ -6,7 +6,8 @@
 // polygons filled by the even-odd rule at pixel centres give back exactly the pixels they came
 // from. Outer boundaries and hole boundaries are separate closed loops (islands too); outer loops
 // have a positive signed area (clockwise on screen, rows growing downwards), holes a negative one.
-// Collinear vertices are dropped (only corners are kept).
+// Every loop is a simple ring (no corner visited twice; rings may touch at a corner). Collinear
+// vertices are dropped (only corners are kept).
 #include <cstdint>
 #include <map>
 #include <vector>
