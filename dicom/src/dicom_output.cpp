@@ -305,6 +305,28 @@ void put_referenced_series(DcmItem& item, const SeriesInfo& source) {
     }
 }
 
+std::vector<int> segment_index_of_labels(const LabelMap& labels, const std::vector<SegmentDescription>& segments,
+                                         const std::string& what, std::vector<bool>* present_out) {
+  std::vector<int> index(65536, -1);
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    if (segments[i].label <= 0 || segments[i].label > 65535)
+      throw DicomError(fmt::format("{}: segment '{}' has label value {}; values are 1..65535", what, segments[i].name,
+                                   segments[i].label));
+    if (index[segments[i].label] >= 0)
+      throw DicomError(fmt::format("{}: label value {} is described twice", what, segments[i].label));
+    index[segments[i].label] = static_cast<int>(i);
+  }
+  std::vector<bool> present(65536, false);
+  const std::uint16_t* v = labels.GetBufferPointer();
+  const std::size_t n = labels.GetLargestPossibleRegion().GetNumberOfPixels();
+  for (std::size_t i = 0; i < n; ++i) present[v[i]] = true;
+  for (int value = 1; value < 65536; ++value)
+    if (present[value] && index[value] < 0)
+      throw DicomError(fmt::format("{}: the label map has value {} but no segment describes it", what, value));
+  if (present_out) *present_out = std::move(present);
+  return index;
+}
+
 int derived_series_number(int requested, const SeriesInfo& source, int offset) {
   if (requested > 0) return requested;
   try {

@@ -14,9 +14,8 @@ class DcmFileFormat;
 class DcmIODCommon;
 class DcmItem;
 
-namespace sagitta::dicom {
-struct SeriesInfo;
-}
+#include "sagitta/dicom/seg.h"
+
 
 namespace sagitta::dicom::detail {
 
@@ -66,6 +65,12 @@ int derived_series_number(int requested, const SeriesInfo& source, int offset);
 // `description` (already cut to their VR lengths), creator "Sagitta^<algorithm name>".
 void set_content_identification(ContentIdentificationMacro& content, const std::string& label,
                                 const std::string& description, const std::string& algorithm_name);
+
+// Index into `segments` per label value (-1: none), after checking that every description has a
+// value 1..65535 used once and every non-zero voxel value of `labels` is described. Throws
+// DicomError naming `what` otherwise. `present` (optional) receives which values occur.
+std::vector<int> segment_index_of_labels(const LabelMap& labels, const std::vector<SegmentDescription>& segments,
+                                         const std::string& what, std::vector<bool>* present = nullptr);
 
 struct DerivedUids {
   std::string sop_instance_uid, series_instance_uid;

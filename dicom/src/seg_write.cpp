@@ -4,7 +4,10 @@
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcsequen.h>
 #include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmdata/dcvrobow.h>
+#include <dcmtk/dcmdata/dcvrus.h>
 #include <dcmtk/dcmfg/fgderimg.h>
 #include <dcmtk/dcmfg/fgfracon.h>
 #include <dcmtk/dcmfg/fgpixmsr.h>
@@ -37,6 +40,7 @@ namespace {
 const CodedConcept kTissue{"85756007", "SCT", "Tissue"};
 // DCM "Artificial Intelligence" (CID 7162, algorithm families).
 const CodedConcept kArtificialIntelligence{"123110", "DCM", "Artificial Intelligence"};
+constexpr const char* kLabelMapSegmentationStorage = "1.2.840.10008.5.1.4.1.1.66.7";
 
 void check(const OFCondition& c, const fs::path& out, const std::string& what) {
   if (c.bad()) throw DicomError(fmt::format("{}: cannot build the SEG ({}: {})", out.string(), what, c.text()));
@@ -188,9 +192,11 @@ SegWriteResult add_frames(DcmSegmentation& seg, const SliceGroups& groups, std::
   return result;
 }
 
+// `finish` (optional) edits the dataset dcmseg wrote before the source's attributes are added.
 SegWriteResult write_common(bool fractional, const itk::ImageBase<3>& image, const itk::ImageBase<3>& source_grid,
                             const SeriesInfo& source, const std::vector<SegmentDescription>& segments,
-                            const fs::path& out, const SegWriteOptions& options, const FrameFiller& fill) {
+                            const fs::path& out, const SegWriteOptions& options, const FrameFiller& fill,
+                            const std::function<void(DcmItem&)>& finish = {}) {
   register_codecs();  // silences dcmseg's logging: failures reach the caller once, as DicomError
   detail::check_on_source_grid(image, source_grid, source, out.string());
   if (segments.empty()) throw DicomError(out.string() + ": no segments to write");
@@ -210,10 +216,144 @@ SegWriteResult write_common(bool fractional, const itk::ImageBase<3>& image, con
     throw DicomError(out.string() + ": the label map holds none of the described labels; nothing to write");
 
   const detail::DerivedUids uids = detail::save_iod(
-      *seg, [&](DcmItem& dataset) { check(seg->writeDataset(dataset), out, "write"); }, source, out);
+      *seg,
+      [&](DcmItem& dataset) {
+        check(seg->writeDataset(dataset), out, "write");
+        if (finish) finish(dataset);
+      },
+      source, out);
   result.sop_instance_uid = uids.sop_instance_uid;
   result.series_instance_uid = uids.series_instance_uid;
   result.notes = uids.notes;
+  return result;
+}
+
+// Which described labels each slice holds (in_slice[k][segment index]), from one pass.
+std::vector<std::vector<bool>> labels_per_slice(const LabelMap& labels, const std::vector<int>& segment_index,
+                                                std::size_t segment_count) {
+  const auto size = labels.GetLargestPossibleRegion().GetSize();
+  const std::size_t plane = size[0] * size[1];
+  std::vector<std::vector<bool>> in_slice(size[2], std::vector<bool>(segment_count, false));
+  for (std::size_t k = 0; k < size[2]; ++k) {
+    const std::uint16_t* slice = labels.GetBufferPointer() + k * plane;
+    std::uint16_t last = 0;
+    for (std::size_t i = 0; i < plane; ++i)
+      if (slice[i] != 0 && slice[i] != last) {
+        last = slice[i];
+        in_slice[k][static_cast<std::size_t>(segment_index[last])] = true;
+      }
+  }
+  return in_slice;
+}
+
+void remove_segment_identification(DcmItem& groups) {
+  groups.findAndDeleteElement(DCM_SegmentIdentificationSequence);
+}
+
+// LABELMAP (Supplement 243, Label Map Segmentation Storage), which dcmseg 3.6.7 does not know:
+// dcmseg builds the common SEG modules with one placeholder frame per non-empty slice, and the
+// dataset is then turned into a label map: new SOP class, 8- or 16-bit frames whose pixels are
+// segment numbers, no per-frame segment identification, one dimension (the plane position), and
+// the segments' colours as a PALETTE COLOR lookup table (entry = segment number).
+SegWriteResult write_labelmap(const LabelMap& labels, const itk::ImageBase<3>& source_grid, const SeriesInfo& source,
+                              const std::vector<SegmentDescription>& segments, const std::vector<int>& segment_index,
+                              const std::vector<std::vector<bool>>& in_slice, const fs::path& out,
+                              const SegWriteOptions& options) {
+  const auto size = labels.GetLargestPossibleRegion().GetSize();
+  const std::size_t plane = size[0] * size[1];
+  std::vector<std::size_t> slices;
+  std::vector<std::size_t> per_segment(segments.size(), 0);
+  for (std::size_t k = 0; k < size[2]; ++k) {
+    bool any = false;
+    for (std::size_t s = 0; s < segments.size(); ++s)
+      if (in_slice[k][s]) {
+        any = true;
+        ++per_segment[s];
+      }
+    if (any) slices.push_back(k);
+  }
+  const std::size_t numbers = segments.size();  // segment numbers 1..n
+  const bool wide = numbers > 255;
+  auto finish = [&](DcmItem& ds) {
+    check(ds.putAndInsertString(DCM_SOPClassUID, kLabelMapSegmentationStorage), out, "SOP class");
+    check(ds.putAndInsertString(DCM_SegmentationType, "LABELMAP"), out, "segmentation type");
+    const Uint16 bits = wide ? 16 : 8;
+    check(ds.putAndInsertUint16(DCM_BitsAllocated, bits), out, "bits allocated");
+    check(ds.putAndInsertUint16(DCM_BitsStored, bits), out, "bits stored");
+    check(ds.putAndInsertUint16(DCM_HighBit, static_cast<Uint16>(bits - 1)), out, "high bit");
+    check(ds.putAndInsertUint16(DCM_PixelRepresentation, 0), out, "pixel representation");
+    check(ds.putAndInsertString(DCM_PhotometricInterpretation, "PALETTE COLOR"), out, "photometric interpretation");
+    // Palette: entry v is segment v's colour (16-bit entries), entry 0 black.
+    const Uint16 entries = static_cast<Uint16>(numbers + 1);
+    const DcmTagKey descriptors[3] = {DCM_RedPaletteColorLookupTableDescriptor, DCM_GreenPaletteColorLookupTableDescriptor,
+                                      DCM_BluePaletteColorLookupTableDescriptor};
+    const DcmTagKey tables[3] = {DCM_RedPaletteColorLookupTableData, DCM_GreenPaletteColorLookupTableData,
+                                 DCM_BluePaletteColorLookupTableData};
+    for (int c = 0; c < 3; ++c) {
+      auto* descriptor = new DcmUnsignedShort(DcmTag(descriptors[c], EVR_US));
+      const Uint16 d[3] = {entries, 0, 16};
+      descriptor->putUint16Array(d, 3);
+      check(ds.insert(descriptor, true), out, "palette descriptor");
+      std::vector<Uint16> lut(entries, 0);
+      for (std::size_t s = 0; s < numbers; ++s) lut[s + 1] = static_cast<Uint16>(segments[s].color[c] * 257);
+      auto* table = new DcmOtherByteOtherWord(DcmTag(tables[c], EVR_OW));
+      table->putUint16Array(lut.data(), entries);
+      check(ds.insert(table, true), out, "palette table");
+    }
+    // Pixels: segment numbers, one frame per listed slice.
+    std::vector<Uint8> bytes(slices.size() * plane * (wide ? 2 : 1));
+    for (std::size_t f = 0; f < slices.size(); ++f) {
+      const std::uint16_t* slice = labels.GetBufferPointer() + slices[f] * plane;
+      for (std::size_t i = 0; i < plane; ++i) {
+        const int index = slice[i] ? segment_index[slice[i]] : -1;
+        const Uint16 number = static_cast<Uint16>(index + 1);
+        if (wide) {
+          bytes[(f * plane + i) * 2] = static_cast<Uint8>(number & 0xff);
+          bytes[(f * plane + i) * 2 + 1] = static_cast<Uint8>(number >> 8);
+        } else {
+          bytes[f * plane + i] = static_cast<Uint8>(number);
+        }
+      }
+    }
+    if (wide) {
+      check(ds.putAndInsertUint16Array(DCM_PixelData, reinterpret_cast<const Uint16*>(bytes.data()),
+                                       static_cast<unsigned long>(bytes.size() / 2)),
+            out, "pixel data");
+    } else {
+      check(ds.putAndInsertUint8Array(DCM_PixelData, bytes.data(), static_cast<unsigned long>(bytes.size())), out,
+            "pixel data");
+    }
+    // Frames are indexed by position only.
+    DcmItem* shared = nullptr;
+    if (ds.findAndGetSequenceItem(DCM_SharedFunctionalGroupsSequence, shared, 0).good() && shared)
+      remove_segment_identification(*shared);
+    DcmSequenceOfItems* per_frame = nullptr;
+    if (ds.findAndGetSequence(DCM_PerFrameFunctionalGroupsSequence, per_frame).good() && per_frame)
+      for (unsigned long f = 0; f < per_frame->card(); ++f) {
+        DcmItem* item = per_frame->getItem(f);
+        remove_segment_identification(*item);
+        DcmItem* content = nullptr;
+        if (item->findAndGetSequenceItem(DCM_FrameContentSequence, content, 0).good() && content) {
+          Uint32 position = 0;
+          content->findAndGetUint32(DCM_DimensionIndexValues, position, 1);
+          check(content->putAndInsertUint32(DCM_DimensionIndexValues, position), out, "dimension index values");
+        }
+      }
+    DcmSequenceOfItems* dimensions = nullptr;
+    if (ds.findAndGetSequence(DCM_DimensionIndexSequence, dimensions).good() && dimensions && dimensions->card() == 2)
+      delete dimensions->remove(0UL);
+  };
+  std::size_t next = 0;  // placeholder frames: segment 1, the listed slices in order
+  SegWriteResult result = write_common(
+      false, labels, source_grid, source, segments, out, options,
+      [&](std::size_t s, std::size_t k, Uint8* frame) {
+        if (s != 0 || next >= slices.size() || slices[next] != k) return false;
+        ++next;
+        std::fill(frame, frame + plane, Uint8{0});
+        return true;
+      },
+      finish);
+  result.frames_per_segment = per_segment;
   return result;
 }
 
@@ -224,37 +364,14 @@ SegWriteResult write_seg(const LabelMap& labels, const itk::ImageBase<3>& source
                          const SegWriteOptions& options) {
   // Every non-zero voxel value must be described: a SEG that silently drops a label would look
   // complete in a PACS while missing a structure.
-  std::map<int, std::size_t> segment_of_label;
-  for (std::size_t i = 0; i < segments.size(); ++i) {
-    if (segments[i].label <= 0 || segments[i].label > 65535)
-      throw DicomError(fmt::format("{}: segment '{}' has label value {}; values are 1..65535", out.string(),
-                                   segments[i].name, segments[i].label));
-    if (!segment_of_label.emplace(segments[i].label, i).second)
-      throw DicomError(fmt::format("{}: label value {} is described twice", out.string(), segments[i].label));
-  }
+  const std::vector<int> segment_index = detail::segment_index_of_labels(labels, segments, out.string());
   const auto size = labels.GetLargestPossibleRegion().GetSize();
   const std::size_t plane = size[0] * size[1];
   const std::uint16_t* voxels = labels.GetBufferPointer();
-  const std::size_t total = plane * size[2];
-  std::vector<bool> present(65536, false);
-  for (std::size_t i = 0; i < total; ++i) present[voxels[i]] = true;
-  for (int v = 1; v < 65536; ++v)
-    if (present[v] && !segment_of_label.count(v))
-      throw DicomError(fmt::format("{}: the label map has value {} but no segment describes it", out.string(), v));
 
-  // Which labels each slice holds, from one pass: frames are then built only where a label is.
-  std::vector<std::vector<bool>> in_slice(size[2], std::vector<bool>(segments.size(), false));
-  std::vector<int> segment_index(65536, -1);
-  for (std::size_t i = 0; i < segments.size(); ++i) segment_index[segments[i].label] = static_cast<int>(i);
-  for (std::size_t k = 0; k < size[2]; ++k) {
-    const std::uint16_t* slice = voxels + k * plane;
-    std::uint16_t last = 0;
-    for (std::size_t i = 0; i < plane; ++i)
-      if (slice[i] != 0 && slice[i] != last) {
-        last = slice[i];
-        in_slice[k][segment_index[last]] = true;
-      }
-  }
+  const auto in_slice = labels_per_slice(labels, segment_index, segments.size());
+  if (options.type == SegType::Labelmap)
+    return write_labelmap(labels, source_grid, source, segments, segment_index, in_slice, out, options);
   return write_common(false, labels, source_grid, source, segments, out, options,
                       [&](std::size_t s, std::size_t k, Uint8* frame) {
                         if (!in_slice[k][s]) return false;

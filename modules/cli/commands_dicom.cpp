@@ -17,7 +17,9 @@
 #include "sagitta/dicom/load.h"
 #include "sagitta/dicom/report_json.h"
 #include "sagitta/dicom/scan.h"
+#include "sagitta/dicom/rtstruct.h"
 #include "sagitta/dicom/seg.h"
+#include "sagitta/dicom/slicer_seg.h"
 #include "sagitta/core/volume_io.h"
 #include "sagitta/core/model_card.h"
 #include "version.h"
@@ -148,11 +150,13 @@ std::vector<Parameter> convert_parameters(bool output_required) {
 // Options that apply when the input is a DICOM SEG.
 std::vector<Parameter> convert_seg_parameters() {
   Parameter reference = option("reference", ParamType::Directory, "reference", "Source series",
-                               "DICOM SEG input: the folder of the segmented series; the label map is then made on its "
-                               "grid, and the SEG must reference its images");
+                               "DICOM SEG or RTSTRUCT input: the folder of the segmented series; the label map is then "
+                               "made on its grid (required for RTSTRUCT), and the SEG must reference its images. "
+                               "An output ending in .seg.nrrd is written in 3D Slicer's segmentation layout");
   reference.channel = Channel::Input;
   Parameter labels = option("label_card", ParamType::File, "labels-from", "Label values from",
-                            "DICOM SEG input: a model card whose label names give the label values (else segment numbers)");
+                            "DICOM SEG or RTSTRUCT input: a model card whose label names give the label values (else "
+                            "segment/ROI numbers)");
   labels.channel = Channel::Input;
   return {reference, labels};
 }
@@ -266,6 +270,10 @@ dcm::ReadSegOptions read_seg_options(const Arguments& a, dcm::LoadedSeries& refe
 // The label map at `output`; overlapping segments as masks and a FRACTIONAL SEG's fractions
 // beside it, named after it (labels.nrrd -> labels-segment-2.nrrd). All or nothing.
 std::vector<std::string> write_seg_volumes(const dcm::ReadSegResult& seg, const fs::path& output, bool compress) {
+  if (dcm::is_slicer_segmentation_path(output)) {  // one label map with Slicer's segment keys
+    dcm::write_slicer_segmentation(*seg.labels, seg.segments, output);
+    return {output.string()};
+  }
   std::string name = output.filename().string();
   std::string ext;
   for (const char* e : {".nii.gz", ".nrrd", ".nii", ".mha"})
@@ -336,8 +344,38 @@ int run_convert_seg(const fs::path& input, const fs::path& output, const Argumen
   return kExitOk;
 }
 
+// An RTSTRUCT into a label map on the --reference series' grid (ROIs in order; values from
+// --labels-from by ROI name, else 1, 2, ...); a .seg.nrrd output keeps names and colours.
+int run_convert_rtstruct(const fs::path& input, const fs::path& output, const Arguments& a) {
+  if (a.text("reference").empty())
+    throw sagitta::Error("an RTSTRUCT holds contours only: give --reference <folder of the series it outlines>");
+  dcm::LoadedSeries reference;
+  const dcm::ReadSegOptions grid = read_seg_options(a, reference);
+  dcm::ReadRtStructOptions options;
+  options.label_template = grid.label_template;
+  const auto rt = dcm::read_rtstruct(input, *grid.reference_grid, grid.reference, options);
+  if (dcm::is_slicer_segmentation_path(output))
+    dcm::write_slicer_segmentation(*rt.labels, rt.rois, output);
+  else
+    sagitta::write_volumes_as<std::uint16_t>({rt.labels}, output, a.flag("compress"));
+  for (const auto& w : rt.warnings) std::cerr << "sagitta convert: warning: " << w << "\n";
+  if (a.flag("json")) {
+    nlohmann::json rois = nlohmann::json::array();
+    for (const auto& r : rt.rois) rois.push_back({{"label", r.label}, {"name", r.name}, {"color", r.color}});
+    std::cout << nlohmann::json{{"sagitta_version", kVersion}, {"command", "convert"}, {"input", input.string()},
+                                {"kind", "rtstruct"}, {"outputs", {output.string()}}, {"rois", rois},
+                                {"warnings", rt.warnings}, {"geometry", sagitta::geometry_json(*rt.labels)}}
+                     .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+              << std::endl;
+    return kExitOk;
+  }
+  fmt::print("wrote {} (RTSTRUCT, {} ROIs)\n", output.string(), rt.rois.size());
+  return kExitOk;
+}
+
 int run_convert(const Arguments& a) {
   const auto inputs = a.list("inputs");
+  if (inputs.size() == 1 && dcm::is_rtstruct_file(inputs.front())) return run_convert_rtstruct(inputs.front(), a.text("output"), a);
   if (inputs.size() == 1 && dcm::is_seg_file(inputs.front())) return run_convert_seg(inputs.front(), a.text("output"), a);
   const auto report = convert(paths(a.list("inputs")), a.text("output"), a);
   if (a.flag("json")) {

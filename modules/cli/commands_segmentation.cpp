@@ -24,7 +24,10 @@
 #include "sagitta/dicom/pacs.h"
 #include "sagitta/dicom/report_json.h"
 #include "sagitta/dicom/seg.h"
+#include "sagitta/dicom/rtstruct.h"
 #include "sagitta/dicom/seg_from_card.h"
+#include "sagitta/dicom/slicer_seg.h"
+#include "sagitta/dicom/sr.h"
 #include "sagitta/segmentation/model_sources.h"
 #include "sagitta/segmentation/segment.h"
 #include "version.h"
@@ -60,6 +63,19 @@ CommandSpec segment_spec() {
   Parameter dicom_seg = switch_option("dicom_seg", "dicom-seg", "DICOM SEG",
                                   "Also write seg.dcm: a DICOM SEG of the labels referencing the source images "
                                   "(DICOM input only)");
+  Parameter seg_type = parameter("seg_type", ParamType::StringEnumeration, "seg-type", "binary", "SEG type",
+                                 "binary: one 1-bit frame per label and slice (every reader); labelmap: Supplement 243 "
+                                 "Label Map SEG, one frame per slice holding segment numbers (compact, newer readers)");
+  seg_type.enumeration = {"binary", "labelmap"};
+  Parameter dicom_sr = switch_option("dicom_sr", "dicom-sr", "DICOM SR",
+                                 "Also write sr.dcm: a TID 1500 measurement report (volume in mL and mean intensity per "
+                                 "structure) referencing the SEG's segments and the source series; implies --dicom-seg");
+  Parameter rtstruct = switch_option("rtstruct", "rtstruct", "RTSTRUCT",
+                                 "Also write rtstruct.dcm: an RT Structure Set with the labels as closed planar contours "
+                                 "per source slice (DICOM input only)");
+  Parameter slicer_seg = switch_option("slicer_seg", "slicer-seg", "Slicer segmentation",
+                                   "Also write labels.seg.nrrd: the label map in 3D Slicer's segmentation layout "
+                                   "(segment names, colours, terminology)");
   Parameter explain = switch_option("explain", "explain", "Explain",
                                 "Also write a Grad-CAM heatmap per predicted label (heatmap_<label>, overlay and "
                                 "montage PNGs), from the same pass over the windows as the segmentation");
@@ -72,7 +88,7 @@ CommandSpec segment_spec() {
   s.groups.push_back({"Input", "", {inputs, model_card_parameter(), series_parameter()}});
   s.groups.push_back({"Output", "",
                       {output_folder_parameter("labels, probabilities and report.json"), volume_format_parameter(),
-                       probabilities, dicom_seg, explain}});
+                       probabilities, dicom_seg, seg_type, dicom_sr, rtstruct, slicer_seg, explain}});
   s.groups.push_back({"PACS", "", pacs_parameters(), true});
   s.groups.push_back({"Inference", "", inference_parameters("Average the predictions over flips of every axis (8x slower in 3D)"), true});
   s.groups.push_back({"Postprocessing", "", {largest, holes, min_size}, true});
@@ -146,18 +162,54 @@ seg::SegmentOptions segment_options(const Arguments& a) {
   return so;
 }
 
-// seg.dcm of the labels found, referencing the first input's images; stored back with --pacs
-// before anything appears in the output folder (a refused store leaves nothing).
-nlohmann::json write_dicom_seg(const seg::Segmentation& result, const dcm::OpenedVolume& source, const ModelCard& card,
-                               StagedOutputs& out, const PacsStudy& pacs) {
+bool wants_dicom_objects(const Arguments& a) { return a.flag("dicom_seg") || a.flag("dicom_sr") || a.flag("rtstruct"); }
+
+// seg.dcm (and with --dicom-sr, sr.dcm; with --rtstruct, rtstruct.dcm) of the labels found,
+// referencing the first input's images; stored back with --pacs before anything appears in the
+// output folder (a refused store leaves nothing).
+nlohmann::json write_dicom_objects(const Arguments& a, const seg::Segmentation& result, const dcm::OpenedVolume& source,
+                                   const ModelCard& card, StagedOutputs& out, const PacsStudy& pacs) {
   const auto segments = dcm::segment_descriptions(card, dcm::labels_present(*result.labels));
-  if (segments.empty()) return "not written: the model found none of its labels";
-  const fs::path file = out.add("seg.dcm");
-  const auto w = dcm::write_seg(*result.labels, *source.volume, *source.info, segments, file, dcm::seg_write_options(card, kVersion));
-  nlohmann::json j = {{"file", "seg.dcm"}, {"sop_instance_uid", w.sop_instance_uid},
-                      {"series_instance_uid", w.series_instance_uid}, {"frames", w.frames}};
-  if (!w.notes.empty()) j["notes"] = w.notes;  // what the SEG had to make up (anonymised sources)
-  if (pacs.active()) j.update(pacs.store(file));
+  if (segments.empty()) return {{"seg", "not written: the model found none of its labels"}};
+  nlohmann::json j;
+  const dcm::SegWriteOptions seg_options = [&] {
+    auto o = dcm::seg_write_options(card, kVersion);
+    o.type = a.text("seg_type") == "labelmap" ? dcm::SegType::Labelmap : dcm::SegType::Binary;
+    return o;
+  }();
+  std::vector<fs::path> files;
+  if (a.flag("dicom_seg") || a.flag("dicom_sr") || pacs.active()) {
+    const fs::path file = out.add("seg.dcm");
+    const auto w = dcm::write_seg(*result.labels, *source.volume, *source.info, segments, file, seg_options);
+    j["seg"] = {{"file", "seg.dcm"}, {"type", a.text("seg_type")}, {"sop_instance_uid", w.sop_instance_uid},
+                {"series_instance_uid", w.series_instance_uid}, {"frames", w.frames}};
+    if (!w.notes.empty()) j["seg"]["notes"] = w.notes;  // what the SEG had to make up (anonymised sources)
+    files.push_back(file);
+  }
+  if (a.flag("dicom_sr")) {
+    dcm::SrWriteOptions o;
+    o.algorithm_name = seg_options.algorithm_name;
+    o.algorithm_version = seg_options.algorithm_version;
+    o.software_version = seg_options.software_version;
+    const fs::path file = out.add("sr.dcm");
+    const auto w = dcm::write_measurement_report(*result.labels, *source.volume, *source.info, segments, files.front(), file, o);
+    j["sr"] = {{"file", "sr.dcm"}, {"sop_instance_uid", w.sop_instance_uid}, {"series_instance_uid", w.series_instance_uid},
+               {"structures", w.measurements.size()}};
+    if (!w.notes.empty()) j["sr"]["notes"] = w.notes;
+    files.push_back(file);
+  }
+  if (a.flag("rtstruct")) {
+    dcm::RtStructWriteOptions o;
+    o.algorithm_name = seg_options.algorithm_name;
+    o.software_version = seg_options.software_version;
+    const fs::path file = out.add("rtstruct.dcm");
+    const auto w = dcm::write_rtstruct(*result.labels, *source.volume, *source.info, segments, file, o);
+    j["rtstruct"] = {{"file", "rtstruct.dcm"}, {"sop_instance_uid", w.sop_instance_uid},
+                     {"series_instance_uid", w.series_instance_uid}, {"contours_per_roi", w.contours_per_roi}};
+    files.push_back(file);
+  }
+  if (pacs.active())
+    for (const auto& f : files) j[f.stem().string()].update(pacs.store(f));
   return j;
 }
 
@@ -220,7 +272,7 @@ struct StudyContext {
 StudyRun segment_study(const Arguments& a, const StudyContext& c, const std::vector<dcm::OpenedVolume>& inputs,
                        StagedOutputs& out, const Stopwatch& total) {
   Stopwatch step;
-  const bool dicom_seg = a.flag("dicom_seg") || (c.pacs && c.pacs->active());
+  const bool dicom_objects = wants_dicom_objects(a) || (c.pacs && c.pacs->active());
   seg::SegmentOptions so = segment_options(a);
   if (c.stage) c.stage("sliding windows", 0.15, 0.95);
   so.window.progress = c.window_progress;
@@ -242,12 +294,16 @@ StudyRun segment_study(const Arguments& a, const StudyContext& c, const std::vec
   write_volumes_as<std::uint16_t>({result.labels}, out.add("labels" + ext), true);
   if (so.probabilities)
     write_volumes(result.probabilities, out.add("probabilities" + ext), {OutputPixelType::Float, true});
+  if (a.flag("slicer_seg"))
+    dcm::write_slicer_segmentation(*result.labels, dcm::segment_descriptions(c.card, dcm::labels_present(*result.labels)),
+                                   out.add("labels.seg.nrrd"));
   const PacsStudy none;
-  const nlohmann::json seg_json = dicom_seg ? write_dicom_seg(result, inputs.front(), c.card, out, c.pacs ? *c.pacs : none)
-                                            : nlohmann::json();
+  const nlohmann::json dicom_json = dicom_objects
+                                        ? write_dicom_objects(a, result, inputs.front(), c.card, out, c.pacs ? *c.pacs : none)
+                                        : nlohmann::json::object();
   nlohmann::json& report = run.report;
   report = segment_report(a, result, so, inputs, c.model_report);
-  report["dicom"] = seg_json.is_null() ? nlohmann::json::object() : nlohmann::json{{"seg", seg_json}};
+  report["dicom"] = dicom_json;
   if (explanation) add_explanation_outputs(*explanation, *inputs.front().volume, c.card, out, ext, report);
   if (c.annotate) c.annotate(result, report);
   report["outputs"] = out.names();
@@ -269,7 +325,7 @@ int run_segment(const Arguments& a) {
   const PacsStudy pacs(a, out.folder(), progress);
   const std::vector<std::string> paths = pacs.inputs(a);
   if (paths.empty()) throw sagitta::Error("no input: give a DICOM folder or volume file, or --pacs and --study");
-  const bool dicom_seg = a.flag("dicom_seg") || pacs.active();
+  const bool dicom_objects = wants_dicom_objects(a) || pacs.active();
 
   progress.stage("loading model", 0.0, 0.05);
   const ModelCard card = seg::open_model(a.text("model"));
@@ -278,8 +334,9 @@ int run_segment(const Arguments& a) {
   progress.stage("loading input", 0.05, 0.15);
   if (cancel_requested()) throw Cancelled();
   const auto inputs = open_inputs(paths, a, "segment");
-  if (dicom_seg && !inputs.front().info)
-    throw sagitta::Error("--dicom-seg needs a DICOM series as the first input (a SEG references source images)");
+  if (dicom_objects && !inputs.front().info)
+    throw sagitta::Error("--dicom-seg, --dicom-sr and --rtstruct need a DICOM series as the first input (they reference "
+                         "source images)");
   const double t_load = step.lap();
 
   StudyContext c(card, model, model_json(a.text("model"), card, model));
@@ -300,8 +357,10 @@ int run_segment(const Arguments& a) {
 // same is skipped.
 nlohmann::json cohort_settings(const Arguments& a, const ModelCard& card, const batch::Item& item) {
   nlohmann::json options;
-  for (const char* f : {"probabilities", "dicom_seg", "explain", "mirror", "crop_body", "largest_component", "fill_holes"})
+  for (const char* f : {"probabilities", "dicom_seg", "dicom_sr", "rtstruct", "slicer_seg", "explain", "mirror", "crop_body",
+                        "largest_component", "fill_holes"})
     options[f] = a.flag(f);
+  options["seg_type"] = a.text("seg_type");
   options["overlap"] = a.real("overlap");
   options["batch"] = a.integer("batch");
   options["min_size"] = a.integer("min_size");
@@ -404,7 +463,7 @@ int run_cohort(const Arguments& a) {
   BatchConsole console("Sagitta Segment", "U-Net segmentation of a cohort", a.flag("no_progress"));
   console.attach(job, studies.size(), "studies");
   const nlohmann::json model_report = model_json(a.text("model"), card, model);
-  const bool dicom_seg = a.flag("dicom_seg");
+  const bool dicom_objects = wants_dicom_objects(a);
 
   job.finished = [&](const batch::Item& item, const fs::path& folder) -> std::optional<batch::Row> {
     if (auto report = finished_report(folder, cohort_settings(a, card, item))) return cohort_cells(*report);
@@ -417,8 +476,9 @@ int run_cohort(const Arguments& a) {
     if (!fs::exists(item.input, ec)) throw sagitta::Error("input " + item.input.string() + " does not exist (" + item.origin + ")");
     auto loaded = std::make_shared<Loaded>();
     loaded->inputs = open_inputs({item.input.string()}, a, "segment");
-    if (dicom_seg && !loaded->inputs.front().info)
-      throw sagitta::Error("--dicom-seg needs a DICOM series as the input (a SEG references source images)");
+    if (dicom_objects && !loaded->inputs.front().info)
+      throw sagitta::Error("--dicom-seg, --dicom-sr and --rtstruct need a DICOM series as the input (they reference "
+                           "source images)");
     if (!item.reference.empty()) {
       if (!fs::exists(item.reference, ec))
         throw sagitta::Error("label map " + item.reference.string() + " does not exist (" + item.origin + ")");

@@ -74,8 +74,8 @@ ModuleCommand segment_module(const cli::Command& c) {
   m.reports_progress = true;
   CommandSpec spec = c.spec;
   // Files the command writes into its output folder have no place in the module (the folder is
-  // not shown to Slicer): DICOM SEG, probabilities.
-  remove_parameters(spec, {"output", "format", "probabilities", "dicom_seg"});
+  // not shown to Slicer): DICOM SEG, SR, RTSTRUCT, .seg.nrrd, probabilities.
+  remove_parameters(spec, {"output", "format", "probabilities", "dicom_seg", "seg_type", "dicom_sr", "rtstruct", "slicer_seg"});
   Parameter out = cli::option("outputLabel", ParamType::LabelImage, "outputLabel", "Output label map",
                               "Label map in the input's geometry (one value per model label; 0 is background)");
   out.required = true;

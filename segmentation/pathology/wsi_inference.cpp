@@ -419,6 +419,7 @@ json summary_json(const ModelCard& card, const fs::path& slide_path, const Slide
                   {"picture", out.tissue_picture.filename().string()}}},
       {"classes", class_json},
       {"mask", {{"file", out.mask.filename().string()}, {"levels", levels_json}, {"mpp", t.target_mpp}, {"tile", o.tiff_tile}}},
+      {"annotations", {{"file", out.annotations.filename().string()}, {"format", "QuPath GeoJSON, level-0 pixels"}}},
       {"settings", output_settings(card, o)},
       // Timings differ between runs; everything else in the summary is a function of the inputs.
       {"timing", {{"seconds", s.total}, {"tissue_seconds", s.tissue}, {"inference_seconds", s.inference},
@@ -430,7 +431,7 @@ json summary_json(const ModelCard& card, const fs::path& slide_path, const Slide
 }  // namespace
 
 SlideOutputs SlideOutputs::in(const fs::path& folder) {
-  return {folder / "mask.tiff", folder / "tissue.png", folder / "summary.json"};
+  return {folder / "mask.tiff", folder / "tissue.png", folder / "annotations.geojson", folder / "summary.json"};
 }
 
 json output_settings(const ModelCard& card, const WsiOptions& o) {
@@ -491,6 +492,10 @@ json segment_slide(const Model& model, const fs::path& slide_path, const fs::pat
   writer.reset();
   fs::rename(mask_tmp, out.mask);
   write_tissue_picture(tissue, out.tissue_picture);
+  const int annotation_mask_level = annotation_level(level_sizes);
+  write_json_atomically(out.annotations,
+                        qupath_annotations(tissue, read_label_mask(out.mask, annotation_mask_level),
+                                           t.d * std::pow(2.0, annotation_mask_level), card));
   timings.total = since(t_start);
   const json summary = summary_json(card, slide_path, slide.info(), t, tissue, (long long)windows.size(),
                                     stitcher.class_pixels(), level_sizes, out, o, timings);

@@ -7,7 +7,10 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <sstream>
+
 #include "sagitta/dicom/seg.h"
+#include "support/dicom_checks.h"
 #include "support/read_4d.h"
 #include "support/test_paths.h"
 
@@ -72,6 +75,60 @@ TEST(SegmentDicomSeg, SegConvertsBackToTheLabelMapBesideIt) {
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_NE(r.err.find("--dicom-seg"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(out / "nope"));
+}
+
+}  // namespace
+
+namespace {
+
+// `segment --dicom-sr --rtstruct --seg-type labelmap --slicer-seg`: every object beside the
+// label map, the RTSTRUCT converting back to that label map exactly, and the SR, RTSTRUCT and
+// LABELMAP SEG readable by pydicom's peers (checked in dicom_interop_test).
+TEST(SegmentResults, SrRtstructLabelmapAndSlicerSegBesideTheLabels) {
+  const fs::path out = st::scratch_dir();
+  const fs::path phantom = st::source_dir() / "testdata" / "demo" / "ct_phantom";
+  const fs::path card = st::source_dir() / "testdata" / "models" / "demo" / "model.json";
+  auto r = st::run_command(sagitta(fmt::format(
+      "segment {} --model {} -o {} --dicom-sr --rtstruct --seg-type labelmap --slicer-seg --threads 2 --json --no-progress",
+      st::shell_quote(phantom), st::shell_quote(card), st::shell_quote(out / "seg"))));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto report = nlohmann::json::parse(r.out);
+  EXPECT_EQ(report["dicom"]["seg"]["type"], "labelmap");
+  EXPECT_TRUE(report["dicom"]["sr"].is_object()) << report["dicom"].dump();
+  EXPECT_TRUE(report["dicom"]["rtstruct"].is_object()) << report["dicom"].dump();
+  for (const char* f : {"seg.dcm", "sr.dcm", "rtstruct.dcm", "labels.seg.nrrd", "labels.nrrd"})
+    EXPECT_TRUE(fs::exists(out / "seg" / f)) << f;
+  // dciodvfy: no errors, except that Debian 12's version does not know the LABELMAP SEG's SOP class
+  // as a segmentation and refuses the SR's Referenced Segment Number on it.
+  for (const char* f : {"sr.dcm", "rtstruct.dcm"}) {
+    const auto check = st::dciodvfy(out / "seg" / f);
+    std::istringstream lines(check.report);
+    for (std::string line; std::getline(lines, line);)
+      if (line.rfind("Error", 0) == 0)
+        EXPECT_NE(line.find("not segmentation - attribute <ReferencedSegmentNumber>"), std::string::npos) << f << ": " << line;
+  }
+  const auto labels = st::read_label_map(out / "seg" / "labels.nrrd");
+  EXPECT_EQ(st::label_differences(*st::read_label_map(out / "seg" / "labels.seg.nrrd"), *labels), 0u);
+
+  // RTSTRUCT -> label map on the phantom's grid, values from the card's names.
+  r = st::run_command(sagitta(fmt::format("convert {} --reference {} --labels-from {} -o {}",
+                                          st::shell_quote(out / "seg" / "rtstruct.dcm"), st::shell_quote(phantom),
+                                          st::shell_quote(card), st::shell_quote(out / "back.nrrd"))));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(st::label_differences(*st::read_label_map(out / "back.nrrd"), *labels), 0u);
+  // The LABELMAP SEG too.
+  r = st::run_command(sagitta(fmt::format("convert {} --reference {} --labels-from {} -o {}",
+                                          st::shell_quote(out / "seg" / "seg.dcm"), st::shell_quote(phantom),
+                                          st::shell_quote(card), st::shell_quote(out / "seg-back.seg.nrrd"))));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(st::label_differences(*st::read_label_map(out / "seg-back.seg.nrrd"), *labels), 0u);
+
+  // Without the series it outlines, an RTSTRUCT cannot become a label map: one line.
+  r = st::run_command(sagitta(fmt::format("convert {} -o {}", st::shell_quote(out / "seg" / "rtstruct.dcm"),
+                                          st::shell_quote(out / "bad.nrrd"))));
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_FALSE(fs::exists(out / "bad.nrrd"));
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 // byte-identical outputs, recomputing only unfinished slides.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <chrono>
 #include <csignal>
 #include <fstream>
@@ -101,6 +103,27 @@ TEST(WsiSegment, RealSlidesMasksOpenInOpenSlideAndBadSlidesAreReported) {
     EXPECT_GE(s["mask"]["levels"].size(), 3u);
     EXPECT_NEAR(1e4 / std::stod(property(props.out, "tiff.XResolution")), 1.0, 1e-4);  // the card's 1 um/px
     EXPECT_TRUE(fs::exists(folder / "tissue.png"));
+    // QuPath annotations beside the mask: shapely's area of each class's polygons (level-0 pixels)
+    // against the class's mask pixels times the mask's downsample squared.
+    ASSERT_TRUE(fs::exists(folder / "annotations.geojson"));
+    if (run_command("/usr/bin/python3 -c 'import shapely' 2>/dev/null").exit_code == 0) {
+      const auto g = run_command("/usr/bin/python3 " + shell_quote(source_dir() / "tests/segmentation/check_geojson_shapely.py") +
+                                 " " + shell_quote(folder / "annotations.geojson"));
+      ASSERT_EQ(g.exit_code, 0) << g.out << g.err;
+      const double d = s["inference"]["level_downsample"].get<double>() * s["inference"]["resample"].get<double>();
+      for (const auto& c : s["classes"]) {
+        if (c["value"] == 0 || c["pixels"].get<double>() == 0) continue;
+        std::string class_name = c["name"];
+        std::replace(class_name.begin(), class_name.end(), ' ', '_');
+        const auto at = g.out.find("class " + class_name + " ");
+        ASSERT_NE(at, std::string::npos) << class_name << "\n" << g.out;
+        const auto line = g.out.substr(at, g.out.find('\n', at) - at);
+        const double area = std::stod(line.substr(line.rfind(' ') + 1));
+        const double expected = c["pixels"].get<double>() * d * d;
+        std::cout << "[ MEASURE ] " << class_name << ": GeoJSON area / mask area " << area / expected << "\n";
+        EXPECT_GE(std::min(area, expected) / std::max(area, expected), 0.98) << class_name;
+      }
+    }
     // Areas add up: the class areas cover the mask; tissue is a real fraction of the slide.
     double total = 0;
     for (const auto& c : s["classes"]) total += c["pixels"].get<double>();

@@ -3,11 +3,15 @@
 // that are not slides.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <numeric>
 #include <regex>
 #include <set>
+#include <sstream>
 
 #include "sagitta/segmentation/error.h"
 #include "sagitta/segmentation/wsi.h"
@@ -197,6 +201,69 @@ TEST(WsiSlide, RealSlidesLevelsAndResolution) {
   const fs::path out = scratch_dir() / "tissue.png";
   wsi::write_tissue_picture(tissue, out);
   EXPECT_GT(fs::file_size(out), 1000u);
+}
+
+}  // namespace
+
+namespace {
+
+// QuPath annotations of synthetic masks: shapely (an independent reader) finds valid polygons
+// whose areas equal the mask's pixel areas at level 0.
+TEST(WsiAnnotations, PolygonsMatchTheMaskInShapely) {
+  const std::string python = [] {
+    for (const char* p : {"/usr/bin/python3", "python3"})
+      if (run_command(std::string(p) + " -c 'import shapely' 2>/dev/null").exit_code == 0) return std::string(p);
+    return std::string();
+  }();
+  wsi::LabelMask mask;
+  mask.width = 500;
+  mask.height = 400;
+  mask.labels = pattern(mask.width, mask.height);
+  // A ring with an island in its hole (holes inside holes), in class 2.
+  for (int y = 0; y < mask.height; ++y)
+    for (int x = 0; x < mask.width; ++x) {
+      const double r = std::hypot(x - 250.0, y - 150.0);
+      if (r < 40) mask.labels[std::size_t(y) * mask.width + x] = r > 20 || r < 8 ? 2 : 0;
+    }
+  wsi::TissueMask tissue;
+  tissue.width = 125;
+  tissue.height = 100;
+  tissue.downsample = 16;
+  tissue.mask.assign(std::size_t(tissue.width) * tissue.height, 0);
+  for (int y = 10; y < 90; ++y)
+    for (int x = 10; x < 110; ++x)
+      if (!(x > 50 && x < 70 && y > 40 && y < 60)) tissue.mask[std::size_t(y) * tissue.width + x] = 1;
+  sagitta::ModelCard card;
+  card.labels = {{0, "background", {0, 0, 0}, {}, {}, false}, {1, "tumour", {200, 0, 0}, {}, {}, true},
+                 {2, "stroma", {0, 150, 0}, {}, {}, true}};
+  const double downsample = 4;  // level-0 pixels per mask pixel
+  const auto geojson = wsi::qupath_annotations(tissue, mask, downsample, card);
+  const fs::path file = scratch_dir() / "annotations.geojson";
+  std::ofstream(file) << geojson.dump();
+  std::map<int, double> pixels;
+  for (auto v : mask.labels) pixels[v] += 1;
+  const double tissue_pixels = double(std::count(tissue.mask.begin(), tissue.mask.end(), std::uint8_t(1)));
+  if (python.empty()) GTEST_SKIP() << "no python3 with shapely (Debian package python3-shapely)";
+  const auto r = run_command(python + " " + sagitta::testing::shell_quote(sagitta::testing::source_dir() /
+                                                                        "tests/segmentation/check_geojson_shapely.py") +
+                             " " + sagitta::testing::shell_quote(file));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  std::map<std::string, double> area;
+  std::istringstream lines(r.out);
+  for (std::string w, name, color, polygons; lines >> w >> name >> w >> color >> w >> polygons >> w >> area[name];) {}
+  const std::map<std::string, double> expected = {{"Tissue", tissue_pixels * 16 * 16},
+                                                  {"tumour", pixels[1] * downsample * downsample},
+                                                  {"stroma", pixels[2] * downsample * downsample},
+                                                  {"class_3", pixels[3] * downsample * downsample},
+                                                  {"class_4", pixels[4] * downsample * downsample},
+                                                  {"class_5", pixels[5] * downsample * downsample}};
+  for (const auto& [name, a] : expected) {
+    ASSERT_TRUE(area.count(name)) << name << "\n" << r.out;
+    const double agreement = std::min(a, area[name]) / std::max(a, area[name]);
+    EXPECT_GE(agreement, 0.98) << name;
+    EXPECT_NEAR(area[name], a, 1e-6 * a) << name;  // pixel-edge polygons: exact
+  }
+  EXPECT_NE(r.out.find("class tumour color 200,0,0"), std::string::npos) << r.out;
 }
 
 }  // namespace

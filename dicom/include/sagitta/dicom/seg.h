@@ -39,7 +39,13 @@ struct SegmentDescription {
   CodedConcept category, type;
 };
 
+// BINARY: one 1-bit frame per segment and slice (every SEG reader knows it). LABELMAP
+// (Supplement 243, Label Map Segmentation Storage): one 8- or 16-bit frame per slice whose pixels
+// are segment numbers, colours as a palette; compact, but newer readers only.
+enum class SegType { Binary, Labelmap };
+
 struct SegWriteOptions {
+  SegType type = SegType::Binary;          // write_seg only
   std::string algorithm_name = "Sagitta";  // model name
   std::string algorithm_version = "1";     // model version
   std::string series_description = "Sagitta segmentation";

@@ -153,6 +153,20 @@ struct LabelMask {
 };
 LabelMask read_label_mask(const std::filesystem::path& tiff, int level = 0);
 
+// ---- QuPath annotations ------------------------------------------------------------------------
+
+// A QuPath-compatible GeoJSON FeatureCollection in level-0 pixel coordinates: one "Tissue"
+// feature (the tissue mask's outline) and one feature per class present in `mask` (label value >
+// 0, named and coloured by `card`), each a MultiPolygon of outer rings with their holes traced
+// along the mask's pixel edges and scaled by `mask_downsample` (level-0 pixels per mask pixel);
+// properties.objectType "annotation", properties.classification {name, color [r, g, b]}.
+nlohmann::json qupath_annotations(const TissueMask& tissue, const LabelMask& mask, double mask_downsample,
+                                  const ModelCard& card);
+
+// The mask level polygons are traced on: the finest whose pixel count is at most `max_pixels`
+// (level 0 for all but the largest slides), given the mask's level sizes.
+int annotation_level(const std::vector<std::pair<int, int>>& level_sizes, long long max_pixels = 64ll << 20);
+
 // ---- one slide -------------------------------------------------------------------------------
 
 struct WsiOptions {
@@ -171,12 +185,12 @@ struct WsiOptions {
 
 // Files of one slide's output folder.
 struct SlideOutputs {
-  std::filesystem::path mask, tissue_picture, summary;
+  std::filesystem::path mask, tissue_picture, annotations, summary;  // annotations: QuPath GeoJSON
   static SlideOutputs in(const std::filesystem::path& folder);
 };
 
 // Segments one slide with `model` (2D, RGB, card with microns_per_pixel) and writes mask.tiff,
-// tissue.png and summary.json into `folder`, each through a temporary name and a rename; the
+// tissue.png, annotations.geojson (qupath_annotations) and summary.json into `folder`, each through a temporary name and a rename; the
 // summary is written last and marks the slide complete. Returns the summary. Throws
 // SegmentationError for bad slides (nothing is left behind).
 nlohmann::json segment_slide(const Model& model, const std::filesystem::path& slide, const std::filesystem::path& folder,
