@@ -260,7 +260,7 @@ Exported export_prediction(const Plan& plan, const Properties& p, const std::vec
   const std::size_t n = prob[0].values.size();
   Array seg(p.shape_after_cropping);
   const std::vector<int> labels = plan.all_labels();
-  std::vector<float> v(std::size_t(heads));
+  std::vector<float> v(static_cast<std::size_t>(heads));
   for (std::size_t i = 0; i < n; ++i) {
     for (int h = 0; h < heads; ++h) v[std::size_t(h)] = prob[std::size_t(h)].values[i];
     int label = 0;

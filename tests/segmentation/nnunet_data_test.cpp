@@ -259,9 +259,9 @@ TEST(NnUNetData, IsotropicReorientedAndTransposed) {
   plans["transpose_forward"] = {2, 0, 1};
   plans["transpose_backward"] = {1, 2, 0};
   const fs::path folder = write_folder(dir, "3d_fullres", plans, dataset_json(1, kLabels));
-  // stored i runs head-ward (S), j posterior (A reversed), k to the right: a permutation with a flip
+  // spacings exact in float32, as NIfTI headers hold them; stored i runs head-ward (S), j posterior (A reversed), k to the right: a permutation with a flip
   const std::array<double, 9> dir_lps = {0, 0, -1, 0, 1, 0, 1, 0, 0};
-  auto img = make_image(n, {1.2, 0.9, 1.1}, dir_lps, [&](int i, int j, int k) { return body(i, j, k, n, 2, 50, 10); });
+  auto img = make_image(n, {1.25, 0.875, 1.125}, dir_lps, [&](int i, int j, int k) { return body(i, j, k, n, 2, 50, 10); });
   const nn::Plan plan = nn::read_results_folder(folder);
   EXPECT_EQ(plan.reader, nn::Reader::NibabelWithReorient);
   const nn::AxisMap m = nn::reader_axes(plan.reader, *img);
@@ -333,6 +333,7 @@ TEST(NnUNetData, WindowStepsAndGaussianMatchTheReference) {
     double worst = 0;
     for (std::size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::abs(double(got[i]) - want[i]));
     EXPECT_LE(worst, 1e-6) << "tile " << t;
+    std::cout << "[ measure  ] Gaussian of tile " << t << ": worst difference " << worst << "\n";
     if (tile.size() == 3) {  // through the engine: x y z patch, same z y x weights
       const auto engine = seg::importance_weights({tile[2], tile[1], tile[0]}, 1.0 / 8, seg::ImportanceMap::NnUNet);
       EXPECT_EQ(engine, got);
@@ -342,8 +343,9 @@ TEST(NnUNetData, WindowStepsAndGaussianMatchTheReference) {
 
 TEST(NnUNetData, HalfRounding) {
   EXPECT_EQ(nn::round_to_half(1.0f), 1.0f);
-  EXPECT_EQ(nn::round_to_half(1.0f + 1.0f / 4096), 1.0f);             // half way: to even
-  EXPECT_EQ(nn::round_to_half(1.0f + 3.0f / 4096), 1.0f + 1.0f / 512);  // half way: to even (up)
+  EXPECT_EQ(nn::round_to_half(1.0f + 2.0f / 4096), 1.0f);               // half way: to even (down)
+  EXPECT_EQ(nn::round_to_half(1.0f + 3.0f / 4096), 1.0f + 1.0f / 1024);  // nearest
+  EXPECT_EQ(nn::round_to_half(1.0f + 6.0f / 4096), 1.0f + 1.0f / 512);   // half way: to even (up)
   EXPECT_EQ(nn::round_to_half(1e-9f), 0.0f);
   EXPECT_EQ(nn::round_to_half(6e-8f), 5.9604644775390625e-08f);       // smallest subnormal
   EXPECT_TRUE(std::isinf(nn::round_to_half(70000.0f)));
