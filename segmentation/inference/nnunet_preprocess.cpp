@@ -94,6 +94,16 @@ Array to_array(const Image& image, const AxisMap& axes, std::array<double, 3>* s
   return a;
 }
 
+Image::Pointer as_image(const Array& a) {
+  auto img = Image::New();
+  Image::SizeType size;
+  size[0] = std::size_t(a.shape[2]), size[1] = std::size_t(a.shape[1]), size[2] = std::size_t(a.shape[0]);
+  img->SetRegions(Image::RegionType(size));
+  img->Allocate();
+  std::copy(a.values.begin(), a.values.end(), img->GetBufferPointer());
+  return img;
+}
+
 Array transpose(const Array& a, const std::array<int, 3>& order) {
   if (order == std::array<int, 3>{0, 1, 2}) return a;
   Shape s{a.shape[std::size_t(order[0])], a.shape[std::size_t(order[1])], a.shape[std::size_t(order[2])]};

@@ -5,6 +5,7 @@
 // when Debian's python3-numpy/scipy/skimage/nibabel are missing. Plus results folders that are bad.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -131,7 +132,12 @@ float body(int i, int j, int k, std::array<int, 3> n, int border, float scale, f
 struct Reference {
   fs::path dir;
   json result;
+  double seconds = 0;  // the whole Python run, interpreter start included
 };
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
 
 Reference run_reference(const fs::path& folder, const std::vector<Image::Pointer>& channels, int seed,
                         const json& steps = json::array(), const json& tiles = json::array()) {
@@ -158,9 +164,11 @@ Reference run_reference(const fs::path& folder, const std::vector<Image::Pointer
   c["steps"] = steps;
   c["tiles"] = tiles;
   std::ofstream(r.dir / "case.json") << c.dump();
+  const auto t0 = std::chrono::steady_clock::now();
   const auto p = sagitta::testing::run_command(
       "/usr/bin/python3 " + sagitta::testing::shell_quote(sagitta::testing::source_dir() / "tests/segmentation/nnunet_reference.py") +
       " " + sagitta::testing::shell_quote(r.dir / "case.json") + " " + sagitta::testing::shell_quote(r.dir));
+  r.seconds = seconds_since(t0);
   EXPECT_EQ(p.exit_code, 0) << p.err;
   r.result = json::parse(sagitta::testing::read_file(r.dir / "result.json"));
   return r;
@@ -188,7 +196,9 @@ double worst_relative(const std::vector<float>& a, const std::vector<float>& b) 
 void check_case(const fs::path& folder, const std::vector<Image::Pointer>& channels, int seed) {
   const nn::Plan plan = nn::read_results_folder(folder);
   const Reference ref = run_reference(folder, channels, seed);
+  const auto t0 = std::chrono::steady_clock::now();
   const nn::Preprocessed pre = nn::preprocess(plan, channels);
+  const double preprocess_seconds = seconds_since(t0);
   const nn::Properties& p = pre.properties;
   const json& r = ref.result;
   EXPECT_EQ(json(p.shape_before_cropping), r["shape_before_cropping"]);
@@ -211,7 +221,10 @@ void check_case(const fs::path& folder, const std::vector<Image::Pointer>& chann
   ASSERT_EQ(heads, plan.heads());
   std::vector<nn::Array> logits;
   for (int h = 0; h < heads; ++h) logits.push_back(read_array(ref.dir / ("logits_" + std::to_string(h) + ".f32"), p.new_shape));
+  const auto t1 = std::chrono::steady_clock::now();
   const nn::Exported out = nn::export_prediction(plan, p, logits, true);
+  std::cout << "[ measure  ] C++ preprocess " << preprocess_seconds << " s, export " << seconds_since(t1)
+            << " s; Python reference (all steps, interpreter and imports included) " << ref.seconds << " s\n";
   // labels identical, in the source image's geometry
   const std::vector<float> want_labels = sagitta::testing::read_floats(ref.dir / "labels.f32");
   const auto* lb = out.labels->GetBufferPointer();
@@ -339,6 +352,17 @@ TEST(NnUNetData, WindowStepsAndGaussianMatchTheReference) {
       EXPECT_EQ(engine, got);
     }
   }
+}
+
+TEST(NnUNetData, ArraysRoundTripThroughImages) {
+  nn::Array a({3, 4, 5});
+  for (std::size_t i = 0; i < a.values.size(); ++i) a.values[i] = float(i) * 0.5f;
+  const auto img = nn::as_image(a);
+  EXPECT_EQ(img->GetLargestPossibleRegion().GetSize()[0], 5u);
+  EXPECT_EQ(img->GetLargestPossibleRegion().GetSize()[2], 3u);
+  const nn::Array back = nn::to_array(*img, nn::AxisMap{});
+  EXPECT_EQ(back.shape, a.shape);
+  EXPECT_EQ(back.values, a.values);
 }
 
 TEST(NnUNetData, HalfRounding) {

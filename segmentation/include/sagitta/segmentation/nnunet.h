@@ -114,6 +114,10 @@ struct AxisMap {
 AxisMap reader_axes(Reader reader, const Image& image);
 Array to_array(const Image& image, const AxisMap& axes, std::array<double, 3>* spacing = nullptr);
 
+// An array as an ITK image for the window engine (x = shape[2], y = shape[1], z = shape[0], the
+// buffer as is, unit spacing, identity direction); to_array(image, AxisMap{}) is the way back.
+Image::Pointer as_image(const Array& a);
+
 // numpy's a.transpose(order): axis j of the result is axis order[j] of `a`.
 Array transpose(const Array& a, const std::array<int, 3>& order);
 
