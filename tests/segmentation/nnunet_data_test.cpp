@@ -312,6 +312,35 @@ TEST(NnUNetData, ForcedSeparateZOnIsotropicData) {
   check_case(folder, {img}, 4);
 }
 
+TEST(NnUNetData, ObliqueReorientedNibabel) {
+  // a rotation of about 30 degrees: nibabel's io_orientation picks the closest axes
+  REQUIRE_PYTHON();
+  const fs::path dir = sagitta::testing::scratch_dir();
+  const std::array<int, 3> n = {19, 22, 17};
+  json plans = plans_json("3d_fullres", configuration({1.5, 1.5, 1.5}, {16, 16, 16}, {"CTNormalization"}, {false}));
+  plans["image_reader_writer"] = "NibabelIOWithReorient";
+  const fs::path folder = write_folder(dir, "3d_fullres", plans, dataset_json(1, kLabels));
+  const double c = std::cos(0.52), s = std::sin(0.52);
+  const std::array<double, 9> rot = {c, 0, s, 0, -1, 0, s, 0, -c};  // columns: x' z-ish, -y, z' x-ish
+  auto img = make_image(n, {1.25, 1.0, 2.0}, rot, [&](int i, int j, int k) { return body(i, j, k, n, 2, 700, 30); });
+  check_case(folder, {img}, 6);
+}
+
+TEST(NnUNetData, EmptyImageKeepsTheWholeBox) {
+  REQUIRE_PYTHON();
+  const fs::path dir = sagitta::testing::scratch_dir();
+  const std::array<int, 3> n = {12, 10, 9};
+  const json c = configuration({1.0, 0.8, 0.8}, {8, 8, 8}, {"ZScoreNormalization"}, {true});
+  const fs::path folder = write_folder(dir, "3d_fullres", plans_json("3d_fullres", c), dataset_json(1, kLabels));
+  auto img = make_image(n, {1.0, 1.0, 1.0}, kIdentity, [](int, int, int) { return 0.0f; });
+  check_case(folder, {img}, 7);
+}
+
+TEST(NnUNetData, NewShapeRoundsHalfToEvenAsPython) {
+  // Python's round(): 2.5 -> 2, 3.5 -> 4
+  EXPECT_EQ(nn::compute_new_shape({5, 7, 9}, {1.0, 1.0, 1.0}, {2.0, 2.0, 2.0}), (nn::Shape{2, 4, 4}));
+}
+
 TEST(NnUNetData, RealCt) {
   REQUIRE_PYTHON();
   SAGITTA_REQUIRE_EXTERNAL(ct, "ct/totalsegmentator/example_ct_dicom");
