@@ -53,7 +53,7 @@ struct SlidingWindowResult {
 
 // `channels` are the model's inputs on one grid (preprocessed). 3D models slide over the volume;
 // 2D models run slice by slice (along the third axis), their windows batched across slices.
-// Volumes smaller than a patch are padded with each channel's minimum and cropped back.
+// Volumes smaller than a patch are padded (options.pad: each channel's minimum, or 0) and cropped back.
 SlidingWindowResult sliding_window(const Model& model, const std::vector<Image::Pointer>& channels,
                                    const SlidingWindowOptions& options = {});
 
