@@ -25,7 +25,7 @@ packages=(
   libopenjp2-7-dev libopenslide-dev libtiff-dev libopenblas0-openmp
   xvfb xauth libgl1-mesa-dri
   dcmtk libgdcm-tools dcm2niix dicom3tools python3-pydicom python3-shapely time orthanc
-  python3-torch
+  python3-torch python3-numpy python3-scipy python3-skimage python3-nibabel
   openslide-tools python3-openslide
   clang-14 libclang-rt-14-dev zlib1g-dev
 )

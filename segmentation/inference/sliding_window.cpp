@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "sagitta/segmentation/error.h"
+#include "sagitta/segmentation/nnunet.h"
 #include "window_engine.h"
 
 namespace sagitta::segmentation {
@@ -35,13 +36,17 @@ std::vector<std::string> layout_decisions(const engine::Layout& g, const Sliding
   std::vector<std::string> decisions;
   const auto &patch = g.patch, &volume = g.volume, &padded = g.padded;
   if (g.needs_pad)
-    decisions.push_back(fmt::format("volume {}x{}x{} is smaller than the patch {}x{}x{}: padded to {}x{}x{} with each channel's minimum",
+    decisions.push_back(fmt::format("volume {}x{}x{} is smaller than the patch {}x{}x{}: padded to {}x{}x{} with {}",
                                     volume[2], volume[1], volume[0], patch[2], patch[1], patch[0], padded[2], padded[1],
-                                    padded[0]));
+                                    padded[0], g.pad_rule == PadRule::Zero ? "0" : "each channel's minimum"));
   decisions.push_back(fmt::format("{} windows of {}x{}x{} (x y z), {} x {} x {} along x y z, overlap {}, batch {}{}",
                                   g.windows.size(), patch[2], patch[1], patch[0], g.starts[2].size(), g.starts[1].size(),
                                   g.starts[0].size(), options.overlap, options.batch_size,
                                   options.mirror ? ", mirroring TTA" : ""));
+  if (options.step_rule == StepRule::NnUNet || options.importance == ImportanceMap::NnUNet)
+    decisions.push_back(fmt::format("nnU-Net window rules: {} steps, {} importance map",
+                                    options.step_rule == StepRule::NnUNet ? "nnU-Net" : "even",
+                                    options.importance == ImportanceMap::NnUNet ? "nnU-Net (peak 10, float16)" : "Sagitta"));
   return decisions;
 }
 
@@ -57,9 +62,19 @@ std::vector<int> window_starts(int size, int patch, double overlap) {
   return starts;
 }
 
+std::vector<int> window_starts(int size, int patch, double overlap, StepRule rule) {
+  if (rule == StepRule::Even) return window_starts(size, patch, overlap);
+  // 2D models' slice axis (overlap 0, patch 1) gets every slice either way.
+  return nnunet::sliding_window_steps(size, patch, 1.0 - overlap);
+}
+
 std::vector<float> importance_weights(const std::vector<int>& patch_xyz, double sigma_scale) {
+  return importance_weights(patch_xyz, sigma_scale, ImportanceMap::Sagitta);
+}
+
+std::vector<float> importance_weights(const std::vector<int>& patch_xyz, double sigma_scale, ImportanceMap mode) {
   if (patch_xyz.size() != 3) throw SegmentationError("importance_weights: the patch needs x y z sizes");
-  const torch::Tensor map = engine::importance_map({patch_xyz[2], patch_xyz[1], patch_xyz[0]}, sigma_scale);
+  const torch::Tensor map = engine::importance_map({patch_xyz[2], patch_xyz[1], patch_xyz[0]}, sigma_scale, mode);
   return {map.data_ptr<float>(), map.data_ptr<float>() + map.numel()};
 }
 
@@ -108,7 +123,7 @@ SlidingWindowResult run_windows(const Model& model, const std::vector<Image::Poi
 SlidingWindowResult sliding_window(const Model& model, const std::vector<Image::Pointer>& channels,
                                    const SlidingWindowOptions& options) {
   check_inputs(model, channels, options);
-  const engine::Layout g = engine::make_layout(model.card(), *channels[0], options.overlap, options.sigma_scale);
+  const engine::Layout g = engine::make_layout(model.card(), *channels[0], options);
   engine::Accumulator sums(g, *channels[0], model.num_classes());
   SlidingWindowResult result =
       run_windows(model, channels, options, g, sums, [&](std::size_t w) { sums.release(w); });
@@ -121,7 +136,7 @@ namespace engine {
 SlidingWindowResult stream_windows(const Model& model, const std::vector<Image::Pointer>& channels,
                                    const SlidingWindowOptions& options, const BlockSink& sink) {
   check_inputs(model, channels, options);
-  const Layout g = make_layout(model.card(), *channels[0], options.overlap, options.sigma_scale);
+  const Layout g = make_layout(model.card(), *channels[0], options);
   Accumulator sums(g, *channels[0], model.num_classes());
   return run_windows(model, channels, options, g, sums, [&](std::size_t w) { sums.release(w, sink); });
 }

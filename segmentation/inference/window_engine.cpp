@@ -12,6 +12,7 @@
 
 #include "sagitta/core/image.h"
 #include "sagitta/segmentation/error.h"
+#include "sagitta/segmentation/nnunet.h"
 #include "sagitta/segmentation/sliding_window.h"
 
 namespace sagitta::segmentation::engine {
@@ -56,6 +57,14 @@ torch::Tensor importance_map(const std::vector<int64_t>& zyx, double sigma_scale
   return map.clamp_min(1e-6).to(torch::kFloat32).contiguous();
 }
 
+torch::Tensor importance_map(const std::vector<int64_t>& zyx, double sigma_scale, ImportanceMap map) {
+  if (map == ImportanceMap::Sagitta) return importance_map(zyx, sigma_scale);
+  std::vector<int> tile;
+  for (std::size_t a = zyx.size() == 3 && zyx[0] == 1 ? 1 : 0; a < zyx.size(); ++a) tile.push_back(int(zyx[a]));
+  std::vector<float> w = nnunet::gaussian_importance(tile, sigma_scale, 10, true);
+  return torch::from_blob(w.data(), {zyx[0], zyx[1], zyx[2]}, torch::kFloat32).clone();
+}
+
 torch::Tensor Layout::pad(const torch::Tensor& v, float value) const {
   if (!needs_pad) return v;
   torch::Tensor p = torch::full({padded[0], padded[1], padded[2]}, value, v.options());
@@ -94,7 +103,16 @@ torch::Tensor Layout::to_network(const torch::Tensor& t) const { return two_d ? 
 torch::Tensor Layout::from_network(const torch::Tensor& t) const { return two_d ? t.unsqueeze(t.dim() - 2) : t; }
 
 Layout make_layout(const ModelCard& card, const Image& grid, double overlap, double sigma_scale) {
+  SlidingWindowOptions options;
+  options.overlap = overlap;
+  options.sigma_scale = sigma_scale;
+  return make_layout(card, grid, options);
+}
+
+Layout make_layout(const ModelCard& card, const Image& grid, const SlidingWindowOptions& options) {
+  const double overlap = options.overlap;
   Layout g;
+  g.pad_rule = options.pad;
   g.two_d = card.dimensions == 2;
   g.patch = patch_zyx(card);
   const auto size = grid.GetLargestPossibleRegion().GetSize();
@@ -107,7 +125,7 @@ Layout make_layout(const ModelCard& card, const Image& grid, double overlap, dou
     g.before[a] = (g.padded[a] - g.volume[a]) / 2;
     g.needs_pad |= g.padded[a] != g.volume[a];
     // 2D models: one window per slice.
-    g.starts[a] = window_starts(int(g.padded[a]), int(g.patch[a]), g.two_d && a == 0 ? 0.0 : overlap);
+    g.starts[a] = window_starts(int(g.padded[a]), int(g.patch[a]), g.two_d && a == 0 ? 0.0 : overlap, options.step_rule);
   }
   for (int z : g.starts[0])
     for (int y : g.starts[1])
@@ -116,7 +134,8 @@ Layout make_layout(const ModelCard& card, const Image& grid, double overlap, dou
   // card's) or a plain average.
   g.gauss = card.window_weights == "constant"
                 ? torch::ones({g.patch[0], g.patch[1], g.patch[2]}, torch::kFloat32)
-                : importance_map(g.patch, sigma_scale > 0 ? sigma_scale : card.sigma_scale);
+                : importance_map(g.patch, options.sigma_scale > 0 ? options.sigma_scale : card.sigma_scale,
+                                 options.importance);
   return g;
 }
 
@@ -124,7 +143,8 @@ std::vector<torch::Tensor> padded_inputs(const std::vector<Image::Pointer>& chan
   std::vector<torch::Tensor> inputs;
   for (const auto& c : channels) {
     const torch::Tensor v = view(*c);
-    inputs.push_back(g.needs_pad ? g.pad(v, v.min().item<float>()) : v);
+    const float value = g.pad_rule == PadRule::Zero ? 0.0f : v.min().item<float>();
+    inputs.push_back(g.needs_pad ? g.pad(v, value) : v);
   }
   return inputs;
 }

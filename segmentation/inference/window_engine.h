@@ -47,6 +47,8 @@ std::vector<int64_t> patch_zyx(const ModelCard& card);
 // Product of 1D Gaussians centred on a z y x patch, sigma = sigma_scale x the axis size, peak 1,
 // floored at 1e-6; axes of size 1 weigh 1. Contiguous float z y x.
 torch::Tensor importance_map(const std::vector<int64_t>& zyx, double sigma_scale);
+// Under `map`: ImportanceMap::NnUNet is nnunet::gaussian_importance over the patch (z = 1 dropped).
+torch::Tensor importance_map(const std::vector<int64_t>& zyx, double sigma_scale, ImportanceMap map);
 
 // The windows over one volume: the patch, padding of axes smaller than the patch (centred), the
 // evenly spaced window starts (2D models: every slice) and the Gaussian weights of a window.
@@ -54,6 +56,7 @@ struct Layout {
   bool two_d = false;
   std::vector<int64_t> patch, volume, padded, before;  // z y x
   bool needs_pad = false;
+  PadRule pad_rule = PadRule::ChannelMinimum;
   std::vector<std::vector<int>> starts;                // per axis, z y x
   std::vector<std::array<int64_t, 3>> windows;         // z y x starts, z slowest, x fastest
   torch::Tensor gauss;                                 // z y x
@@ -75,9 +78,11 @@ struct Layout {
 };
 
 Layout make_layout(const ModelCard& card, const Image& grid, double overlap, double sigma_scale);
+// With the options' overlap, sigma, step rule, importance map and pad rule.
+Layout make_layout(const ModelCard& card, const Image& grid, const SlidingWindowOptions& options);
 
 // The model's inputs, z y x per channel, on the padded grid: views of the images when no padding
-// is needed (no copy), else padded with each channel's minimum.
+// is needed (no copy), else padded with each channel's minimum (PadRule::Zero: 0).
 std::vector<torch::Tensor> padded_inputs(const std::vector<Image::Pointer>& channels, const Layout& g);
 
 // ---- forward -----------------------------------------------------------------------------------

@@ -103,6 +103,28 @@ TEST(SlidingWindow, PointwiseModelEqualsFullForwardEverywhere) {
     }
 }
 
+TEST(SlidingWindow, NnUNetRulesLayTheirOwnWindowsAndPadWithZero) {
+  // nnU-Net's steps (unrounded step 7.5 for a patch of 15), its float16 Gaussian and zero padding:
+  // a pointwise model still equals the full forward, with nnU-Net's window count.
+  const fs::path dir = sagitta::testing::scratch_dir();
+  const auto model = load(write_script_model(dir, "pointwise", test_card(3, 3, 15)));
+  seg::SlidingWindowOptions o;
+  o.step_rule = seg::StepRule::NnUNet;
+  o.importance = seg::ImportanceMap::NnUNet;
+  o.pad = seg::PadRule::Zero;
+  auto image = noise_volume({37, 29, 23}, 1);
+  const auto r = seg::sliding_window(model, {image}, o);
+  EXPECT_EQ(r.windows, 4 * 3 * 3);  // Sagitta's even rule: 5 x 3 x 3
+  EXPECT_EQ(seg::sliding_window(model, {image}, {}).windows, 5 * 3 * 3);
+  EXPECT_LT(max_interior_difference(r, full_forward(model, *image), *image, 0), 1e-5);
+  auto small = noise_volume({9, 20, 5}, 3);
+  const auto rs = seg::sliding_window(model, {small}, o);
+  EXPECT_LT(max_interior_difference(rs, full_forward(model, *small), *small, 0), 1e-5);
+  bool said = false;
+  for (const auto& d : rs.decisions) said |= d.find("with 0") != std::string::npos;
+  EXPECT_TRUE(said);
+}
+
 TEST(SlidingWindow, ConvolutionModelEqualsFullForwardInTheInterior) {
   // A 3x3x3 convolution with zero padding is translation-equivariant except on a window's
   // outermost layer, where it sees the padding instead of the neighbouring voxels. Everywhere

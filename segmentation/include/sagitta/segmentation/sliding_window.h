@@ -15,11 +15,26 @@
 
 namespace sagitta::segmentation {
 
+// Where windows start along an axis: Even (Sagitta's: step floor(patch x (1 - overlap)), starts
+// spread evenly and rounded half up) or NnUNet (compute_steps_for_sliding_window with tile step
+// 1 - overlap: step patch x (1 - overlap) unrounded, starts rounded half to even).
+enum class StepRule { Even, NnUNet };
+// How a window's logits are weighted: Sagitta (Gaussian centred at (patch - 1) / 2, peak 1, floored
+// at 1e-6) or NnUNet (compute_gaussian: a delta at patch // 2 through scipy's gaussian_filter,
+// peak 10, rounded to float16, zeros replaced by the smallest value).
+enum class ImportanceMap { Sagitta, NnUNet };
+// What pads volumes smaller than a patch (centred, as nnU-Net's pad_nd_image): each channel's
+// minimum, or 0 (nnU-Net's predictor).
+enum class PadRule { ChannelMinimum, Zero };
+
 struct SlidingWindowOptions {
   double overlap = 0.5;         // fraction of the patch shared by neighbouring windows, [0, 0.95]
   int batch_size = 1;           // windows per forward pass
   bool mirror = false;          // test-time augmentation: average over flips of every spatial axis
   double sigma_scale = 0;       // Gaussian sigma as a fraction of the patch size; 0: the card's
+  StepRule step_rule = StepRule::Even;
+  ImportanceMap importance = ImportanceMap::Sagitta;
+  PadRule pad = PadRule::ChannelMinimum;
   // Called after each batch with (windows done, windows total); return false to cancel
   // (sliding_window then throws SegmentationError).
   std::function<bool(int, int)> progress;
@@ -38,17 +53,21 @@ struct SlidingWindowResult {
 
 // `channels` are the model's inputs on one grid (preprocessed). 3D models slide over the volume;
 // 2D models run slice by slice (along the third axis), their windows batched across slices.
-// Volumes smaller than a patch are padded with each channel's minimum and cropped back.
+// Volumes smaller than a patch are padded (options.pad: each channel's minimum, or 0) and cropped back.
 SlidingWindowResult sliding_window(const Model& model, const std::vector<Image::Pointer>& channels,
                                    const SlidingWindowOptions& options = {});
 
 // Window start positions along one axis of `size` voxels for `patch` and `overlap`: evenly
 // spaced, first at 0, last at size - patch; {0} when size <= patch.
 std::vector<int> window_starts(int size, int patch, double overlap);
+// The same under `rule` (StepRule::NnUNet: nnunet::sliding_window_steps(size, patch, 1 - overlap)).
+std::vector<int> window_starts(int size, int patch, double overlap, StepRule rule);
 
 // The Gaussian importance map sliding_window weights every patch with, for a patch of x y z voxels
 // (z = 1 for 2D models), as z y x floats (x fastest), peak 1. Public so that explanations blend
 // their per-window heatmaps with exactly the segmentation's weights.
 std::vector<float> importance_weights(const std::vector<int>& patch_xyz, double sigma_scale);
+// The same under `map` (ImportanceMap::NnUNet: peak 10; 2D models' patches (z = 1) over y x).
+std::vector<float> importance_weights(const std::vector<int>& patch_xyz, double sigma_scale, ImportanceMap map);
 
 }  // namespace sagitta::segmentation
