@@ -334,8 +334,8 @@ NNUNetCheckpoint read_nnunet_checkpoint(const std::string& path) {
       auto it = storages.find(v->storage->s);
       if (it == storages.end()) {
         if (v->storage->s.size() > 256) throw fail("an overlong storage name");
-        auto record = reader.getRecord("data/" + v->storage->s);
-        it = storages.emplace(v->storage->s, std::move(record)).first;
+        auto [data, bytes] = reader.getRecord("data/" + v->storage->s);
+        it = storages.emplace(v->storage->s, std::make_pair(std::move(data), bytes)).first;
       }
       const int64_t element = int64_t(c10::elementSize(dtype));
       const int64_t available = int64_t(it->second.second) / element;

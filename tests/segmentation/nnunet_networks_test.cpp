@@ -8,6 +8,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <set>
 
 #include "model_impl.h"
@@ -79,8 +80,7 @@ double compare_case(const fs::path& dir) {
   for (const auto& p : net->named_parameters()) native.insert(p.key());
   EXPECT_EQ(native, std::set<std::string>(keys.begin(), keys.end()));
   EXPECT_EQ(checkpoint.trainer_name, "nnUNetTrainer");
-  ASSERT_TRUE(checkpoint.mirroring_axes.has_value());
-  EXPECT_EQ(*checkpoint.mirroring_axes, meta["mirroring_axes"].get<std::vector<int>>());
+  EXPECT_EQ(checkpoint.mirroring_axes.value_or(std::vector<int>{}), meta["mirroring_axes"].get<std::vector<int>>());
 
   net->load_state_dict(checkpoint.network_weights, "test");
   net->eval();
@@ -125,7 +125,10 @@ TEST(NNUNetNetworks, ModelLoadsFormatNNUNet) {
   card.weights = c / "checkpoint_final.pth";
   card.dimensions = 3;
   card.channels = {sagitta::InputChannel{"CT", {}}};
-  card.labels = {{0, "background"}, {1, "organ"}};
+  card.labels.resize(2);
+  card.labels[0].name = "background";
+  card.labels[1].value = 1;
+  card.labels[1].name = "organ";
   card.patch_size = {16, 16, 8};
   card.unet = read_json(c / "architecture.json");
   seg::ModelOptions o;
@@ -241,7 +244,7 @@ TEST(NNUNetNetworks, DamagedCheckpointsGiveOneClearError) {
   refused(write("garbage.pth", std::string(4096, '\x17')), "not a zip archive");
   refused(write("half.pth", good.substr(0, good.size() / 2)), "not a readable torch.save archive");
   for (std::size_t cut : {std::size_t(4), std::size_t(100), good.size() - 22, good.size() - 1})
-    refused(write("cut.pth", good.substr(0, cut)), "checkpoint");
+    refused(write("cut.pth", good.substr(0, cut)), "not a readable torch.save archive");
   refused((dir / "legacy.pth").string(), "legacy");
   refused((dir / "notorch.zip").string(), "not a readable torch.save archive");
   refused((dir / "short_storage.pth").string(), "beyond its storage");
@@ -259,6 +262,7 @@ TEST(NNUNetNetworks, DamagedCheckpointsGiveOneClearError) {
   }
   EXPECT_EQ(loaded + failed, 120);
   EXPECT_GT(failed, 0);
+  std::cout << "mutated pickles: " << loaded << " loaded, " << failed << " refused\n";
 }
 
 TEST(NNUNetNetworks, NothingInAPickleIsExecuted) {
