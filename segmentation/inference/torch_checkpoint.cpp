@@ -327,9 +327,18 @@ NNUNetCheckpoint read_nnunet_checkpoint(const std::string& path) {
     const Obj* weights = lookup(root, "network_weights");
     if (!weights || weights->kind != Kind::Dict) throw fail("not an nnU-Net checkpoint (no network_weights dict)");
     std::map<std::string, std::pair<at::DataPtr, std::size_t>> storages;
+    // nnU-Net's state dicts list most tensors three times (conv / all_modules.0 / decoder.encoder...):
+    // views of the same storage, converted once.
+    std::map<std::string, torch::Tensor> converted;
     for (const auto& [k, v] : weights->dict) {
       if (k->kind != Kind::Str) throw fail("network_weights has a key that is not a string");
       if (v->kind != Kind::Tensor) throw fail("network_weights['" + k->s + "'] is not a tensor");
+      const std::string view = fmt::format("{}|{}|{}|{}|{}", v->storage->s, v->storage->s2, v->i,
+                                           fmt::join(v->sizes, ","), fmt::join(v->strides, ","));
+      if (const auto done = converted.find(view); done != converted.end()) {
+        out.network_weights.emplace_back(k->s, done->second);
+        continue;
+      }
       const c10::ScalarType dtype = storage_dtype(v->storage->s2);
       auto it = storages.find(v->storage->s);
       if (it == storages.end()) {
@@ -361,6 +370,7 @@ NNUNetCheckpoint read_nnunet_checkpoint(const std::string& path) {
         auto base = torch::from_blob(it->second.first.get(), {available}, torch::TensorOptions().dtype(dtype));
         t = base.as_strided(v->sizes, v->strides, v->i).to(torch::kFloat).contiguous().clone();
       }
+      converted.emplace(view, t);
       out.network_weights.emplace_back(k->s, std::move(t));
     }
     if (const Obj* axes = lookup(root, "inference_allowed_mirroring_axes"); axes && axes->kind != Kind::None) {

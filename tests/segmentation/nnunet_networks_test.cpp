@@ -6,10 +6,13 @@
 // give one SegmentationError each, and nothing in a pickle is ever executed.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <set>
+
+#include <unistd.h>
 
 #include "model_impl.h"
 #include "nnunet_networks.h"
@@ -32,8 +35,13 @@ const fs::path* fixtures(std::string* why) {
     if (sagitta::testing::run_command("/usr/bin/python3 -c 'import torch, numpy' 2>/dev/null").exit_code != 0) {
       error = "python3-torch or python3-numpy is not installed (apt-get install python3-torch); no fixtures";
     } else {
-      const fs::path out = sagitta::testing::binary_dir() / "nnunet_fixtures";
+      // One folder per test process (ctest -j runs the tests of this file in parallel), removed at exit.
+      static const fs::path out = sagitta::testing::binary_dir() / ("nnunet_fixtures_" + std::to_string(::getpid()));
       fs::remove_all(out);
+      std::atexit([] {
+        std::error_code ec;
+        fs::remove_all(out, ec);
+      });
       const auto r = sagitta::testing::run_command(
           "/usr/bin/python3 " +
           sagitta::testing::shell_quote(sagitta::testing::source_dir() / "tests/segmentation/nnunet_fixture.py") + " " +
