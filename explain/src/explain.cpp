@@ -110,7 +110,7 @@ std::optional<Method> parse_method(const std::string& name) {
 }
 
 std::vector<Method> available_methods(const sagitta::ModelCard& card) {
-  const bool activation = card.format == "native-unet" ? !card.gradcam_layer.empty() : card.returns_activation;
+  const bool activation = card.format == "native-unet" || card.format == "nnunet" ? !card.gradcam_layer.empty() : card.returns_activation;
   if (activation) return {Method::GradCam, Method::GradCamPlusPlus, Method::HiResCam, Method::Occlusion};
   return {Method::Occlusion};
 }

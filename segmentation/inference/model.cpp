@@ -5,10 +5,13 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <numeric>
 #include <thread>
 
 #include "sagitta/segmentation/error.h"
 #ifdef SAGITTA_NATIVE_UNET
+#include "nnunet_networks.h"
+#include "torch_checkpoint.h"
 #include "unet.h"
 #endif
 
@@ -77,6 +80,13 @@ ModelOutput Model::Impl::run_one(const torch::Tensor& x) const {
     return out;
   }
 #ifdef SAGITTA_NATIVE_UNET
+  if (native_kind == NativeKind::NNUNet) {
+    auto& net = *std::static_pointer_cast<NNUNetNetwork>(native);
+    NNUNetOutput o = net->forward_all(input, card.gradcam_layer);
+    out.logits = o.logits;
+    out.activation = o.activation;
+    return out;
+  }
   auto& net = *std::static_pointer_cast<UNet>(native);
   UNetOutput o = net->forward_all(input, card.gradcam_layer);
   out.logits = o.logits;
@@ -151,6 +161,7 @@ void load_native_unet(Model::Impl& impl, const std::string& where) {
     (*net)->to(impl.device);
     impl.size_divisor = (*net)->size_divisor();
     impl.native = net;
+    impl.native_kind = Model::Impl::NativeKind::UNet;
   } catch (const SegmentationError&) {
     throw;
   } catch (const std::exception& e) {
@@ -158,6 +169,42 @@ void load_native_unet(Model::Impl& impl, const std::string& where) {
   }
 #else
   throw SegmentationError(where + ": native U-Net models are not available in this build");
+#endif
+}
+
+// nnU-Net v2: the card's `unet` is the plans' architecture entry, `weights` one fold's checkpoint
+// (checkpoint_final.pth / checkpoint_best.pth, read without Python). Each fold is one Model.
+void load_nnunet(Model::Impl& impl, const std::string& where) {
+#ifdef SAGITTA_NATIVE_UNET
+  ModelCard& card = impl.card;
+  if (card.unet.is_object() && card.unet.contains("num_outputs")) {
+    const auto& n = card.unet["num_outputs"];
+    if (!n.is_number_integer() || n.get<int64_t>() < 1 || n.get<int64_t>() > 65536)
+      throw SegmentationError(where + ": unet.num_outputs must be a positive integer");
+    impl.num_outputs = n.get<int>();
+  }
+  const NNUNetArchitecture arch =
+      NNUNetArchitecture::from_json(card.unet, int(card.channels.size()), impl.num_outputs);
+  if (arch.dimensions != card.dimensions)
+    throw SegmentationError(fmt::format("{}: the plans' network is {}D but the card says {}D", where, arch.dimensions,
+                                        card.dimensions));
+  NNUNetCheckpoint checkpoint = read_nnunet_checkpoint(card.weights.string());
+  auto net = std::make_shared<NNUNetNetwork>(arch);
+  (*net)->load_state_dict(checkpoint.network_weights, where);
+  checkpoint.network_weights.clear();
+  (*net)->eval();
+  (*net)->to(impl.device);
+  if (card.gradcam_layer.empty()) card.gradcam_layer = (*net)->default_gradcam_layer();
+  int64_t divisor = 1;
+  for (int64_t d : arch.size_divisors()) divisor = std::lcm(divisor, d);
+  impl.size_divisor = int(divisor);
+  impl.native = net;
+  impl.native_kind = Model::Impl::NativeKind::NNUNet;
+  impl.checkpoint_mirroring_axes = checkpoint.mirroring_axes;
+  impl.trainer_name = checkpoint.trainer_name;
+  if (!checkpoint.trainer_name.empty()) impl.notes.push_back("nnU-Net checkpoint of trainer " + checkpoint.trainer_name);
+#else
+  throw SegmentationError(where + ": nnU-Net models are not available in this build");
 #endif
 }
 
@@ -215,9 +262,11 @@ std::unique_ptr<Model::Impl> load_network(const ModelCard& card, const ModelOpti
   impl->card = card;
   const std::string where = "model " + card.weights.string();
   choose_device(*impl, options);
+  impl->num_outputs = card.output_channels();
   if (card.format == "torchscript") load_torchscript(*impl, options, where);
   else if (card.format == "native-unet") load_native_unet(*impl, where);
-  else throw SegmentationError(where + ": format '" + card.format + "' cannot be loaded by this build");
+  else if (card.format == "nnunet") load_nnunet(*impl, where);
+  else throw SegmentationError(where + ": unknown model format '" + card.format + "'");
   return impl;
 }
 

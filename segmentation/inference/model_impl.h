@@ -25,9 +25,19 @@ struct Model::Impl {
   torch::Device device{torch::kCPU};
   std::vector<std::string> notes;
   int size_divisor = 1;
+  // Output channels: the card's classes, or for nnU-Net region-based models the card's
+  // unet.num_outputs (one sigmoid channel per region).
+  int num_outputs = 0;
   // Exactly one of these is set.
   std::optional<torch::jit::Module> script;
-  std::shared_ptr<void> native;  // a UNet (kept opaque here so this header does not need unet.h)
+  // A UNet or an NNUNetNetwork (kept opaque here so this header needs neither unet.h nor
+  // nnunet_networks.h); native_kind says which.
+  std::shared_ptr<void> native;
+  enum class NativeKind { None, UNet, NNUNet } native_kind = NativeKind::None;
+  // nnU-Net checkpoints: inference_allowed_mirroring_axes as saved by the trainer (nullopt: None)
+  // and the trainer's class name.
+  std::optional<std::vector<int>> checkpoint_mirroring_axes;
+  std::string trainer_name;
   // The card's other folds: the same network with other weights (their cards name their weights).
   std::vector<std::unique_ptr<Impl>> folds;
 
