@@ -17,6 +17,7 @@
 #include "sagitta/dicom/scan.h"
 #include "sagitta/dicom/secondary_capture.h"
 #include "support/synthetic_dicom.h"
+#include "support/dicom_checks.h"
 #include "support/test_paths.h"
 
 namespace {
@@ -27,18 +28,12 @@ namespace st = sagitta::testing;
 dcm::LoadedSeries load_folder(const fs::path& dir) { return dcm::load(dcm::select_stack(dcm::scan({dir}), "")); }
 
 void expect_dciodvfy_clean(const fs::path& file) {
-  if (st::run_command("command -v dciodvfy").exit_code != 0) {
+  const st::IodCheck check = st::dciodvfy(file);
+  if (!check.installed) {
     std::cout << "[ NOTE ] dciodvfy not installed (Debian package dicom3tools); IOD check skipped\n";
     return;
   }
-  const auto r = st::run_command(fmt::format("dciodvfy '{}'", file.string()));
-  const std::string text = r.out + r.err;  // dciodvfy reports on stderr
-  std::size_t errors = 0, pos = 0;
-  while ((pos = text.find("Error", pos)) != std::string::npos) {
-    if (pos == 0 || text[pos - 1] == '\n') ++errors;
-    ++pos;
-  }
-  EXPECT_EQ(errors, 0u) << file << ":\n" << text;
+  EXPECT_EQ(check.errors, 0u) << file << ":\n" << check.report;
 }
 
 // Reads the float frames of a Parametric Map back in frame order.

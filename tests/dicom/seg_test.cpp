@@ -17,6 +17,7 @@
 #include "sagitta/dicom/seg.h"
 #include "support/synthetic_dicom.h"
 #include "support/read_4d.h"
+#include "support/dicom_checks.h"
 #include "support/test_paths.h"
 
 namespace {
@@ -47,22 +48,12 @@ std::vector<dcm::SegmentDescription> describe(const dcm::LabelMap& labels, const
 // dciodvfy (dicom3tools) must report no errors. Warnings are allowed (it also warns about things
 // the standard permits, e.g. attributes retired since its release).
 void expect_dciodvfy_clean(const fs::path& file) {
-  if (st::run_command("command -v dciodvfy").exit_code != 0) {
+  const st::IodCheck check = st::dciodvfy(file);
+  if (!check.installed) {
     std::cout << "[ NOTE ] dciodvfy not installed (Debian package dicom3tools); IOD check skipped\n";
     return;
   }
-  const auto r = st::run_command(fmt::format("dciodvfy '{}'", file.string()));
-  std::vector<std::string> errors;
-  std::size_t pos = 0;
-  const std::string text = r.out + r.err;  // dciodvfy reports on stderr
-  while (pos < text.size()) {
-    const auto end = text.find('\n', pos);
-    const std::string line = text.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
-    if (line.rfind("Error", 0) == 0) errors.push_back(line);
-    if (end == std::string::npos) break;
-    pos = end + 1;
-  }
-  EXPECT_TRUE(errors.empty()) << file << ":\n" << text;
+  EXPECT_EQ(check.errors, 0u) << file << ":\n" << check.report;
 }
 
 // A small synthetic CT with three labelled blocks, two empty slices at the ends.
