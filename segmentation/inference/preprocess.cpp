@@ -11,6 +11,8 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <optional>
+#include <string>
 
 #include "sagitta/core/image.h"
 #include "sagitta/segmentation/error.h"
@@ -268,29 +270,43 @@ void crop_all(std::vector<Image::Pointer>& images, const Image::RegionType& regi
   }
 }
 
+// The bounding box of the voxels of `image` above `threshold`, widened by `margin` voxels per axis
+// and kept inside the image; nothing when no voxel is above.
+std::optional<Image::RegionType> box_above(const Image& image, float threshold, const std::array<long, 3>& margin) {
+  long lo[3], hi[3];
+  body_box(image, threshold, lo, hi);
+  if (hi[0] < 0) return std::nullopt;
+  const auto size = image.GetLargestPossibleRegion().GetSize();
+  Image::RegionType region;
+  for (unsigned a = 0; a < 3; ++a) {
+    lo[a] = std::max(0L, lo[a] - margin[a]);
+    hi[a] = std::min(long(size[a]) - 1, hi[a] + margin[a]);
+    region.SetIndex(a, lo[a]);
+    region.SetSize(a, itk::SizeValueType(hi[a] - lo[a] + 1));
+  }
+  return region;
+}
+
+std::string cropped_size(const Image::RegionType& region, const Image& image) {
+  const auto size = image.GetLargestPossibleRegion().GetSize();
+  return fmt::format("{}x{}x{} of {}x{}x{} voxels", region.GetSize(0), region.GetSize(1), region.GetSize(2), size[0],
+                     size[1], size[2]);
+}
+
 // The card's crop_foreground_margin (MONAI's CropForeground): the normalised channels cut to the
 // bounding box of the first channel's positive voxels, plus the margin in voxels.
 void crop_to_foreground(std::vector<Image::Pointer>& normalised, int margin, Preprocessed& out) {
   const Image& first = *normalised[0];
-  long lo[3], hi[3];
-  body_box(first, 0.0f, lo, hi);
-  if (hi[0] < 0) {
+  const auto region = box_above(first, 0.0f, {margin, margin, margin});
+  if (!region) {
     out.decisions.push_back("foreground crop skipped: no positive voxel");
     return;
   }
-  const auto size = first.GetLargestPossibleRegion().GetSize();
-  Image::RegionType region;
-  for (unsigned a = 0; a < 3; ++a) {
-    lo[a] = std::max(0L, lo[a] - margin);
-    hi[a] = std::min(long(size[a]) - 1, hi[a] + margin);
-    region.SetIndex(a, lo[a]);
-    region.SetSize(a, itk::SizeValueType(hi[a] - lo[a] + 1));
-  }
-  if (region == first.GetLargestPossibleRegion()) return;
-  crop_all(normalised, region);
+  if (*region == first.GetLargestPossibleRegion()) return;
+  const std::string what = cropped_size(*region, first);
+  crop_all(normalised, *region);
   out.cropped = true;
-  out.decisions.push_back(fmt::format("cropped to the foreground (positive after normalisation, margin {} voxels): {}x{}x{} of {}x{}x{} voxels",
-                                      margin, region.GetSize(0), region.GetSize(1), region.GetSize(2), size[0], size[1], size[2]));
+  out.decisions.push_back(fmt::format("cropped to the foreground (positive after normalisation, margin {} voxels): {}", margin, what));
 }
 
 // --crop-body: every channel cut to the body's bounding box (plus a margin) of the first one.
@@ -301,27 +317,19 @@ void crop_to_body(std::vector<Image::Pointer>& resampled, const ModelCard& card,
   const float* p = first.GetBufferPointer();
   float threshold = float(options.body_threshold_hu);
   if (!ct) threshold = *std::min_element(p, p + first.GetBufferedRegion().GetNumberOfPixels());
-  const auto size = first.GetLargestPossibleRegion().GetSize();
-  long lo[3], hi[3];
-  body_box(first, threshold, lo, hi);
-  if (hi[0] < 0) {
+  std::array<long, 3> margin{};
+  for (unsigned a = 0; a < 3; ++a) margin[a] = long(std::ceil(options.crop_margin_mm / first.GetSpacing()[a]));
+  const auto region = box_above(first, threshold, margin);
+  if (!region) {
     out.decisions.push_back("body crop skipped: no voxel above the body threshold");
     return;
   }
-  Image::RegionType region;
-  for (int a = 0; a < 3; ++a) {
-    const long margin = long(std::ceil(options.crop_margin_mm / first.GetSpacing()[a]));
-    lo[a] = std::max(0L, lo[a] - margin);
-    hi[a] = std::min(long(size[a]) - 1, hi[a] + margin);
-    region.SetIndex(a, lo[a]);
-    region.SetSize(a, itk::SizeValueType(hi[a] - lo[a] + 1));
-  }
-  if (region == first.GetLargestPossibleRegion()) return;
-  crop_all(resampled, region);
+  if (*region == first.GetLargestPossibleRegion()) return;
+  const std::string what = cropped_size(*region, first);
+  crop_all(resampled, *region);
   out.cropped = true;
-  out.decisions.push_back(fmt::format("cropped to the body ({} above {:.4g}, margin {} mm): {}x{}x{} of {}x{}x{} voxels",
-                                      ct ? "HU" : "values", threshold, options.crop_margin_mm, region.GetSize(0),
-                                      region.GetSize(1), region.GetSize(2), size[0], size[1], size[2]));
+  out.decisions.push_back(fmt::format("cropped to the body ({} above {:.4g}, margin {} mm): {}", ct ? "HU" : "values",
+                                      threshold, options.crop_margin_mm, what));
 }
 
 }  // namespace

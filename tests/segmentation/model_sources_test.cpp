@@ -32,6 +32,7 @@ json inference_config() {
       {"_target_": "Orientationd", "keys": "image", "axcodes": "RAS"},
       {"_target_": "Spacingd", "keys": ["image"], "pixdim": [2.0, 2.0, 2.0], "mode": "bilinear"},
       {"_target_": "ScaleIntensityRanged", "keys": "image", "a_min": 0, "a_max": 200, "b_min": 0.0, "b_max": 1.0, "clip": true},
+      {"_target_": "CropForegroundd", "keys": "image", "source_key": "image", "margin": 2},
       {"_target_": "EnsureTyped", "keys": "image"}
     ],
     "preprocessing": {"_target_": "Compose", "transforms": "$@preprocessing_transforms"},
@@ -77,6 +78,7 @@ TEST(MonaiBundle, TheInferenceChainBecomesACard) {
   EXPECT_EQ(card.spacing, (std::vector<double>{2, 2, 2}));
   EXPECT_EQ(card.patch_size, (std::vector<int>{32, 32, 24}));
   EXPECT_EQ(card.window_weights, "constant");  // MONAI's default mode
+  EXPECT_EQ(card.crop_foreground_margin, 2);
   ASSERT_TRUE(card.overlap.has_value());
   EXPECT_DOUBLE_EQ(*card.overlap, 0.5);
   ASSERT_EQ(card.channels.size(), 1u);
@@ -101,6 +103,9 @@ TEST(MonaiBundle, RunsEndToEndOnEveryStorageOrder) {
     seg::SegmentOptions o;
     o.window.overlap = *card.overlap;
     const auto result = seg::segment(model, {image}, o);
+    // The network ran on the body's box only (CropForeground), the labels cover the whole input.
+    EXPECT_NE(result.report.dump().find("cropped to the foreground"), std::string::npos);
+    EXPECT_TRUE(seg::same_grid(*result.labels, *image));
     const double left = dice(*result.labels, p, 1), right = dice(*result.labels, p, 2);
     std::cout << "Dice left " << left << ", right " << right << std::endl;
     EXPECT_GT(left, 0.8);
