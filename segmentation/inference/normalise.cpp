@@ -147,13 +147,9 @@ std::string normalise(const float* src, float* dst, std::size_t count, const Nor
     }
     case S::Range: {
       const double scale = (n.b_max - n.b_min) / (n.a_max - n.a_min);
-      const Selection all{};
-      if (n.clip) {
-        // Clipping the result to [b_min, b_max] is clipping the input to [a_min, a_max].
-        affine(src, dst, count, all, std::min(n.a_min, n.a_max), std::max(n.a_min, n.a_max), n.a_min, scale, n.b_min);
-      } else {
-        affine(src, dst, count, all, -kInf, kInf, n.a_min, scale, n.b_min);
-      }
+      // Clipping the result to [b_min, b_max] is clipping the input to [a_min, a_max].
+      affine(src, dst, count, Selection{}, n.clip ? std::min(n.a_min, n.a_max) : -kInf,
+             n.clip ? std::max(n.a_min, n.a_max) : kInf, n.a_min, scale, n.b_min);
       return fmt::format("{}: [{}, {}] scaled to [{}, {}]{}", what, n.a_min, n.a_max, n.b_min, n.b_max,
                          n.clip ? ", clipped" : "");
     }

@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "ras_phantom.h"
+#include "script_models.h"
 #include "sagitta/segmentation/error.h"
 #include "sagitta/segmentation/model_sources.h"
 #include "sagitta/segmentation/segment.h"
@@ -93,9 +94,7 @@ TEST(MonaiBundle, TheInferenceChainBecomesACard) {
 
 TEST(MonaiBundle, RunsEndToEndOnEveryStorageOrder) {
   const auto card = seg::open_model(write_bundle(inference_config(), metadata()));
-  seg::ModelOptions mo;
-  mo.threads = 2;
-  const auto model = seg::Model::load(card, mo);
+  const auto model = sagitta::testing::load_model(card);
   const Phantom p{{10, -1, 1}, {-12, 2, -2}};
   for (const auto& d : {direction({1, 0, 0, 0, 1, 0, 0, 0, 1}), direction({-1, 0, 0, 0, -1, 0, 0, 0, 1}),
                         direction({0, 0, 1, 0, -1, 0, 1, 0, 0})}) {

@@ -10,6 +10,7 @@
 #include <iostream>
 
 #include "ras_phantom.h"
+#include "script_models.h"
 #include "sagitta/core/error.h"
 #include "sagitta/segmentation/segment.h"
 #include "support/test_paths.h"
@@ -43,9 +44,7 @@ std::vector<Case> cases() {
 }
 
 seg::Segmentation run(const sagitta::ModelCard& card, const seg::Image::Pointer& image) {
-  seg::ModelOptions mo;
-  mo.threads = 2;
-  const auto model = seg::Model::load(card, mo);
+  const auto model = sagitta::testing::load_model(card);
   return seg::segment(model, {image}, seg::SegmentOptions{});
 }
 

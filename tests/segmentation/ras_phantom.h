@@ -3,11 +3,11 @@
 // grids of any orientation, and Dice against its truth. Shared by the orientation and model-source
 // tests.
 #include <itkImageRegionConstIteratorWithIndex.h>
-#include <itkImageRegionIteratorWithIndex.h>
 
 #include <array>
 #include <initializer_list>
 
+#include "phantoms.h"
 #include "sagitta/segmentation/images.h"
 
 namespace sagitta::testing::ras {
@@ -34,28 +34,10 @@ struct Phantom {
 // A volume of the phantom on a grid with the given direction (columns: LPS axis vectors), 1.2 mm
 // voxels, centred on the origin. The model's 2 mm grid of any of them fits in one patch.
 inline seg::Image::Pointer stored(const Phantom& p, const seg::Image::DirectionType& d, std::array<unsigned, 3> size) {
-  auto image = seg::Image::New();
-  seg::Image::RegionType region;
-  for (unsigned a = 0; a < 3; ++a) region.SetSize(a, size[a]);
-  image->SetRegions(region);
-  seg::Image::SpacingType s;
-  s.Fill(1.2);
-  image->SetSpacing(s);
-  image->SetDirection(d);
-  seg::Image::PointType origin;
-  for (unsigned w = 0; w < 3; ++w) {
-    origin[w] = 0;
+  std::array<double, 3> origin{};
+  for (unsigned w = 0; w < 3; ++w)
     for (unsigned a = 0; a < 3; ++a) origin[w] -= d[w][a] * 1.2 * (double(size[a]) - 1) / 2;
-  }
-  image->SetOrigin(origin);
-  image->Allocate();
-  itk::ImageRegionIteratorWithIndex<seg::Image> it(image, region);
-  for (; !it.IsAtEnd(); ++it) {
-    seg::Image::PointType q;
-    image->TransformIndexToPhysicalPoint(it.GetIndex(), q);
-    it.Set(p.value(q[0], q[1], q[2]));
-  }
-  return image;
+  return make_volume(size, {1.2, 1.2, 1.2}, [&p](double x, double y, double z) { return p.value(x, y, z); }, origin, d);
 }
 
 // Dice of label `value` in `labels` against the phantom's truth at the same voxels.

@@ -105,4 +105,12 @@ fs::path write_threshold_model(const fs::path& dir) {
   return write_script_model(dir, "threshold", card);
 }
 
+segmentation::Model load_model(const fs::path& card_path) { return load_model(sagitta::load_card(card_path)); }
+
+segmentation::Model load_model(const sagitta::ModelCard& card) {
+  segmentation::ModelOptions o;
+  o.threads = 2;
+  return segmentation::Model::load(card, o);
+}
+
 }  // namespace sagitta::testing

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "sagitta/core/model_card.h"
+#include "sagitta/segmentation/model.h"
 
 namespace sagitta::testing {
 
@@ -26,6 +27,11 @@ std::filesystem::path write_native_unet(const std::filesystem::path& dir, sagitt
 // where the CT-normalised value exceeds 1 (std 100): a ball of 400 in -50 is found. Returns the
 // card path.
 std::filesystem::path write_threshold_model(const std::filesystem::path& dir);
+
+// A model loaded as the segmentation tests run them (2 LibTorch threads), from a card file or a
+// card in memory.
+segmentation::Model load_model(const std::filesystem::path& card_path);
+segmentation::Model load_model(const sagitta::ModelCard& card);
 
 // A card with `classes` labels, one CT-like channel (normalisation None unless changed).
 sagitta::ModelCard test_card(int dimensions, int classes, int patch, double spacing = 1.0);

@@ -16,17 +16,13 @@
 
 namespace seg = sagitta::segmentation;
 namespace fs = std::filesystem;
+using sagitta::testing::load_model;
 using sagitta::testing::make_volume;
 using sagitta::testing::test_card;
 using sagitta::testing::write_script_model;
 
 namespace {
 
-seg::Model load(const fs::path& card_path) {
-  seg::ModelOptions o;
-  o.threads = 2;
-  return seg::Model::load(sagitta::load_card(card_path), o);
-}
 
 seg::Image::Pointer noise_volume(std::array<unsigned, 3> size, unsigned seed) {
   std::mt19937 rng(seed);
@@ -88,7 +84,7 @@ TEST(SlidingWindow, WindowStartsCoverTheAxisEvenly) {
 
 TEST(SlidingWindow, PointwiseModelEqualsFullForwardEverywhere) {
   const fs::path dir = sagitta::testing::scratch_dir();
-  const auto model = load(write_script_model(dir, "pointwise", test_card(3, 3, 16)));
+  const auto model = load_model(write_script_model(dir, "pointwise", test_card(3, 3, 16)));
   auto image = noise_volume({37, 29, 23}, 1);
   const auto full = full_forward(model, *image);
   for (int batch : {1, 3})
@@ -107,7 +103,7 @@ TEST(SlidingWindow, NnUNetRulesLayTheirOwnWindowsAndPadWithZero) {
   // nnU-Net's steps (unrounded step 7.5 for a patch of 15), its float16 Gaussian and zero padding:
   // a pointwise model still equals the full forward, with nnU-Net's window count.
   const fs::path dir = sagitta::testing::scratch_dir();
-  const auto model = load(write_script_model(dir, "pointwise", test_card(3, 3, 15)));
+  const auto model = load_model(write_script_model(dir, "pointwise", test_card(3, 3, 15)));
   seg::SlidingWindowOptions o;
   o.step_rule = seg::StepRule::NnUNet;
   o.importance = seg::ImportanceMap::NnUNet;
@@ -132,7 +128,7 @@ TEST(SlidingWindow, ConvolutionModelEqualsFullForwardInTheInterior) {
   // average must equal it. (On the seams the Gaussian only damps the error: a separable weight
   // can still favour the window that is wrong on one axis but centred on the two others.)
   const fs::path dir = sagitta::testing::scratch_dir();
-  const auto model = load(write_script_model(dir, "conv3", test_card(3, 2, 24)));
+  const auto model = load_model(write_script_model(dir, "conv3", test_card(3, 2, 24)));
   auto image = noise_volume({50, 41, 30}, 2);
   const auto full = full_forward(model, *image);
   const auto r = seg::sliding_window(model, {image}, {});
@@ -147,7 +143,7 @@ TEST(SlidingWindow, ConvolutionModelEqualsFullForwardInTheInterior) {
 
 TEST(SlidingWindow, VolumesSmallerThanAPatchArePadded) {
   const fs::path dir = sagitta::testing::scratch_dir();
-  const auto model = load(write_script_model(dir, "pointwise", test_card(3, 2, 16)));
+  const auto model = load_model(write_script_model(dir, "pointwise", test_card(3, 2, 16)));
   auto image = noise_volume({9, 20, 5}, 3);
   const auto r = seg::sliding_window(model, {image}, {});
   ASSERT_EQ(r.logits.size(), 2u);
@@ -159,7 +155,7 @@ TEST(SlidingWindow, TwoDimensionalModelRunsSliceBySlice) {
   const fs::path dir = sagitta::testing::scratch_dir();
   auto card = test_card(2, 2, 40);
   card.patch_size = {40, 30};
-  const auto model = load(write_script_model(dir, "conv3", card));
+  const auto model = load_model(write_script_model(dir, "conv3", card));
   auto image = noise_volume({40, 30, 6}, 4);  // every slice is one window: exact per-slice forward
   seg::SlidingWindowOptions o;
   o.batch_size = 4;
@@ -179,7 +175,7 @@ TEST(Model, BadModelsAreRefusedWithAClearMessage) {
   const fs::path dir = sagitta::testing::scratch_dir();
   auto expect_error = [](const fs::path& card, const std::string& needle) {
     try {
-      load(card);
+      load_model(card);
       ADD_FAILURE() << "no error, expected " << needle;
     } catch (const seg::SegmentationError& e) {
       EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
@@ -219,7 +215,7 @@ TEST(Model, BadModelsAreRefusedWithAClearMessage) {
     expect_error(card, "returns (logits, activation)");
   }
   // And a model that does return the activation loads and segments.
-  const auto ok = load(write_script_model(dir / "ok", "tuple", test_card(3, 2, 8)));
+  const auto ok = load_model(write_script_model(dir / "ok", "tuple", test_card(3, 2, 8)));
   EXPECT_EQ(ok.num_classes(), 2);
   EXPECT_NO_THROW(seg::sliding_window(ok, {noise_volume({10, 10, 10}, 5)}, {}));
 }
@@ -228,7 +224,7 @@ TEST(Model, NativeUNetLoadsAndSegments) {
   // The card's other format: a native U-Net checkpoint. Sliding-window logits must match a
   // forward pass on a volume that is exactly one patch.
   const fs::path dir = sagitta::testing::scratch_dir();
-  const auto model = load(sagitta::testing::write_native_unet(dir, test_card(3, 3, 16)));
+  const auto model = load_model(sagitta::testing::write_native_unet(dir, test_card(3, 3, 16)));
   EXPECT_EQ(model.size_divisor(), 2);
   EXPECT_EQ(model.num_classes(), 3);
   auto image = noise_volume({16, 16, 16}, 6);
@@ -253,7 +249,7 @@ TEST(Segment, OutputsAreOnTheSourceGridAndFindTheBall) {
   auto card = test_card(3, 2, 24, 1.6);
   card.channels[0].normalization.scheme = sagitta::Normalization::Scheme::CT;
   card.channels[0].normalization.std = 100;
-  const auto model = load(write_script_model(dir, "threshold", card));
+  const auto model = load_model(write_script_model(dir, "threshold", card));
   const double cx = 17.3, cy = 11.2, cz = 40, r = 14;  // inside the oblique volume
   auto truth = [&](double x, double y, double z) {
     return (x - cx) * (x - cx) + (y - cy) * (y - cy) + (z - cz) * (z - cz) <= r * r;

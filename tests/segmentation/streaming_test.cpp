@@ -23,17 +23,13 @@
 
 namespace seg = sagitta::segmentation;
 namespace fs = std::filesystem;
+using sagitta::testing::load_model;
 using sagitta::testing::make_volume;
 using sagitta::testing::test_card;
 using sagitta::testing::write_script_model;
 
 namespace {
 
-seg::Model load(const fs::path& card_path) {
-  seg::ModelOptions o;
-  o.threads = 2;
-  return seg::Model::load(sagitta::load_card(card_path), o);
-}
 
 seg::Image::Pointer noise(std::array<unsigned, 3> size, std::array<double, 3> spacing, unsigned seed,
                           double oblique_degrees = 0) {
@@ -137,7 +133,7 @@ std::size_t differences(const seg::LabelImage& a, const seg::LabelImage& b, cons
 
 TEST(Streaming, TiledLogitsEqualADenseAccumulationBitForBit) {
   const fs::path dir = sagitta::testing::scratch_dir();
-  const auto model = load(write_script_model(dir, "conv3", test_card(3, 5, 8, 1.0)));
+  const auto model = load_model(write_script_model(dir, "conv3", test_card(3, 5, 8, 1.0)));
   // One slab (z smaller than the patch: padded), two slabs, many slabs with a padded y axis.
   for (const std::array<unsigned, 3> size : {std::array<unsigned, 3>{20, 18, 6}, {20, 18, 12}, {13, 7, 45}}) {
     SCOPED_TRACE(::testing::Message() << size[0] << "x" << size[1] << "x" << size[2]);
@@ -162,7 +158,7 @@ TEST(Streaming, SegmentLabelsEqualTheWholeVolumePath) {
   // -> argmax -> ITK's resampling, on an axis-aligned and an oblique source that both need
   // resampling to the model's 1.3 mm.
   const fs::path dir = sagitta::testing::scratch_dir();
-  const auto model = load(write_script_model(dir, "conv3", test_card(3, 4, 8, 1.3)));
+  const auto model = load_model(write_script_model(dir, "conv3", test_card(3, 4, 8, 1.3)));
   for (const double degrees : {0.0, 17.0}) {
     SCOPED_TRACE(::testing::Message() << "oblique " << degrees);
     const auto image = noise({23, 19, 30}, {0.9, 1.1, 1.7}, 11, degrees);
@@ -226,7 +222,7 @@ TEST(Streaming, AccumulatorMemoryIsFlatInVolumeLength) {
   // than one patch depth of the volume's logits.
   const fs::path dir = sagitta::testing::scratch_dir();
   const int classes = 12;
-  const auto model = load(write_script_model(dir, "pointwise", test_card(3, classes, 16, 1.0)));
+  const auto model = load_model(write_script_model(dir, "pointwise", test_card(3, classes, 16, 1.0)));
   std::size_t peak[2] = {0, 0};
   int i = 0;
   for (const unsigned slices : {200u, 1000u}) {
