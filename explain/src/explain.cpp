@@ -200,6 +200,10 @@ std::vector<const sagitta::Label*> resolve_labels(const sagitta::ModelCard& card
 void preprocess_and_region(Run& run) {
   const auto t = Clock::now();
   run.pre = seg::preprocess(run.inputs, run.card, run.options.segment.preprocess);
+  // nnU-Net's own data path gives arrays without patient geometry, which the heatmaps' way back
+  // to the source grid needs: refused rather than mapped wrongly.
+  if (run.pre.nnunet_plan)
+    throw ExplainError("explanations of nnU-Net results folders are not supported yet (segment runs them)");
   run.t_pre = since(t);
   run.note(run.pre.decisions);
   const Region& region = run.options.region;

@@ -66,7 +66,9 @@ CommandSpec explain_spec() {
   Parameter no_sanity = switch_option("no_sanity", "no-sanity", "Skip sanity check",
                                   "Do not run the model-randomisation sanity check (halves the run time)");
 
-  s.groups.push_back({"Input", "", {model_inputs_parameter(true), model_card_parameter(), label, series_parameter()}});
+  std::vector<Parameter> input_group{model_inputs_parameter(true), model_card_parameter(), label, series_parameter()};
+  for (const auto& p : model_source_parameters()) input_group.push_back(p);
+  s.groups.push_back({"Input", "", input_group});
   s.groups.push_back({"Method", "", {method, score, box, mask, occlusion}});
   s.groups.push_back({"Output", "",
                       {output_folder_parameter("the heatmap, pictures and report.json"), heatmap, volume_format_parameter(),
@@ -215,7 +217,7 @@ int run_explain(const Arguments& a) {
   StagedOutputs out(a.text("output"));
   Progress progress("Sagitta Explain", "Grad-CAM explanations of a segmentation", a.flag("no_progress") || a.flag("json"));
   progress.stage("loading model", 0.0, 0.05);
-  const ModelCard card = sagitta::segmentation::open_model(a.text("model"));
+  const ModelCard card = open_model(a);
   check_request(card, eo, labels);
   const segmentation::Model model = load_model(card, a, "sagitta explain");
   const double t_model = step.lap();

@@ -85,7 +85,9 @@ CommandSpec segment_spec() {
                               "Background enclosed by a single label becomes that label");
   Parameter min_size = ranged(parameter("min_size", ParamType::Integer, "min-size", "0", "Minimum component size",
                                  "Remove connected components smaller than this many voxels (0: keep all)"), 0);
-  s.groups.push_back({"Input", "", {inputs, model_card_parameter(), series_parameter()}});
+  std::vector<Parameter> input_group{inputs, model_card_parameter(), series_parameter()};
+  for (const auto& p : model_source_parameters()) input_group.push_back(p);
+  s.groups.push_back({"Input", "", input_group});
   s.groups.push_back({"Output", "",
                       {output_folder_parameter("labels, probabilities and report.json"), volume_format_parameter(),
                        probabilities, dicom_seg, seg_type, dicom_sr, rtstruct, slicer_seg, explain}});
@@ -328,7 +330,7 @@ int run_segment(const Arguments& a) {
   const bool dicom_objects = wants_dicom_objects(a) || pacs.active();
 
   progress.stage("loading model", 0.0, 0.05);
-  const ModelCard card = seg::open_model(a.text("model"));
+  const ModelCard card = open_model(a);
   const seg::Model model = load_model(card, a, "sagitta segment");
   const double t_model = step.lap();
   progress.stage("loading input", 0.05, 0.15);
@@ -456,7 +458,7 @@ int run_cohort(const Arguments& a) {
   job.force = a.flag("force");
   job.noun = "study";
 
-  const ModelCard card = seg::open_model(a.text("model"));
+  const ModelCard card = open_model(a);
   const seg::Model model = load_model(card, a, "sagitta segment");
   const double t_model = step.lap();
   job.columns = cohort_columns(card);

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "sagitta/dicom/report_json.h"
+#include "sagitta/segmentation/model_sources.h"
 
 namespace sagitta::cli {
 namespace fs = std::filesystem;
@@ -18,7 +19,9 @@ Parameter model_inputs_parameter(bool required) {
 }
 
 Parameter model_card_parameter() {
-  Parameter p = parameter("model", ParamType::File, "model", "", "Model card", "The model's card (model.json beside its weights)");
+  Parameter p = parameter("model", ParamType::File, "model", "", "Model",
+                          "The model's card (model.json beside its weights), a model folder, a MONAI bundle or an "
+                          "nnU-Net v2 results folder (DatasetNNN_Name/<trainer>__<plans>__<configuration>)");
   p.required = true;
   p.channel = Channel::Input;
   return p;
@@ -72,6 +75,35 @@ Parameter no_progress_parameter() {
 }
 
 std::string volume_extension(const Arguments& a) { return a.text("format") == "nifti" ? ".nii.gz" : ".nrrd"; }
+
+std::vector<Parameter> model_source_parameters() {
+  Parameter folds = parameter("folds", ParamType::String, "folds", "", "nnU-Net folds",
+                              "nnU-Net results folders: the folds to average (0 1 2 3 4, or all); default every "
+                              "fold_N that has the checkpoint");
+  folds.multiple = true;
+  Parameter checkpoint = parameter("checkpoint", ParamType::StringEnumeration, "checkpoint", "final",
+                                   "nnU-Net checkpoint", "nnU-Net results folders: checkpoint_final.pth or checkpoint_best.pth");
+  checkpoint.enumeration = {"final", "best"};
+  return {folds, checkpoint};
+}
+
+ModelCard open_model(const Arguments& a) {
+  seg::ModelSourceOptions options;
+  for (const std::string& value : a.list("folds")) {
+    std::string item;
+    for (char c : value + ",") {
+      if (c == ',' || c == ' ') {
+        if (!item.empty()) options.folds.push_back(item);
+        item.clear();
+      } else {
+        item += c;
+      }
+    }
+  }
+  options.checkpoint = a.text("checkpoint");
+  if (options.checkpoint.empty()) options.checkpoint = "final";
+  return seg::open_model(a.text("model"), options);
+}
 
 seg::Model load_model(const ModelCard& card, const Arguments& a, const std::string& where) {
   seg::ModelOptions mo;

@@ -57,6 +57,14 @@ ModelOutput Model::Impl::run(const torch::Tensor& x) const {
   return out;
 }
 
+torch::Tensor Model::Impl::fold_logits(const torch::Tensor& x, int fold) const {
+  if (fold < 0) return logits(x);
+  if (fold == 0) return run_one(x).logits;
+  if (std::size_t(fold) > folds.size())
+    throw SegmentationError(fmt::format("model {}: no fold {} (it has {})", card.name, fold, folds.size() + 1));
+  return folds[std::size_t(fold) - 1]->run_one(x).logits;
+}
+
 ModelOutput Model::Impl::run_one(const torch::Tensor& x) const {
   const torch::Tensor input = x.device() == device ? x : x.to(device);
   ModelOutput out;
@@ -201,6 +209,21 @@ void load_nnunet(Model::Impl& impl, const std::string& where) {
   impl.native = net;
   impl.native_kind = Model::Impl::NativeKind::NNUNet;
   impl.checkpoint_mirroring_axes = checkpoint.mirroring_axes;
+  // inference_allowed_mirroring_axes index the network's spatial dimensions ([D] H W): as card
+  // axes through the tensor order (memory axis m is spatial dimension dims - 1 - m).
+  if (checkpoint.mirroring_axes) {
+    const auto order = card.tensor_order();
+    std::string axes;
+    for (int a : *checkpoint.mirroring_axes) {
+      if (a < 0 || a >= card.dimensions)
+        throw SegmentationError(fmt::format("{}: the checkpoint's mirroring axis {} is not one of the {}D network's",
+                                            where, a, card.dimensions));
+      axes += char('x' + order[std::size_t(card.dimensions - 1 - a)]);
+    }
+    card.mirror_axes = axes;
+  } else {
+    card.mirror_axes = "";  // saved as None: nnU-Net's predictor does not mirror such a model
+  }
   impl.trainer_name = checkpoint.trainer_name;
   if (!checkpoint.trainer_name.empty()) impl.notes.push_back("nnU-Net checkpoint of trainer " + checkpoint.trainer_name);
 #else

@@ -50,6 +50,9 @@ struct Model::Impl {
   // This network alone (no folds).
   ModelOutput run_one(const torch::Tensor& x) const;
   torch::Tensor logits(const torch::Tensor& x) const { return run(x).logits; }
+  // One network's logits: fold 0 is the card's own weights, k the card's folds[k - 1]; -1 is
+  // logits(x), every fold combined.
+  torch::Tensor fold_logits(const torch::Tensor& x, int fold) const;
 };
 
 }  // namespace sagitta::segmentation

@@ -308,9 +308,11 @@ ModelCard card_from_monai_bundle(const fs::path& folder) {
 ModelCard open_model(const fs::path& path, const ModelSourceOptions& options) {
   if (fs::is_directory(path)) {
     if (is_monai_bundle(path)) return card_from_monai_bundle(path);
+    if (is_nnunet_results_folder(path)) return card_from_nnunet(path, options);
     if (fs::is_regular_file(path / "model.json")) return load_card(path / "model.json", options.verify_hash);
-    throw SegmentationError(path.string() + ": not a model folder (expected model.json, or a MONAI bundle's "
-                                            "configs/metadata.json)");
+    throw SegmentationError(path.string() + ": not a model folder (expected model.json, a MONAI bundle's "
+                                            "configs/metadata.json, or an nnU-Net results folder's plans.json and "
+                                            "dataset.json)");
   }
   return load_card(path, options.verify_hash);
 }

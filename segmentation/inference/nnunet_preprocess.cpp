@@ -264,8 +264,9 @@ Exported export_prediction(const Plan& plan, const Properties& p, const std::vec
                                         logits.size(), heads));
   for (const Array& l : logits)
     if (l.shape != p.new_shape) throw SegmentationError("nnU-Net logits are not on the preprocessed grid");
-  std::vector<Array> prob =
-      resample_to_shape(logits, p.shape_after_cropping, p.target_spacing, p.original_spacing, plan.resample_probabilities);
+  // The predictor's logits are float16 and resample_data_or_seg keeps that dtype.
+  std::vector<Array> prob = resample_to_shape(logits, p.shape_after_cropping, p.target_spacing, p.original_spacing,
+                                              plan.resample_probabilities, /*half=*/true);
   // apply_inference_nonlin (float32), then convert_probabilities_to_segmentation
   const std::size_t n = prob[0].values.size();
   Array seg(p.shape_after_cropping);

@@ -26,21 +26,28 @@ std::vector<int> sliding_window_steps(int size, int tile, double tile_step_size)
   return out;
 }
 
-float round_to_half(float f) {
-  if (!std::isfinite(f) || f == 0) return f;
-  const float a = std::fabs(f);
-  if (a >= 65520.0f) return std::copysign(std::numeric_limits<float>::infinity(), f);
-  float q;
-  if (a < 6.103515625e-05f) {  // below the smallest normal half: steps of 2^-24
-    q = std::nearbyint(a * 16777216.0f) / 16777216.0f;
+namespace {
+// a * 2^k is exact in binary floating point, so each step below rounds only once.
+template <typename T>
+float nearest_half(T f) {
+  if (!std::isfinite(f) || f == 0) return float(f);
+  const T a = std::fabs(f);
+  if (a >= T(65520)) return std::copysign(std::numeric_limits<float>::infinity(), float(f));
+  T q;
+  if (a < T(6.103515625e-05)) {  // below the smallest normal half: steps of 2^-24
+    q = std::nearbyint(a * T(16777216)) / T(16777216);
   } else {  // 11 significant bits
     int e = 0;
     std::frexp(a, &e);
-    const float scale = std::ldexp(1.0f, 11 - e);
+    const T scale = std::ldexp(T(1), 11 - e);
     q = std::nearbyint(a * scale) / scale;
   }
-  return std::copysign(q, f);
+  return float(std::copysign(q, f));
 }
+}  // namespace
+
+float round_to_half(float f) { return nearest_half(f); }
+float round_to_half(double f) { return nearest_half(f); }
 
 std::vector<float> gaussian_importance(const std::vector<int>& tile, double sigma_scale, double value_scaling, bool half) {
   if (tile.empty() || tile.size() > 3) throw SegmentationError("gaussian_importance: the tile needs 1 to 3 axes");

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "sagitta/core/image.h"
+#include "nnunet_pipeline.h"
 #include "sagitta/segmentation/error.h"
 #include "normalise.h"
 
@@ -338,6 +339,7 @@ Preprocessed preprocess(const std::vector<Image::Pointer>& inputs, const ModelCa
                         const PreprocessOptions& options) {
   const auto t0 = std::chrono::steady_clock::now();
   check_inputs(inputs, card);
+  if (detail::runs_as_nnunet(card)) return detail::preprocess_nnunet(inputs, card);
   Preprocessed out;
   std::vector<Image::Pointer> resampled = resample_to_model(inputs, card, out);
   if (options.crop_to_body) crop_to_body(resampled, card, options, out);

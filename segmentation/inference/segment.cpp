@@ -6,6 +6,7 @@
 
 #include "sagitta/core/image.h"
 #include "sagitta/segmentation/error.h"
+#include "nnunet_pipeline.h"
 #include "scores.h"
 #include "window_engine.h"
 
@@ -60,6 +61,7 @@ Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inpu
 
 Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inputs, Preprocessed pre,
                      const SegmentOptions& options) {
+  if (pre.nnunet_plan) return detail::segment_nnunet(model, inputs, std::move(pre), options);
   const ModelCard& card = model.card();
   nlohmann::json decisions = nlohmann::json::array();
   auto note = [&](const std::vector<std::string>& list) {

@@ -99,7 +99,7 @@ SlidingWindowResult run_windows(const Model& model, const std::vector<Image::Poi
   for (std::size_t first = 0; first < g.windows.size(); first += batch) {
     const std::size_t last = std::min(g.windows.size(), first + batch);
     const torch::Tensor x = g.to_network(g.gather(inputs, first, last));  // B C [D] H W
-    torch::Tensor logits = g.from_network(engine::forward(model.impl(), x, flips, stats));
+    torch::Tensor logits = g.from_network(engine::forward(model.impl(), x, flips, stats, options.fold));
     if (logits.size(1) != classes)
       throw SegmentationError(fmt::format("model '{}' returned {} classes, the card has {}", model.card().name,
                                           logits.size(1), classes));
@@ -124,7 +124,7 @@ SlidingWindowResult sliding_window(const Model& model, const std::vector<Image::
                                    const SlidingWindowOptions& options) {
   check_inputs(model, channels, options);
   const engine::Layout g = engine::make_layout(model.card(), *channels[0], options);
-  engine::Accumulator sums(g, *channels[0], model.num_classes());
+  engine::Accumulator sums(g, *channels[0], model.num_classes(), options.half_sums);
   SlidingWindowResult result =
       run_windows(model, channels, options, g, sums, [&](std::size_t w) { sums.release(w); });
   result.logits = sums.finish();
@@ -137,7 +137,7 @@ SlidingWindowResult stream_windows(const Model& model, const std::vector<Image::
                                    const SlidingWindowOptions& options, const BlockSink& sink) {
   check_inputs(model, channels, options);
   const Layout g = make_layout(model.card(), *channels[0], options);
-  Accumulator sums(g, *channels[0], model.num_classes());
+  Accumulator sums(g, *channels[0], model.num_classes(), options.half_sums);
   return run_windows(model, channels, options, g, sums, [&](std::size_t w) { sums.release(w, sink); });
 }
 

@@ -171,20 +171,23 @@ Flips mirror_flips(bool two_d, bool mirror, const std::string& allowed, const st
       if (mask & (1u << b)) f.push_back(axes[b]);
     flips.push_back(f);
   }
+  // Fewer axes first, as itertools.combinations by size (nnU-Net's order of summation).
+  std::stable_sort(flips.begin() + 1, flips.end(), [](const auto& a, const auto& b) { return a.size() < b.size(); });
   return flips;
 }
 
-torch::Tensor flipped_logits(const Model::Impl& net, const torch::Tensor& x, const std::vector<int64_t>& f) {
-  return f.empty() ? net.logits(x) : net.logits(x.flip(f)).flip(f);
+torch::Tensor flipped_logits(const Model::Impl& net, const torch::Tensor& x, const std::vector<int64_t>& f, int fold) {
+  return f.empty() ? net.fold_logits(x, fold) : net.fold_logits(x.flip(f), fold).flip(f);
 }
 
-torch::Tensor forward(const Model::Impl& net, const torch::Tensor& x, const Flips& flips, ForwardStats& stats) {
+torch::Tensor forward(const Model::Impl& net, const torch::Tensor& x, const Flips& flips, ForwardStats& stats,
+                      int fold) {
   const auto t0 = std::chrono::steady_clock::now();
   torch::Tensor logits;
   for (const auto& f : flips) {
     torch::Tensor y;
     try {
-      y = flipped_logits(net, x, f);
+      y = flipped_logits(net, x, f, fold);
     } catch (const c10::Error& e) {
       const std::string what = e.what_without_backtrace();
       throw SegmentationError("model '" + net.card.name + "' failed on a window: " + what.substr(0, what.find('\n')));
@@ -253,8 +256,8 @@ Span inside(int64_t t0, int64_t n, int64_t before, int64_t size) {
 
 }  // namespace
 
-Accumulator::Accumulator(const Layout& layout, const Image& grid, int planes)
-    : layout_(layout), grid_(grid), planes_(planes) {
+Accumulator::Accumulator(const Layout& layout, const Image& grid, int planes, bool half)
+    : layout_(layout), grid_(grid), planes_(planes), half_(half) {
   for (int a = 0; a < 3; ++a) cuts_[a] = cuts(layout.starts[std::size_t(a)], layout.patch[a], layout.padded[a]);
   for (std::size_t iz = 0; iz + 1 < cuts_[0].size(); ++iz)
     for (std::size_t iy = 0; iy + 1 < cuts_[1].size(); ++iy)
@@ -322,7 +325,10 @@ void Accumulator::add_part(const Tile& t, float* into, const torch::Tensor& patc
       for (int64_t y = 0; y < ny; ++y) {
         float* d = into + ((c * nz + z) * ny + y) * nx;
         const float* from = src + ((c * pz + oz + z) * py + oy + y) * px + ox;
-        for (int64_t x = 0; x < nx; ++x) d[x] += from[x];
+        if (half_)  // a float16 sum: the float addition rounded to half, as torch's in-place add into one
+          for (int64_t x = 0; x < nx; ++x) d[x] = float(c10::Half(d[x] + from[x]));
+        else
+          for (int64_t x = 0; x < nx; ++x) d[x] += from[x];
       }
 }
 
@@ -361,6 +367,7 @@ void Accumulator::release(std::size_t w, const BlockSink& sink, bool zero_uncove
       t.sums.copy_(torch::where(t.weights > 0, t.sums / t.weights.clamp_min(1e-12), torch::zeros_like(t.weights)));
     else
       t.sums.div_(t.weights);
+    if (half_) t.sums.copy_(t.sums.to(torch::kHalf));
     Span span[3];
     for (int a = 0; a < 3; ++a) span[a] = inside(t.at[a], t.n[a], layout_.before[a], layout_.volume[a]);
     if (span[0].length > 0 && span[1].length > 0 && span[2].length > 0) {

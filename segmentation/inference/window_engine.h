@@ -95,8 +95,9 @@ Flips mirror_flips(bool two_d, bool mirror);
 Flips mirror_flips(const ModelCard& card, bool mirror);
 Flips mirror_flips(bool two_d, bool mirror, const std::string& allowed, const std::array<int, 3>& order);
 
-// The network's logits of `x` flipped along `f`, flipped back.
-torch::Tensor flipped_logits(const Model::Impl& net, const torch::Tensor& x, const std::vector<int64_t>& f);
+// The network's logits of `x` flipped along `f`, flipped back (`fold`: Model::Impl::fold_logits).
+torch::Tensor flipped_logits(const Model::Impl& net, const torch::Tensor& x, const std::vector<int64_t>& f,
+                             int fold = -1);
 
 struct ForwardStats {
   int passes = 0;       // network calls
@@ -105,7 +106,8 @@ struct ForwardStats {
 
 // Logits of a batch x (network layout) averaged over `flips` (summed in their order), on the CPU.
 // A failing network throws SegmentationError naming the model.
-torch::Tensor forward(const Model::Impl& net, const torch::Tensor& x, const Flips& flips, ForwardStats& stats);
+torch::Tensor forward(const Model::Impl& net, const torch::Tensor& x, const Flips& flips, ForwardStats& stats,
+                      int fold = -1);
 
 // ---- accumulation ------------------------------------------------------------------------------
 
@@ -126,7 +128,8 @@ using BlockSink = std::function<void(const Block&)>;
 // one volume-sized buffer, so the results are bit for bit those of the whole-volume accumulation.
 class Accumulator {
 public:
-  Accumulator(const Layout& layout, const Image& grid, int planes);
+  // `half`: every sum, weight and quotient rounded to float16 as it is made (nnU-Net's predictor).
+  Accumulator(const Layout& layout, const Image& grid, int planes, bool half = false);
   ~Accumulator();
   Accumulator(const Accumulator&) = delete;
   Accumulator& operator=(const Accumulator&) = delete;
@@ -165,6 +168,7 @@ private:
   const Layout& layout_;
   const Image& grid_;
   const int planes_;
+  const bool half_;
   std::vector<int64_t> cuts_[3];        // tile boundaries on the padded grid, z y x
   std::vector<Tile> tiles_;             // z-block major, x fastest
   std::vector<std::size_t> release_order_;  // tiles by their last window

@@ -287,9 +287,10 @@ def main():
     heads = len(foreground_regions(labels)) if regions else len(all_labels(labels))
     rng = np.random.default_rng(case.get('seed', 0))
     logits = gaussian_filter(rng.standard_normal((heads, *new_shape)), (0, 1.5, 1.5, 1.5)) * 8
-    logits = logits.astype(np.float32)
+    # predict_sliding_window_return_logits accumulates and returns float16 logits
+    logits = logits.astype(np.float16)
     for h in range(heads):
-        logits[h].tofile(os.path.join(out, 'logits_%d.f32' % h))
+        logits[h].astype(np.float32).tofile(os.path.join(out, 'logits_%d.f32' % h))
 
     # export_prediction.convert_predicted_logits_to_segmentation_with_correct_shape
     current_spacing = c['spacing'] if len(c['spacing']) == 3 else [original_spacing[0], *c['spacing']]

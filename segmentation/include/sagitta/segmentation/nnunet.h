@@ -142,9 +142,12 @@ int separate_z_axis(const Resampling& r, const std::array<double, 3>& current_sp
 // resample_data_or_seg_to_shape (is_seg False) over channels: skimage.transform.resize(order,
 // mode 'edge', anti_aliasing False, clip) in float64, in-plane per slice plus nearest/linear along
 // the low-res axis when separated. Returns float32 as nnU-Net does; unchanged when the shape is.
+// `half`: the float64 results rounded straight to float16 (the predictor's logits are half, and
+// resample_data_or_seg keeps the input's dtype).
 std::vector<Array> resample_to_shape(const std::vector<Array>& data, const Shape& new_shape,
                                      const std::array<double, 3>& current_spacing,
-                                     const std::array<double, 3>& new_spacing, const Resampling& r);
+                                     const std::array<double, 3>& new_spacing, const Resampling& r,
+                                     bool half = false);
 
 // ---- the whole way in and back -------------------------------------------------------------------
 
@@ -181,7 +184,8 @@ struct Exported {
 };
 
 // convert_predicted_logits_to_segmentation_with_correct_shape: `logits` (per head, on the
-// preprocessed grid: properties.new_shape) resampled to the cropped shape, softmax or sigmoid,
+// preprocessed grid: properties.new_shape; float16 values, as the predictor's) resampled to the
+// cropped shape in float16, softmax or sigmoid,
 // argmax or regions > 0.5 in regions_class_order, uncropped into background, transpose_backward,
 // the reader's axes undone. Probabilities are filled only when asked.
 Exported export_prediction(const Plan& plan, const Properties& properties, const std::vector<Array>& logits,
@@ -199,7 +203,8 @@ std::vector<int> sliding_window_steps(int size, int tile, double tile_step_size 
 std::vector<float> gaussian_importance(const std::vector<int>& tile, double sigma_scale = 1.0 / 8,
                                        double value_scaling = 10, bool half = true);
 
-// A float rounded to the nearest float16 (round half to even, subnormals kept), as a float.
+// A float (or double, rounded once) to the nearest float16 (round half to even, subnormals kept), as a float.
 float round_to_half(float v);
+float round_to_half(double v);
 
 }  // namespace sagitta::segmentation::nnunet

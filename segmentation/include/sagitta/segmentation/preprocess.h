@@ -4,6 +4,7 @@
 // and probabilities are mapped back onto the exact source grid (nearest neighbour for labels,
 // linear for probabilities).
 #include <array>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,10 @@
 #include "sagitta/core/model_card.h"
 
 namespace sagitta::segmentation {
+namespace nnunet {
+struct Plan;
+struct Properties;
+}  // namespace nnunet
 
 struct PreprocessOptions {
   // Crop to the bounding box of the body (CT: voxels above body_threshold_hu; other modalities:
@@ -26,6 +31,11 @@ struct Preprocessed {
   bool cropped = false;
   std::vector<std::string> decisions;    // what was done and why, for the report
   double seconds = 0;                    // time preprocess() took
+  // nnU-Net results folders (card format "nnunet" read from one): the channels are nnU-Net's
+  // preprocessed arrays (nnunet::as_image), and these hold the plan and what the way back needs.
+  // Null for every other model.
+  std::shared_ptr<const nnunet::Plan> nnunet_plan;
+  std::shared_ptr<const nnunet::Properties> nnunet_properties;
 };
 
 // Checks the inputs against the card (channel count, non-empty, same grid, finite values) and

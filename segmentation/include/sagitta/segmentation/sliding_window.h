@@ -35,6 +35,12 @@ struct SlidingWindowOptions {
   StepRule step_rule = StepRule::Even;
   ImportanceMap importance = ImportanceMap::Sagitta;
   PadRule pad = PadRule::ChannelMinimum;
+  // nnU-Net's predictor keeps the weighted sums and the weights in float16 (every addition and
+  // the final division rounded to half precision); true does the same, so logits match its own.
+  bool half_sums = false;
+  // Which of the model's networks runs: -1 all of them, combined as the card's fold_average says;
+  // 0 the card's own weights; k its folds[k - 1] (nnU-Net averages folds after the whole window pass).
+  int fold = -1;
   // Called after each batch with (windows done, windows total); return false to cancel
   // (sliding_window then throws SegmentationError).
   std::function<bool(int, int)> progress;
