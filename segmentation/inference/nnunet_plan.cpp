@@ -32,6 +32,16 @@ ojson read_json(const fs::path& folder, const std::string& name) {
 }
 
 // PlansManager._internal_resolve_configuration_inheritance
+// PlansManager._recursive_update: objects in both are updated key by key, anything else replaced.
+void recursive_update(ojson& base, const ojson& child) {
+  for (auto it = child.begin(); it != child.end(); ++it) {
+    if (base.contains(it.key()) && base[it.key()].is_object() && it.value().is_object())
+      recursive_update(base[it.key()], it.value());
+    else
+      base[it.key()] = it.value();
+  }
+}
+
 ojson configuration(const fs::path& folder, const ojson& plans, const std::string& name, std::set<std::string> seen = {}) {
   const ojson& all = plans.at("configurations");
   if (!all.contains(name)) {
@@ -44,10 +54,70 @@ ojson configuration(const fs::path& folder, const ojson& plans, const std::strin
     const std::string parent = c.at("inherits_from");
     if (!seen.insert(name).second || seen.count(parent)) fail(folder, "plans.json has circular configuration inheritance");
     ojson base = configuration(folder, plans, parent, seen);
-    for (auto it = c.begin(); it != c.end(); ++it) base[it.key()] = it.value();
+    // PlansManager's merge: nested objects updated key by key unless the child says nested_override false
+    if (c.value("nested_override", true)) recursive_update(base, c);
+    else
+      for (auto it = c.begin(); it != c.end(); ++it) base[it.key()] = it.value();
     c = base;
   }
   return c;
+}
+
+// Plans written before nnU-Net 2.3 (TotalSegmentator's, for one) name the network with
+// UNet_class_name and its sizes with separate keys; nnU-Net's ConfigurationManager rebuilds the
+// architecture entry from them, as this does: features double per stage up to the maximum, the
+// encoder's convolutions (or residual blocks) per stage, instance norm with affine and eps 1e-5,
+// LeakyReLU, biases, no dropout.
+ojson legacy_architecture(const fs::path& folder, const ojson& c) {
+  if (!c.contains("UNet_class_name"))
+    fail(folder, "plans.json's configuration has neither 'architecture' nor the older 'UNet_class_name'");
+  const std::string cls = c.at("UNet_class_name").get<std::string>();
+  if (cls != "PlainConvUNet" && cls != "ResidualEncoderUNet")
+    fail(folder, fmt::format("network '{}' is not supported (PlainConvUNet and ResidualEncoderUNet are)", cls));
+  const auto encoder = c.at("n_conv_per_stage_encoder");
+  const std::size_t stages = encoder.size();
+  const int dims = int(c.at("patch_size").size());
+  const int base = c.at("UNet_base_num_features").get<int>(), most = c.at("unet_max_num_features").get<int>();
+  ojson features = ojson::array();
+  for (std::size_t i = 0; i < stages; ++i) features.push_back(std::min<long long>((long long)base << i, most));
+  ojson kw = ojson::object();
+  kw["n_stages"] = stages;
+  kw["features_per_stage"] = features;
+  kw["conv_op"] = fmt::format("torch.nn.modules.conv.Conv{}d", dims);
+  kw["kernel_sizes"] = c.at("conv_kernel_sizes");
+  kw["strides"] = c.at("pool_op_kernel_sizes");
+  kw[cls == "PlainConvUNet" ? "n_conv_per_stage" : "n_blocks_per_stage"] = encoder;
+  kw["n_conv_per_stage_decoder"] = c.at("n_conv_per_stage_decoder");
+  kw["conv_bias"] = true;
+  kw["norm_op"] = fmt::format("torch.nn.modules.instancenorm.InstanceNorm{}d", dims);
+  kw["norm_op_kwargs"] = {{"eps", 1e-05}, {"affine", true}};
+  kw["dropout_op"] = nullptr;
+  kw["dropout_op_kwargs"] = nullptr;
+  kw["nonlin"] = "torch.nn.LeakyReLU";
+  kw["nonlin_kwargs"] = {{"inplace", true}};
+  ojson a = ojson::object();
+  a["network_class_name"] = cls == "PlainConvUNet" ? "dynamic_network_architectures.architectures.unet.PlainConvUNet"
+                                                   : "dynamic_network_architectures.architectures.residual_unet.ResidualEncoderUNet";
+  a["arch_kwargs"] = kw;
+  a["_kw_requires_import"] = {"conv_op", "norm_op", "dropout_op", "nonlin"};
+  return a;
+}
+
+// patch_size, or patch_size_unit x patch_size_multiplier when both are given (newer plans); a
+// patch_size that is neither is a contradiction nnU-Net refuses too.
+std::vector<int> patch_size(const fs::path& folder, const ojson& c) {
+  const ojson unit = c.value("patch_size_unit", ojson());
+  const ojson multiplier = c.value("patch_size_multiplier", ojson());
+  if (!unit.is_array() || !multiplier.is_number_integer() || multiplier.get<long long>() < 1)
+    return c.at("patch_size").get<std::vector<int>>();
+  std::vector<int> derived;
+  for (const auto& u : unit) derived.push_back(u.get<int>() * multiplier.get<int>());
+  if (c.contains("patch_size")) {
+    const auto given = c.at("patch_size").get<std::vector<int>>();
+    if (given != derived && given != unit.get<std::vector<int>>())
+      fail(folder, "the configuration's patch_size contradicts patch_size_unit x patch_size_multiplier");
+  }
+  return derived;
 }
 
 Resampling resampling(const fs::path& folder, const ojson& c, const std::string& which) {
@@ -153,7 +223,7 @@ Plan read_results_folder(const fs::path& folder_in) {
     if (plan.configuration == "3d_lowres" || c.contains("previous_stage"))
       fail(folder, fmt::format("configuration '{}' is part of the 3d_lowres cascade, which is not supported "
                                "(use 2d or 3d_fullres)", plan.configuration));
-    plan.patch_size = c.at("patch_size").get<std::vector<int>>();
+    plan.patch_size = patch_size(folder, c);
     plan.spacing = c.at("spacing").get<std::vector<double>>();
     if (plan.patch_size.size() != plan.spacing.size() || plan.patch_size.size() < 2 || plan.patch_size.size() > 3)
       fail(folder, "the configuration's patch_size and spacing disagree");
@@ -166,10 +236,9 @@ Plan read_results_folder(const fs::path& folder_in) {
     for (int i = 0; i < 3; ++i)
       if (plan.transpose_backward[std::size_t(plan.transpose_forward[std::size_t(i)])] != i)
         fail(folder, "plans.json's transpose_backward does not undo transpose_forward");
-    if (!c.contains("architecture"))
-      fail(folder, "plans.json predates the 'architecture' entry (nnU-Net < 2.3): plan the dataset again");
-    plan.architecture = nlohmann::json::parse(c.at("architecture").dump());
-    plan.network_class_name = c.at("architecture").at("network_class_name").get<std::string>();
+    plan.architecture = nlohmann::json::parse(
+        (c.contains("architecture") ? c.at("architecture") : legacy_architecture(folder, c)).dump());
+    plan.network_class_name = plan.architecture.at("network_class_name").get<std::string>();
     // channels: channel_names (or the older modality), keys "0", "1", ...
     const ojson channels = dataset.contains("channel_names") ? dataset.at("channel_names")
                                                              : dataset.value("modality", ojson::object());

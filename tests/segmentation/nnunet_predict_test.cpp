@@ -153,6 +153,29 @@ TEST(NNUNetPredict, TwoFolds3DMirrored) {
   check_against_reference(dir, {"3d_folds01_mirror", "3d_fullres", {"0", "1"}, true});
 }
 
+// Plans as nnU-Net < 2.3 wrote them (TotalSegmentator's are such): the architecture is rebuilt from
+// UNet_class_name and the size keys, as nnU-Net's ConfigurationManager does; same weights, same labels.
+TEST(NNUNetPredict, LegacyPlansFormat) {
+  REQUIRE_REFERENCE(dir);
+  const auto image = phantom(dir);
+  const auto card = seg::open_model(dir / "nnUNet_results" / "Dataset321_Phantom" /
+                                    "nnUNetTrainer__nnUNetPlansLegacy__3d_fullres", {});
+  seg::ModelSourceOptions one;
+  one.folds = {"0"};
+  const auto legacy = seg::open_model(dir / "nnUNet_results" / "Dataset321_Phantom" /
+                                      "nnUNetTrainer__nnUNetPlansLegacy__3d_fullres", one);
+  EXPECT_EQ(card.folds.size(), 1u);  // fold_0 and fold_1 found
+  EXPECT_EQ(legacy.unet["network_class_name"], "dynamic_network_architectures.architectures.unet.PlainConvUNet");
+  seg::ModelOptions mo;
+  mo.threads = 2;
+  const seg::Segmentation s = seg::segment(seg::Model::load(legacy, mo), {image}, seg::SegmentOptions{});
+  const auto labels = sagitta::testing::read_floats(dir / "3d_fold0" / "labels.f32");
+  ASSERT_EQ(labels.size(), s.labels->GetPixelContainer()->Size());
+  std::size_t differ = 0;
+  for (std::size_t i = 0; i < labels.size(); ++i) differ += s.labels->GetBufferPointer()[i] != labels[i];
+  EXPECT_EQ(differ, 0u);
+}
+
 TEST(NNUNetPredict, ResidualEncoder2DMirrored) {
   REQUIRE_REFERENCE(dir);
   check_against_reference(dir, {"2d_fold0_mirror", "2d", {"0"}, true});

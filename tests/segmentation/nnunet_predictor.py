@@ -16,6 +16,9 @@ nnU-Net v2's nnUNetPredictor does, composed from the step functions of nnunet_re
                                                       uncrop, transpose_backward)
 
 usage: nnunet_predictor.py OUT
+       nnunet_predictor.py --bench OUT THREADS   (a 3d_fullres-like network and a 48 x 160 x 160 CT-like
+                                                   phantom; writes OUT/image.nrrd, predicts fold 0 without
+                                                   mirroring, prints the seconds as JSON)
 Writes OUT/image.f32 + OUT/case.json (the phantom, ITK buffer order and geometry) and, per variant,
 OUT/<variant>/{labels.f32, probabilities_<h>.f32, result.json}; the results folders are under
 OUT/nnUNet_results/.
@@ -166,7 +169,27 @@ def build(out):
             net.eval()
             nets[(name, fold)] = (net, mirror)
         nets[name] = folder
+    legacy(out)
     return case, nets
+
+
+def legacy(out):
+    # The 3d_fullres folder again with plans as nnU-Net < 2.3 wrote them (UNet_class_name and
+    # separate size keys instead of 'architecture'), the same weights: must predict the same.
+    import shutil
+    src = os.path.join(out, "nnUNet_results", DATASET, "nnUNetTrainer__nnUNetPlans__3d_fullres")
+    dst = os.path.join(out, "nnUNet_results", DATASET, "nnUNetTrainer__nnUNetPlansLegacy__3d_fullres")
+    shutil.copytree(src, dst)
+    p = json.load(open(os.path.join(dst, "plans.json")))
+    p["plans_name"] = "nnUNetPlansLegacy"
+    c = p["configurations"]["3d_fullres"]
+    kw = c.pop("architecture")["arch_kwargs"]
+    c.update({"UNet_class_name": "PlainConvUNet", "UNet_base_num_features": kw["features_per_stage"][0],
+              "unet_max_num_features": kw["features_per_stage"][-1], "n_conv_per_stage_encoder": kw["n_conv_per_stage"],
+              "n_conv_per_stage_decoder": kw["n_conv_per_stage_decoder"], "conv_kernel_sizes": kw["kernel_sizes"],
+              "pool_op_kernel_sizes": kw["strides"], "num_pool_per_axis": [1, 2, 2]})
+    p["configurations"] = {"3d_fullres": c}
+    json.dump(p, open(os.path.join(dst, "plans.json"), "w"), indent=1)
 
 
 def predict(case, folder, networks, mirror, out):
@@ -220,7 +243,62 @@ def predict(case, folder, networks, mirror, out):
               open(os.path.join(out, "result.json"), "w"))
 
 
+def write_nrrd(path, image, spacing, origin):
+    with open(path, "wb") as f:
+        f.write(("NRRD0004\ntype: float\ndimension: 3\nspace: left-posterior-superior\n"
+                 "sizes: %d %d %d\nspace directions: (%r,0,0) (0,%r,0) (0,0,%r)\nspace origin: (%r,%r,%r)\n"
+                 "endian: little\nencoding: raw\n\n" % (image.shape[2], image.shape[1], image.shape[0], *spacing,
+                                                        *origin)).encode())
+        f.write(image.astype("<f4").tobytes())
+
+
+def bench(out, threads):
+    import time
+    t0 = time.perf_counter()
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(3)
+    z, y, x = np.mgrid[0:48, 0:160, 0:160].astype(np.float32)
+    body = ((y - 80) / 70) ** 2 + ((x - 80) / 60) ** 2 < 1
+    organ = ((y - 70) / 30) ** 2 + ((x - 60) / 25) ** 2 + ((z - 24) / 15) ** 2 < 1
+    image = (np.where(body, 40.0, -1000.0) + 110.0 * organ + rng.normal(0, 10, body.shape) * body).astype(np.float32)
+    spacing, origin = [0.8, 0.8, 2.5], [-64.0, -60.0, 10.0]
+    write_nrrd(os.path.join(out, "image.nrrd"), image, spacing, origin)
+    image.astype("<f4").tofile(os.path.join(out, "image.f32"))
+    case = {"shape": list(image.shape), "spacing": spacing, "origin": origin,
+            "direction": [1, 0, 0, 0, 1, 0, 0, 0, 1], "channels": [os.path.join(out, "image.f32")]}
+    arch = fixture.architecture(False, 3, 5, [16, 32, 64, 128, 128],
+                                [[1, 3, 3], [3, 3, 3], [3, 3, 3], [3, 3, 3], [3, 3, 3]],
+                                [[1, 1, 1], [1, 2, 2], [2, 2, 2], [2, 2, 2], [2, 2, 2]], [2, 2, 2, 2, 2], [2, 2, 2, 2])
+    CONFIGS["3d_fullres"] = {"patch_size": [32, 96, 96], "spacing": [2.5, 1.0, 1.0], "arch": arch}
+    p = plans()
+    p["configurations"] = {"3d_fullres": p["configurations"]["3d_fullres"]}
+    p["transpose_forward"] = p["transpose_backward"] = [0, 1, 2]
+    folder = os.path.join(out, "nnUNet_results", DATASET, "nnUNetTrainer__nnUNetPlans__3d_fullres")
+    os.makedirs(os.path.join(folder, "fold_0"), exist_ok=True)
+    json.dump(p, open(os.path.join(folder, "plans.json"), "w"), indent=1)
+    json.dump({"channel_names": {"0": "CT"}, "labels": LABELS, "numTraining": 3, "file_ending": ".nii.gz"},
+              open(os.path.join(folder, "dataset.json"), "w"), indent=1)
+    gen = torch.Generator().manual_seed(5)
+    net = fixture.Net(arch, 1, len(LABELS))
+    fixture.randomise(net, gen)
+    fixture.CASES["bench"] = (arch, 1, len(LABELS), [1, 1, 16, 32, 32])
+    torch.save(fixture.checkpoint(net, arch, "bench", (0, 1, 2)), os.path.join(folder, "fold_0", "checkpoint_final.pth"))
+    setup = time.perf_counter() - t0
+    # The reference run as a user would time it: weights read from the checkpoint, then predicted.
+    t0 = time.perf_counter()
+    net = fixture.Net(arch, 1, len(LABELS))
+    net.load_state_dict(torch.load(os.path.join(folder, "fold_0", "checkpoint_final.pth"), map_location="cpu",
+                                   weights_only=False)["network_weights"])
+    net.eval()
+    predict(case, folder, [(net, (0, 1, 2))], False, os.path.join(out, "python"))
+    print(json.dumps({"setup_s": setup, "predict_s": time.perf_counter() - t0, "folder": folder}))
+
+
 def main():
+    if sys.argv[1] == "--bench":
+        os.makedirs(sys.argv[2], exist_ok=True)
+        bench(sys.argv[2], int(sys.argv[3]))
+        return
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
     case, nets = build(out)
