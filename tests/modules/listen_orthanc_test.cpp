@@ -41,12 +41,13 @@ public:
   ~Listener() { kill(SIGKILL); }
 
   void start() {
+    const std::size_t starts = count("listening as");  // the log may hold earlier runs
     // exec: the listener is this process id (the front execs sagitta-dicom in place too).
     const std::string command = fmt::format("exec {} listen {} {} 2>>{}", st::shell_quote(st::sagitta_executable()),
                                             st::shell_quote(config_), extra_, st::shell_quote(log_));
     std::vector<char*> argv{const_cast<char*>("/bin/sh"), const_cast<char*>("-c"), const_cast<char*>(command.c_str()), nullptr};
     ASSERT_EQ(::posix_spawn(&pid_, "/bin/sh", nullptr, nullptr, argv.data(), environ), 0);
-    ASSERT_TRUE(wait_for("listening as", 1, 20)) << log();
+    ASSERT_TRUE(wait_for("listening as", starts + 1, 20)) << log();
   }
 
   // Sends `signal`; returns the exit status (-1 when it did not end within 30 s).
@@ -239,6 +240,11 @@ TEST_F(Listen, OrthancPushesAStudyAndReceivesSegSrAndRtstructOnce) {
   // The job is in done/; nothing is left in the queue or incoming.
   EXPECT_TRUE(fs::is_empty(dir_ / "spool" / "queue"));
   EXPECT_TRUE(fs::is_empty(dir_ / "spool" / "incoming"));
+  std::vector<fs::path> done;
+  for (const auto& e : fs::directory_iterator(dir_ / "spool" / "done")) done.push_back(e.path());
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_TRUE(fs::exists(done[0] / "job.json"));
+  EXPECT_FALSE(fs::exists(done[0] / "series"));  // received instances go once the job is done (keep_inputs: false)
 }
 
 TEST_F(Listen, SigkillWhileSegmentingAndWhileSendingStillDeliversEachResultOnce) {

@@ -186,7 +186,7 @@ NodeConfig load_node_config(const fs::path& file) {
   }
   if (!j.is_object()) bad(file, "must be a JSON object");
   static const std::vector<std::string> known{"ae_title", "port", "spool", "quiet_seconds", "concurrency", "threads",
-                                              "retry", "destination", "rules"};
+                                              "retry", "destination", "rules", "keep_inputs"};
   for (const auto& [k, v] : j.items())
     if (std::find(known.begin(), known.end(), k) == known.end()) bad(file, fmt::format("unknown key '{}'", k));
   NodeConfig c;
@@ -199,6 +199,7 @@ NodeConfig load_node_config(const fs::path& file) {
     c.quiet_seconds = j.value("quiet_seconds", c.quiet_seconds);
     c.concurrency = j.value("concurrency", c.concurrency);
     c.threads = j.value("threads", c.threads);
+    c.keep_inputs = j.value("keep_inputs", c.keep_inputs);
     if (j.contains("retry")) {
       c.retry_initial_seconds = j["retry"].value("initial_seconds", c.retry_initial_seconds);
       c.retry_max_seconds = j["retry"].value("max_seconds", c.retry_max_seconds);

@@ -106,11 +106,11 @@ public:
     so.folder = spool_.root();
     dicom::StoreScp scp(so);
     scp.open();
+    for (const auto& job : spool_.queued_jobs()) log(fmt::format("job {}: resumed from the queue", job));
     log(fmt::format("listening as {} on port {}; spool {}; {} rule{}; results to {}; quiet period {} s; {} stud{} at once",
                     config_.ae_title, config_.port, spool_.root().string(), config_.rules.size(),
                     config_.rules.size() == 1 ? "" : "s", destination_->name(), config_.quiet_seconds, config_.concurrency,
                     config_.concurrency == 1 ? "y" : "ies"));
-    for (const auto& job : spool_.queued_jobs()) log(fmt::format("job {}: resumed from the queue", job));
 
     std::thread receiver([&] {
       scp.serve([this] { return stopping(); }, [this](const dicom::ReceivedInstance& r) {
@@ -122,12 +122,16 @@ public:
     for (int i = 0; i < config_.concurrency; ++i) workers.emplace_back([this] { work(); });
 
     while (!stopping()) {
-      for (const auto& c : spool_.complete_quiet_studies(std::chrono::duration<double>(config_.quiet_seconds))) {
-        std::string who;
-        if (options_.log_phi) who = patient_of(spool_.job_folder(c.job));
-        log(fmt::format("study {} complete ({} instance{} in {} series{}) -> job {}", c.study_uid, c.instances,
-                        c.instances == 1 ? "" : "s", c.series, who, c.job));
-        wake_.notify_all();
+      try {
+        for (const auto& c : spool_.complete_quiet_studies(std::chrono::duration<double>(config_.quiet_seconds))) {
+          std::string who;
+          if (options_.log_phi) who = patient_of(spool_.job_folder(c.job));
+          log(fmt::format("study {} complete ({} instance{} in {} series{}) -> job {}", c.study_uid, c.instances,
+                          c.instances == 1 ? "" : "s", c.series, who, c.job));
+          wake_.notify_all();
+        }
+      } catch (const std::exception& e) {  // e.g. a full disk: said, and tried again on the next tick
+        log(fmt::format("cannot queue a complete study: {}", e.what()));
       }
       std::unique_lock lock(mutex_);
       wake_.wait_for(lock, std::chrono::milliseconds(200));
@@ -344,7 +348,7 @@ private:
       }
     }
     write_summary(job, chosen, files, uids);
-    spool_.finish(job, failed);
+    spool_.finish(job, failed, config_.keep_inputs);
     log(fmt::format("job {}: {} ({} result{} sent, {} before)", job, failed ? "failed" : "done", to_send.size(),
                     to_send.size() == 1 ? "" : "s", files.size() - to_send.size()));
     return failed ? Outcome::Failed : Outcome::Done;

@@ -38,7 +38,8 @@ Spool::Spool(fs::path root) : root_(std::move(root)) {
   // What an interrupted run left: the newest instance of each incoming study starts its quiet
   // period again (file times survive the restart); half-written markers are dropped.
   for (const auto& study : fs::directory_iterator(root_ / "incoming")) {
-    if (!study.is_directory() || !dicom::is_valid_uid(study.path().filename())) continue;
+    if (!study.is_directory() || !dicom::is_valid_uid(study.path().filename()) || !fs::is_directory(study.path() / "series"))
+      continue;
     fs::file_time_type newest{};
     for (const auto& e : fs::recursive_directory_iterator(study.path()))
       if (e.is_regular_file()) newest = std::max(newest, e.last_write_time());
@@ -100,12 +101,13 @@ std::vector<std::string> Spool::queued_jobs() const {
   return jobs;
 }
 
-void Spool::finish(const std::string& job, bool failed) {
+void Spool::finish(const std::string& job, bool failed, bool keep_inputs) {
   const fs::path to = root_ / (failed ? "failed" : "done") / job;
   fs::remove_all(to);
   fs::rename(job_folder(job), to);
   sync_path(to.parent_path());
   sync_path(root_ / "queue");
+  if (!failed && !keep_inputs) fs::remove_all(to / "series");
 }
 
 }  // namespace sagitta::node

@@ -56,6 +56,7 @@ struct NodeConfig {
   int threads = 0;                   // --threads of each segmentation (0: all cores)
   double retry_initial_seconds = 5;  // first wait after a failed send, doubled each time...
   double retry_max_seconds = 600;    // ...up to this
+  bool keep_inputs = false;          // keep the received instances of done jobs (done/<job>/series)
   Destination destination;
   std::vector<Rule> rules;
 };

@@ -8,7 +8,8 @@
 //   queue/<job>/results/<rule>--<SeriesUID>/               a finished segmentation (report.json, seg.dcm...)
 //   queue/<job>/results/<rule>--<SeriesUID>.failed         a segmentation that failed (its last line)
 //   queue/<job>/sent/<SOPUID>                              results the destination confirmed
-//   done/<job>/, failed/<job>/                             finished jobs (failed: a segmentation failed)
+//   done/<job>/, failed/<job>/                             finished jobs (failed: a segmentation failed),
+//                                                          with job.json; done/ without series/ by default
 //
 // <job> is <milliseconds since 1970>-<StudyUID>, so the queue runs in the order studies completed.
 #include <chrono>
@@ -45,8 +46,9 @@ public:
   // Jobs in queue/, oldest first.
   std::vector<std::string> queued_jobs() const;
   std::filesystem::path job_folder(const std::string& job) const { return root_ / "queue" / job; }
-  // Moves a job to done/ or failed/.
-  void finish(const std::string& job, bool failed);
+  // Moves a job to done/ or failed/. A done job's received instances are removed unless
+  // `keep_inputs` (a failed job keeps everything, to be looked at).
+  void finish(const std::string& job, bool failed, bool keep_inputs);
 
 private:
   std::filesystem::path root_;
