@@ -148,9 +148,9 @@ private:
   const NodeOptions& options_;
   Spool spool_;
   std::unique_ptr<ResultDestination> destination_;
-  std::mutex mutex_;  // claimed_, retry_
+  std::mutex mutex_;  // claimed_, explained_, retry_
   std::condition_variable wake_;
-  std::set<std::string> claimed_;
+  std::set<std::string> claimed_, explained_;
   struct Backoff {
     Clock::time_point next;
     double seconds = 0;
@@ -233,14 +233,22 @@ private:
 
   // What the rules choose for the job's series (logged once per job run).
   std::vector<Work> choose(const std::string& job) {
+    bool quiet = false;  // said once per job and run, not on every retry
+    {
+      std::lock_guard lock(mutex_);
+      quiet = !explained_.insert(job).second;
+    }
+    auto say = [&](const std::string& line) {
+      if (!quiet) log(line);
+    };
     std::vector<Work> chosen;
     const fs::path folder = spool_.job_folder(job);
     for (const auto& s : fs::directory_iterator(folder / "series")) {
       SeriesFacts f;
       try {
         f = read_series_facts(s.path());
-      } catch (const std::exception& e) {
-        log(fmt::format("job {}: series {} skipped: {}", job, s.path().filename().string(), "no readable DICOM file"));
+      } catch (const std::exception&) {
+        say(fmt::format("job {}: series {} skipped: no readable DICOM file", job, s.path().filename().string()));
         continue;
       }
       const std::string facts = fmt::format("{}, {}, {}, {}", f.modality.empty() ? "no modality" : f.modality,
@@ -254,14 +262,14 @@ private:
         if (why.empty()) {
           any = true;
           chosen.push_back({r.name + "--" + s.path().filename().string(), &r, s.path()});
-          log(fmt::format("job {}: series {} ({}) matches rule {} (model {})", job, f.series_uid, facts, r.name,
+          say(fmt::format("job {}: series {} ({}) matches rule {} (model {})", job, f.series_uid, facts, r.name,
                           r.model.filename().string() == "model.json" ? r.model.parent_path().filename().string()
                                                                       : r.model.filename().string()));
         } else {
           reasons += fmt::format("{}rule {}: {}", reasons.empty() ? "" : "; ", r.name, why);
         }
       }
-      if (!any) log(fmt::format("job {}: series {} ({}) skipped: {}", job, s.path().filename().string(), facts, reasons));
+      if (!any) say(fmt::format("job {}: series {} ({}) skipped: {}", job, s.path().filename().string(), facts, reasons));
     }
     return chosen;
   }
