@@ -33,6 +33,7 @@ using Clock = std::chrono::steady_clock;
 
 const fs::path kPhantom = st::source_dir() / "testdata" / "demo" / "ct_phantom";
 const fs::path kCard = st::source_dir() / "testdata" / "models" / "phantom" / "model.json";
+const fs::path kOtherCard = st::source_dir() / "testdata" / "models" / "demo" / "model.json";
 
 // `sagitta listen` in the background, its stderr in a file.
 class Listener {
@@ -174,7 +175,7 @@ protected:
                        {"series_description", "phantom"},
                        {"model", kCard.string()},
                        {"outputs", {"seg", "sr", "rtstruct"}}},
-                      {{"name", "sagittal-mr"}, {"modality", "MR"}, {"orientation", "sagittal"}, {"model", kCard.string()}}}}};
+                      {{"name", "sagittal-mr"}, {"modality", "MR"}, {"orientation", "sagittal"}, {"model", kOtherCard.string()}}}}};
     const fs::path p = dir_ / "node.json";
     std::ofstream(p) << c.dump(2);
     return p;
@@ -226,6 +227,9 @@ TEST_F(Listen, OrthancPushesAStudyAndReceivesSegSrAndRtstructOnce) {
     if (s["MainDicomTags"]["Modality"] != "SEG") continue;
     const fs::path seg = dir_ / "seg-from-orthanc.dcm";
     ASSERT_TRUE(server_->download("/instances/" + s["Instances"][0].get<std::string>() + "/file", seg));
+    // Made by the model of the rule that matched (the card's name is the SEG's equipment model).
+    const json tags = server_->rest_json("GET", "/instances/" + s["Instances"][0].get<std::string>() + "/tags?simplify");
+    EXPECT_EQ(tags.value("ManufacturerModelName", ""), "sagitta-demo-phantom") << tags.dump();
     const auto check = st::dciodvfy(seg);
     if (!check.installed) GTEST_SKIP() << "dciodvfy not installed (Debian package dicom3tools)";
     EXPECT_EQ(check.errors, 0u) << check.report;
