@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "support/dicom_checks.h"
+#include "support/dicom_fixups.h"
 #include "support/orthanc.h"
 #include "support/synthetic_dicom.h"
 #include "support/test_paths.h"
@@ -158,8 +159,8 @@ protected:
     return n;
   }
 
-  fs::path config(double quiet, const json& destination, double retry = 5) {
-    const json c = {{"ae_title", "SAGITTA"},
+  fs::path config(double quiet, const json& destination, double retry = 5, const json& patch = json::object()) {
+    json c = {{"ae_title", "SAGITTA"},
                     {"port", listen_port_},
                     {"spool", (dir_ / "spool").string()},
                     {"quiet_seconds", quiet},
@@ -176,6 +177,7 @@ protected:
                        {"model", kCard.string()},
                        {"outputs", {"seg", "sr", "rtstruct"}}},
                       {{"name", "sagittal-mr"}, {"modality", "MR"}, {"orientation", "sagittal"}, {"model", kOtherCard.string()}}}}};
+    c.merge_patch(patch);
     const fs::path p = dir_ / "node.json";
     std::ofstream(p) << c.dump(2);
     return p;
@@ -329,6 +331,52 @@ TEST_F(Listen, DestinationDownIsRetriedWithBackoffAndDeliveredOnceWhenUp) {
   EXPECT_EQ(files, 3u);
   // --log-phi: the completed study names its patient (so the check of the other test is not vacuous).
   EXPECT_EQ(node.count("patient 'Sagitta^Demo' id 'SAGITTA-DEMO'"), 1u) << node.log();
+}
+
+TEST_F(Listen, CompressedInstancesAreKeptAsReceived) {
+  SAGITTA_REQUIRE_EXTERNAL(source, "ct/totalsegmentator/example_ct_dicom");
+  const std::string python = st::python_with("pydicom");
+  if (python.empty()) GTEST_SKIP() << "no Python with pydicom (Debian package python3-pydicom)";
+  // The real JPEG 2000 CT, with the UIDs a PACS files instances by (the anonymised files keep
+  // the SOP UIDs only in their meta header and have empty study and series UIDs).
+  const fs::path j2k = dir_ / "j2k";
+  fs::create_directories(j2k);
+  const std::string root = fmt::format("1.2.826.0.1.3680043.8.498.{}.77", ::getpid());
+  for (const auto& e : fs::directory_iterator(source)) {
+    const fs::path copy = j2k / e.path().filename();
+    ASSERT_FALSE(st::copy_with_sop_uids(e.path(), copy).empty());
+    st::set_attribute(copy, "0020,000d", root + ".1");
+    st::set_attribute(copy, "0020,000e", root + ".2");
+    st::set_attribute(copy, "0010,0020", "TS-EXAMPLE");
+  }
+  ASSERT_EQ(st::run_command(fmt::format("{} pacs store {} --port {} --aec ORTHANC", st::shell_quote(st::sagitta_executable()),
+                                        st::shell_quote(j2k), server_->dicom_port())).exit_code, 0);
+  const json found = server_->rest_json("POST", "/tools/lookup", root + ".1");
+  ASSERT_EQ(found.size(), 1u) << found.dump();
+  // No rule matches (nothing to segment); the instances are kept for the comparison.
+  const json patch = {{"keep_inputs", true}, {"rules", {{{"name", "mr-only"}, {"modality", "MR"}, {"model", kCard.string()}}}}};
+  Listener node(config(1, orthanc_destination(), 5, patch), dir_ / "listen.log");
+  node.start();
+  push(found[0]["ID"]);
+  ASSERT_TRUE(node.wait_for(": done (0 results sent", 1, 60)) << node.log();
+  EXPECT_EQ(node.count("skipped: rule mr-only: modality CT is not MR"), 1u) << node.log();
+  fs::path received;
+  for (const auto& e : fs::directory_iterator(dir_ / "spool" / "done")) received = e.path() / "series" / (root + ".2");
+  // pydicom: same transfer syntax and the same compressed pixel data bytes, instance by instance.
+  const std::string script = R"(
+import pathlib, sys, pydicom
+def load(folder):
+    return {d.SOPInstanceUID: d for d in (pydicom.dcmread(str(p)) for p in pathlib.Path(folder).iterdir())}
+sent, got = load(sys.argv[1]), load(sys.argv[2])
+same = [k for k in sent if k in got and got[k].file_meta.TransferSyntaxUID == sent[k].file_meta.TransferSyntaxUID
+        and got[k].PixelData == sent[k].PixelData]
+print(len(sent), len(got), len(same), sorted({str(d.file_meta.TransferSyntaxUID) for d in got.values()}))
+)";
+  std::ofstream(dir_ / "compare.py") << script;
+  const auto r = st::run_command(fmt::format("{} {} {} {}", python, st::shell_quote(dir_ / "compare.py"), st::shell_quote(j2k),
+                                             st::shell_quote(received)));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "20 20 20 ['1.2.840.10008.1.2.4.90']\n");
 }
 
 }  // namespace
