@@ -239,6 +239,11 @@ TEST_F(Listen, OrthancPushesAStudyAndReceivesSegSrAndRtstructOnce) {
 
   // No patient data in the log: name, ID and birth date of the demo series.
   for (const char* phi : {"Sagitta^Demo", "SAGITTA-DEMO", "19700101"}) EXPECT_EQ(node.count(phi), 0u) << phi;
+  // Nor in the segmentations' own logs in the spool (the results themselves carry it, as they must).
+  for (const auto& e : fs::recursive_directory_iterator(dir_ / "spool"))
+    if (e.path().extension() == ".log")
+      for (const char* phi : {"Sagitta^Demo", "SAGITTA-DEMO", "19700101"})
+        EXPECT_EQ(st::read_file(e.path()).find(phi), std::string::npos) << e.path() << ": " << phi;
   // A clean stop on SIGTERM.
   const int status = node.kill(SIGTERM);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;

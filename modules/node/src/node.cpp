@@ -284,7 +284,7 @@ private:
     fs::create_directories(work.parent_path());
     fs::create_directories(folder / "results");
     std::vector<std::string> args{options_.sagitta_program, "segment", w.series.string(), "--model", w.rule->model.string(),
-                                  "-o", work.string(), "--threads", std::to_string(config_.threads), "--no-progress", "--json"};
+                                  "-o", work.string(), "--threads", std::to_string(config_.threads), "--no-progress"};
     if (w.rule->seg || w.rule->sr) args.insert(args.end(), {"--dicom-seg", "--seg-type", w.rule->seg_type});
     if (w.rule->sr) args.push_back("--dicom-sr");
     if (w.rule->rtstruct) args.push_back("--rtstruct");
