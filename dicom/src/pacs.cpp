@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "nesting.h"
+#include "transfer_syntaxes.h"
 #include "sagitta/dicom/codecs.h"
 #include "sagitta/dicom/error.h"
 #include "sagitta/dicom/text.h"
@@ -28,27 +29,8 @@ namespace sagitta::dicom {
 namespace fs = std::filesystem;
 
 namespace {
-
-// Everything Sagitta can decode, compressed first so a PACS sends stored objects unchanged
-// (JPEG 2000 included: decoded by our OpenJPEG codec on load).
-OFList<OFString> decodable_syntaxes() {
-  OFList<OFString> ts;
-  for (const char* uid :
-       {UID_JPEG2000LosslessOnlyTransferSyntax, UID_JPEG2000TransferSyntax, UID_JPEGLSLosslessTransferSyntax,
-        UID_JPEGLSLossyTransferSyntax, UID_JPEGProcess14SV1TransferSyntax, UID_JPEGProcess14TransferSyntax,
-        UID_JPEGProcess1TransferSyntax, UID_JPEGProcess2_4TransferSyntax, UID_RLELosslessTransferSyntax,
-        UID_DeflatedExplicitVRLittleEndianTransferSyntax, UID_LittleEndianExplicitTransferSyntax,
-        UID_BigEndianExplicitTransferSyntax, UID_LittleEndianImplicitTransferSyntax})
-    ts.push_back(uid);
-  return ts;
-}
-
-OFList<OFString> uncompressed_syntaxes() {
-  OFList<OFString> ts;
-  ts.push_back(UID_LittleEndianExplicitTransferSyntax);
-  ts.push_back(UID_LittleEndianImplicitTransferSyntax);
-  return ts;
-}
+using detail::decodable_syntaxes;
+using detail::uncompressed_syntaxes;
 
 // The storage SOP classes proposed for C-GET (a presentation context each, at most 128 in an
 // association): DCMTK's list of commonly used ones plus the derived objects Sagitta writes.

@@ -23,6 +23,7 @@
 #include "sagitta/dicom/scan.h"
 #include "sagitta/dicom/seg.h"
 #include "support/dicom_fixups.h"
+#include "support/orthanc.h"
 #include "support/synthetic_dicom.h"
 #include "support/test_paths.h"
 
@@ -33,95 +34,27 @@ namespace fs = std::filesystem;
 namespace dcm = sagitta::dicom;
 namespace st = sagitta::testing;
 
-// A TCP port nobody listens on right now (the kernel's choice for an ephemeral bind).
-int free_port() {
-  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(s);
-  return ntohs(a.sin_port);
-}
-
 std::string sagitta(const std::string& args) { return fmt::format("'{}' {}", st::sagitta_executable().string(), args); }
 
 class Orthanc : public ::testing::Test {
 protected:
   static void SetUpTestSuite() {
-    const char* binary = "/usr/sbin/Orthanc";
-    if (::access(binary, X_OK) != 0) return;
     // ctest runs each test case as its own process, in parallel: every process starts its own
     // Orthanc in its own folder (a shared one was removed under a running neighbour).
+    move_port_ = st::free_port();
+    server_ = std::make_unique<st::OrthancServer>();
     dir_ = st::binary_dir() / "test_scratch" / ("orthanc-" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_ / "storage");
-    fs::create_directories(dir_ / "logs");
-    port_ = free_port();
-    move_port_ = free_port();
-    while (move_port_ == port_) move_port_ = free_port();
-    const nlohmann::json config = {
-        {"Name", "SagittaTest"},
-        {"StorageDirectory", (dir_ / "storage").string()},
-        {"IndexDirectory", (dir_ / "storage").string()},
-        {"DicomAet", "ORTHANC"},
-        {"DicomPort", port_},
-        {"HttpServerEnabled", false},
-        {"HttpPort", free_port()},
-        {"RemoteAccessAllowed", false},
-        {"AuthenticationEnabled", false},
-        // Only known AE titles may talk to it (ours, SAGITTA): a stranger is refused.
-        {"DicomCheckCalledAETitle", true},
-        {"DicomAlwaysAllowEcho", false},
-        {"DicomAlwaysAllowStore", true},
-        {"DicomAlwaysAllowFind", true},
-        {"DicomAlwaysAllowGet", true},
-        {"DicomAlwaysAllowMove", true},
-        {"DicomModalities", {{"sagitta", {"SAGITTA", "127.0.0.1", move_port_}}}},
-        {"DicomCheckModalityHost", false},
-        {"Plugins", nlohmann::json::array()},
-        {"ConcurrentJobs", 1},
-        {"SaveJobs", false}};
-    std::ofstream(dir_ / "orthanc.json") << config.dump(2);
-    const std::string config_path = (dir_ / "orthanc.json").string();
-    const std::string log_arg = "--logdir=" + (dir_ / "logs").string();
-    std::vector<char*> argv{const_cast<char*>(binary), const_cast<char*>(config_path.c_str()),
-                            const_cast<char*>(log_arg.c_str()), nullptr};
-    if (::posix_spawn(&pid_, binary, nullptr, nullptr, argv.data(), environ) != 0) {
-      pid_ = 0;
-      return;
-    }
-    // Ready when it answers a C-ECHO (usually within a second).
-    for (int i = 0; i < 100; ++i) {
-      if (st::run_command(sagitta(fmt::format("pacs echo --port {} --aec ORTHANC --timeout 2", port_))).exit_code == 0) {
-        ready_ = true;
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
+    ready_ = server_->start(dir_,
+                            {{"DicomModalities", {{"sagitta", {"SAGITTA", "127.0.0.1", move_port_}}}}});
+    port_ = server_->dicom_port();
   }
 
-  static void TearDownTestSuite() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      int status = 0;
-      for (int i = 0; i < 100 && ::waitpid(pid_, &status, WNOHANG) == 0; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      if (::waitpid(pid_, &status, WNOHANG) == 0) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-      }
-      pid_ = 0;
-    }
-  }
+  static void TearDownTestSuite() { server_.reset(); }
 
   void SetUp() override {
-    if (::access("/usr/sbin/Orthanc", X_OK) != 0)
+    if (!st::OrthancServer::installed())
       GTEST_SKIP() << "Orthanc not installed (Debian package orthanc; scripts/setup.sh installs it)";
-    ASSERT_TRUE(pid_ > 0 && ready_) << "Orthanc did not start; see " << (dir_ / "logs");
+    ASSERT_TRUE(ready_) << "Orthanc did not start; see " << server_->logs();
   }
 
   std::string peer() const { return fmt::format("--port {} --aec ORTHANC --timeout 5 --dimse-timeout 30", port_); }
@@ -159,8 +92,8 @@ protected:
   }
 
   static inline fs::path dir_;
+  static inline std::unique_ptr<st::OrthancServer> server_;
   static inline int port_ = 0, move_port_ = 0;
-  static inline pid_t pid_ = 0;
   static inline bool ready_ = false;
 };
 
@@ -290,7 +223,9 @@ TEST_F(Orthanc, RefusedSilentAndEmptyAnswersAreOneLineErrorsWithNothingWritten) 
   // Nothing to retrieve: an error, and no files or staging folders left behind.
   r = st::run_command(sagitta(fmt::format("pacs get --study 1.2.3.4.5.6.7.8.9 -o '{}' {}", (out / "get").string(), peer())));
   EXPECT_EQ(r.exit_code, 3);
-  if (fs::exists(out / "get")) EXPECT_TRUE(fs::is_empty(out / "get"));
+  if (fs::exists(out / "get")) {
+    EXPECT_TRUE(fs::is_empty(out / "get"));
+  }
 }
 
 }  // namespace
