@@ -86,8 +86,8 @@ QueryMatch match_of(const json& object) {
 json parse_json(const std::string& body, const std::string& where) {
   try {
     return json::parse(body);
-  } catch (const json::exception& e) {
-    throw DicomError(fmt::format("{}: the answer is not JSON ({})", where, e.what()));
+  } catch (const json::parse_error& e) {  // its what() quotes the bytes read, which may be binary
+    throw DicomError(fmt::format("{}: the answer is not JSON (syntax error at byte {} of {})", where, e.byte, body.size()));
   }
 }
 
@@ -148,6 +148,8 @@ std::vector<std::pair<std::string, long>> sop_sequence(const json& answer, const
 
 }  // namespace
 
+std::string without_credentials(const std::string& url) { return detail::redacted_url(url); }
+
 DicomWebServer with_environment(DicomWebServer server) {
   auto from = [](std::string& field, const char* name) {
     if (field.empty())
@@ -186,7 +188,7 @@ std::vector<QueryMatch> qido_search(const DicomWebServer& server, QueryLevel lev
   const std::string url = path + (query.empty() ? "" : "?" + join(query, "&"));
 
   std::string body;
-  const std::string where = "QIDO-RS GET " + detail::redacted_url(url);
+  const std::string where = "QIDO-RS GET " + detail::shown_url(url);
   detail::HttpRequest request;
   request.url = url;
   request.headers = {std::string("Accept: ") + kDicomJson};
@@ -220,7 +222,7 @@ RetrieveResult wado_retrieve(const DicomWebServer& server, const QueryKeys& keys
     if (key("SeriesInstanceUID").empty()) throw DicomError("WADO-RS: an instance needs its SeriesInstanceUID too");
     url += "/instances/" + detail::url_escape(key("SOPInstanceUID"));
   }
-  const std::string where = "WADO-RS GET " + detail::redacted_url(url);
+  const std::string where = "WADO-RS GET " + detail::shown_url(url);
 
   detail::RetrieveStaging staging(out_dir);
   std::unique_ptr<detail::MultipartReader> reader;
@@ -242,6 +244,8 @@ RetrieveResult wado_retrieve(const DicomWebServer& server, const QueryKeys& keys
   handlers.end = [&](std::size_t index) {
     part.close();
     if (!part) throw DicomError(fmt::format("cannot write {}", part_path.string()));
+    if (!detail::is_dicom_file(part_path))
+      throw DicomError(fmt::format("part {} is not a DICOM file (no readable file meta information)", index + 1));
     done = index + 1;
     if (progress && !progress(done, 0)) throw DicomError("cancelled");
   };
@@ -282,7 +286,7 @@ RetrieveResult wado_retrieve(const DicomWebServer& server, const QueryKeys& keys
 
 StoreResult stow_store(const DicomWebServer& server, const std::vector<fs::path>& inputs, const PacsProgress& progress) {
   const std::string url = base_url(server) + "/studies";
-  const std::string where = "STOW-RS POST " + detail::redacted_url(url);
+  const std::string where = "STOW-RS POST " + detail::shown_url(url);
   const std::vector<detail::StoreItem> items = detail::read_store_items(inputs);
   std::vector<fs::path> files;
   for (const auto& i : items) {

@@ -127,9 +127,11 @@ std::string transport_problem(CURLcode rc, const char* detail, const DicomWebSer
       return fmt::format("no answer in time ({}; connect {} s, total {} s, stall {} s)", why, server.connect_timeout_s,
                          server.timeout_s, server.stall_timeout_s);
     case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CACERT_BADFILE:
     case CURLE_SSL_CONNECT_ERROR:
-      return fmt::format("TLS verification failed ({}); give the server's CA certificate with --ca-file", why);
+      return fmt::format("TLS verification failed ({}): the server's certificate must name this host and be signed by a "
+                         "CA the system trusts or --ca-file gives",
+                         why);
+    case CURLE_SSL_CACERT_BADFILE: return fmt::format("cannot use the CA bundle ({})", why);
     case CURLE_UNSUPPORTED_PROTOCOL: return fmt::format("only http:// and https:// URLs are supported ({})", why);
     case CURLE_URL_MALFORMAT: return fmt::format("not a valid URL ({})", why);
     case CURLE_PARTIAL_FILE:
@@ -162,6 +164,13 @@ std::string redacted_url(const std::string& url) {
   const auto at = url.rfind('@', path == std::string::npos ? url.size() : path);
   if (at == std::string::npos || at < scheme) return url;
   return url.substr(0, scheme + 3) + url.substr(at + 1);
+}
+
+std::string shown_url(const std::string& url) {
+  std::string s = redacted_url(url);
+  const auto q = s.find('?');
+  if (q != std::string::npos && s.size() - q > 100) s = s.substr(0, q + 97) + "...";
+  return s;
 }
 
 std::string url_escape(const std::string& s) {
@@ -209,7 +218,7 @@ std::string header_parameter(const std::string& value, const std::string& name) 
 HttpResponse http_request(const DicomWebServer& server, const HttpRequest& request, const HttpSink& sink,
                           const std::string& what, const std::function<bool()>& cancelled) {
   global_init();
-  const std::string shown = fmt::format("{} {} {}", what, request.method, redacted_url(request.url));
+  const std::string shown = fmt::format("{} {} {}", what, request.method, shown_url(request.url));
   const Url origin = parse_url(request.url);
   if (origin.scheme != "http" && origin.scheme != "https")
     throw DicomError(fmt::format("{}: give an http:// or https:// URL", shown));

@@ -55,8 +55,10 @@ using HttpSink = std::function<void(const HttpResponse& head, const char* data, 
 HttpResponse http_request(const DicomWebServer& server, const HttpRequest& request, const HttpSink& sink,
                           const std::string& what, const std::function<bool()>& cancelled = {});
 
-// `url` with any user:password@ removed, for messages.
+// `url` with any user:password@ removed.
 std::string redacted_url(const std::string& url);
+// `url` for a message: redacted, a query over 100 characters shortened (QIDO's includefields).
+std::string shown_url(const std::string& url);
 // Percent-encoding of a URL query value or path segment.
 std::string url_escape(const std::string& s);
 

@@ -78,6 +78,11 @@ std::vector<StoreItem> read_store_items(const std::vector<fs::path>& inputs) {
 
 // Moves every file of `staging` into `out_dir` as <SOPInstanceUID>.dcm; returns the new paths
 // and the transfer syntaxes seen.
+bool is_dicom_file(const fs::path& path) {
+  DcmFileFormat f;
+  return f.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, 256, ERM_metaOnly).good();
+}
+
 void publish_retrieved(const fs::path& staging, const fs::path& out_dir, RetrieveResult& result) {
   std::set<std::string> syntaxes;
   std::vector<std::pair<fs::path, fs::path>> moves;
@@ -102,8 +107,8 @@ void publish_retrieved(const fs::path& staging, const fs::path& out_dir, Retriev
   result.transfer_syntaxes.assign(syntaxes.begin(), syntaxes.end());
 }
 
-RetrieveStaging::RetrieveStaging(const fs::path& out_dir) {
-  fs::create_directories(out_dir);
+RetrieveStaging::RetrieveStaging(const fs::path& out) : out_dir(out) {
+  created = fs::create_directories(out_dir);
   dir = out_dir / fmt::format(".sagitta-retrieve-partial-{}", ::getpid());
   fs::remove_all(dir);
   fs::create_directories(dir);
@@ -112,6 +117,7 @@ RetrieveStaging::RetrieveStaging(const fs::path& out_dir) {
 RetrieveStaging::~RetrieveStaging() {
   std::error_code ec;
   fs::remove_all(dir, ec);
+  if (created && fs::is_empty(out_dir, ec) && !ec) fs::remove(out_dir, ec);
 }
 
 

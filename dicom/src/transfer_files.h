@@ -23,14 +23,19 @@ struct StoreItem {
 std::vector<StoreItem> read_store_items(const std::vector<std::filesystem::path>& inputs);
 
 // A hidden folder `.sagitta-retrieve-partial-<pid>` inside `out_dir` (created if needed) that
-// receives a retrieval; removed with everything in it when the object goes.
+// receives a retrieval; removed with everything in it when the object goes, and `out_dir` too
+// when it was created here and is still empty (a failed retrieval leaves nothing).
 struct RetrieveStaging {
-  std::filesystem::path dir;
+  std::filesystem::path dir, out_dir;
+  bool created = false;
   explicit RetrieveStaging(const std::filesystem::path& out_dir);
   ~RetrieveStaging();
   RetrieveStaging(const RetrieveStaging&) = delete;
   RetrieveStaging& operator=(const RetrieveStaging&) = delete;
 };
+
+// True when `path` is a DICOM file whose meta information DCMTK reads.
+bool is_dicom_file(const std::filesystem::path& path);
 
 // Checks every file of `staging` is DICOM (a meta header naming the SOP instance), then moves
 // them into `out_dir` as <SOPInstanceUID>.dcm; records the paths and transfer syntaxes in

@@ -1,14 +1,11 @@
-// The PACS round trip against a real Orthanc (Debian package `orthanc`) on 127.0.0.1 with a
-// temporary configuration and database: store series (one JPEG 2000), find them, retrieve them
+// The PACS round trip against a real Orthanc (Debian package `orthanc`, support/orthanc.h) on
+// 127.0.0.1 with a temporary configuration and database: store series (one JPEG 2000), find them, retrieve them
 // with C-GET and C-MOVE, segment a study straight from the PACS and store its DICOM SEG back,
 // find the SEG; and the failures: a refused association, a silent peer, an unknown study.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -17,60 +14,39 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <memory>
 #include <thread>
 
 #include "sagitta/dicom/load.h"
 #include "sagitta/dicom/scan.h"
 #include "sagitta/dicom/seg.h"
 #include "support/dicom_fixups.h"
+#include "support/orthanc.h"
 #include "support/synthetic_dicom.h"
 #include "support/test_paths.h"
-
-extern char** environ;
 
 namespace {
 namespace fs = std::filesystem;
 namespace dcm = sagitta::dicom;
 namespace st = sagitta::testing;
 
-// A TCP port nobody listens on right now (the kernel's choice for an ephemeral bind).
-int free_port() {
-  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(s);
-  return ntohs(a.sin_port);
-}
-
 std::string sagitta(const std::string& args) { return fmt::format("'{}' {}", st::sagitta_executable().string(), args); }
 
 class Orthanc : public ::testing::Test {
 protected:
   static void SetUpTestSuite() {
-    const char* binary = "/usr/sbin/Orthanc";
-    if (::access(binary, X_OK) != 0) return;
-    // ctest runs each test case as its own process, in parallel: every process starts its own
-    // Orthanc in its own folder (a shared one was removed under a running neighbour).
+    if (::access(st::kOrthancBinary, X_OK) != 0) return;
     dir_ = st::binary_dir() / "test_scratch" / ("orthanc-" + std::to_string(::getpid()));
     fs::remove_all(dir_);
-    fs::create_directories(dir_ / "storage");
-    fs::create_directories(dir_ / "logs");
-    port_ = free_port();
-    move_port_ = free_port();
-    while (move_port_ == port_) move_port_ = free_port();
+    port_ = st::free_port();
+    move_port_ = st::free_port();
+    while (move_port_ == port_) move_port_ = st::free_port();
     const nlohmann::json config = {
         {"Name", "SagittaTest"},
-        {"StorageDirectory", (dir_ / "storage").string()},
-        {"IndexDirectory", (dir_ / "storage").string()},
         {"DicomAet", "ORTHANC"},
         {"DicomPort", port_},
         {"HttpServerEnabled", false},
-        {"HttpPort", free_port()},
+        {"HttpPort", st::free_port()},
         {"RemoteAccessAllowed", false},
         {"AuthenticationEnabled", false},
         // Only known AE titles may talk to it (ours, SAGITTA): a stranger is refused.
@@ -85,15 +61,8 @@ protected:
         {"Plugins", nlohmann::json::array()},
         {"ConcurrentJobs", 1},
         {"SaveJobs", false}};
-    std::ofstream(dir_ / "orthanc.json") << config.dump(2);
-    const std::string config_path = (dir_ / "orthanc.json").string();
-    const std::string log_arg = "--logdir=" + (dir_ / "logs").string();
-    std::vector<char*> argv{const_cast<char*>(binary), const_cast<char*>(config_path.c_str()),
-                            const_cast<char*>(log_arg.c_str()), nullptr};
-    if (::posix_spawn(&pid_, binary, nullptr, nullptr, argv.data(), environ) != 0) {
-      pid_ = 0;
-      return;
-    }
+    orthanc_ = std::make_unique<st::OrthancProcess>();
+    if (!orthanc_->start(dir_, config)) return;
     // Ready when it answers a C-ECHO (usually within a second).
     for (int i = 0; i < 100; ++i) {
       if (st::run_command(sagitta(fmt::format("pacs echo --port {} --aec ORTHANC --timeout 2", port_))).exit_code == 0) {
@@ -104,24 +73,12 @@ protected:
     }
   }
 
-  static void TearDownTestSuite() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      int status = 0;
-      for (int i = 0; i < 100 && ::waitpid(pid_, &status, WNOHANG) == 0; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
-      if (::waitpid(pid_, &status, WNOHANG) == 0) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-      }
-      pid_ = 0;
-    }
-  }
+  static void TearDownTestSuite() { orthanc_.reset(); }
 
   void SetUp() override {
-    if (::access("/usr/sbin/Orthanc", X_OK) != 0)
+    if (::access(st::kOrthancBinary, X_OK) != 0)
       GTEST_SKIP() << "Orthanc not installed (Debian package orthanc; scripts/setup.sh installs it)";
-    ASSERT_TRUE(pid_ > 0 && ready_) << "Orthanc did not start; see " << (dir_ / "logs");
+    ASSERT_TRUE(orthanc_ && orthanc_->running() && ready_) << "Orthanc did not start; see " << (dir_ / "logs");
   }
 
   std::string peer() const { return fmt::format("--port {} --aec ORTHANC --timeout 5 --dimse-timeout 30", port_); }
@@ -160,7 +117,7 @@ protected:
 
   static inline fs::path dir_;
   static inline int port_ = 0, move_port_ = 0;
-  static inline pid_t pid_ = 0;
+  static inline std::unique_ptr<st::OrthancProcess> orthanc_;
   static inline bool ready_ = false;
 };
 
@@ -290,7 +247,9 @@ TEST_F(Orthanc, RefusedSilentAndEmptyAnswersAreOneLineErrorsWithNothingWritten) 
   // Nothing to retrieve: an error, and no files or staging folders left behind.
   r = st::run_command(sagitta(fmt::format("pacs get --study 1.2.3.4.5.6.7.8.9 -o '{}' {}", (out / "get").string(), peer())));
   EXPECT_EQ(r.exit_code, 3);
-  if (fs::exists(out / "get")) EXPECT_TRUE(fs::is_empty(out / "get"));
+  if (fs::exists(out / "get")) {
+    EXPECT_TRUE(fs::is_empty(out / "get"));
+  }
 }
 
 }  // namespace

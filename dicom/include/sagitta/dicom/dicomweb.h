@@ -43,6 +43,9 @@ inline constexpr const char* kDicomWebTokenVariable = "SAGITTA_DICOMWEB_TOKEN";
 // where they are empty. Throws DicomError when both a token and a user end up set.
 DicomWebServer with_environment(DicomWebServer server);
 
+// `url` without a user:password@ part, for messages and reports.
+std::string without_credentials(const std::string& url);
+
 // QIDO-RS: /studies, /series or /instances (below /studies/{uid} when the keys hold a
 // StudyInstanceUID, as every server supports that) matching `keys` (keyword -> value; "" asks for
 // the attribute with includefield). The level's default attributes are always asked for. Each
