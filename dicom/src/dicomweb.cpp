@@ -13,6 +13,7 @@
 #include <optional>
 
 #include "http.h"
+#include "sagitta/dicom/codecs.h"
 #include "multipart.h"
 #include "sagitta/dicom/error.h"
 #include "transfer_files.h"
@@ -223,6 +224,7 @@ RetrieveResult wado_retrieve(const DicomWebServer& server, const QueryKeys& keys
     url += "/instances/" + detail::url_escape(key("SOPInstanceUID"));
   }
   const std::string where = "WADO-RS GET " + detail::shown_url(url);
+  register_codecs();  // also silences DCMTK's logging: problems reach the user once, as DicomError
 
   detail::RetrieveStaging staging(out_dir);
   std::unique_ptr<detail::MultipartReader> reader;
@@ -287,6 +289,7 @@ RetrieveResult wado_retrieve(const DicomWebServer& server, const QueryKeys& keys
 StoreResult stow_store(const DicomWebServer& server, const std::vector<fs::path>& inputs, const PacsProgress& progress) {
   const std::string url = base_url(server) + "/studies";
   const std::string where = "STOW-RS POST " + detail::shown_url(url);
+  register_codecs();  // as above
   const std::vector<detail::StoreItem> items = detail::read_store_items(inputs);
   std::vector<fs::path> files;
   for (const auto& i : items) {
