@@ -13,6 +13,8 @@ Only the standard library.
   /notdicom/...   a well-formed multipart whose part is not a DICOM file
   /loop/...       302 to itself, forever
   /tohttp/...     302 to http://127.0.0.1:PLAIN_PORT/empty/... (https -> http downgrade)
+  /whoami/...     400 when the request carries an Authorization header, else 200 DICOM JSON []
+  /elsewhere/...  302 to http://localhost:<this port>/whoami/studies (another host name)
   /stowfail/...   POST: 409 with a FailedSOPSequence naming every instance sent (reason 0xA700)
   /slow/...       sends nothing for 60 s
 """
@@ -76,6 +78,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply(302, "text/plain", b"", [("Location", self.path)])
         if kind == "tohttp":
             target = "http://127.0.0.1:%d/empty/studies" % self.plain_port
+            return self.reply(302, "text/plain", b"", [("Location", target)])
+        if kind == "whoami":
+            if self.headers.get("Authorization"):
+                return self.reply(400, "text/plain", b"credentials reached another host")
+            return self.reply(200, "application/dicom+json", b"[]")
+        if kind == "elsewhere":
+            target = "http://localhost:%d/whoami/studies" % self.server.server_address[1]
             return self.reply(302, "text/plain", b"", [("Location", target)])
         if kind == "slow":
             time.sleep(60)

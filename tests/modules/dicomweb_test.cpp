@@ -299,6 +299,18 @@ TEST_F(BadServer, HttpErrorsGarbageAndRedirectLoopsAreOneLine) {
   expect_one_line_failure(st::run_command(sagitta("dicomweb query --url ftp://127.0.0.1/dicom-web")), "http:// or https://");
 }
 
+TEST_F(BadServer, CredentialsNeverFollowARedirectToAnotherHost) {
+  const std::string credentials = fmt::format("--user {} --password {}", kUser, kPassword);
+  // The server notices credentials (HTTP 400) ...
+  expect_one_line_failure(st::run_command(sagitta(fmt::format("dicomweb query --url {} {}", plain("whoami"), credentials))),
+                          "HTTP 400");
+  // ... and gets none after a redirect from 127.0.0.1 to localhost; bearer tokens neither.
+  for (const std::string& c : {credentials, std::string("--token secret-token")}) {
+    const auto r = st::run_command(sagitta(fmt::format("dicomweb query --url {} {} --json", plain("elsewhere"), c)));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+  }
+}
+
 TEST_F(BadServer, BrokenRetrievalsAndRefusedStoresLeaveNothing) {
   const fs::path out = st::scratch_dir();
   auto retrieve = [&](const std::string& route, const fs::path& folder) {
