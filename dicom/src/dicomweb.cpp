@@ -59,19 +59,24 @@ void check_keyword(const std::string& keyword) {
 // sequences and bulk data, which a match does not carry.
 std::optional<std::string> attribute_text(const json& attribute) {
   if (!attribute.is_object()) throw DicomError("an attribute is not a JSON object");
-  if (!attribute.contains("Value")) return attribute.contains("vr") && attribute["vr"] == "SQ" ? std::nullopt
-                                                                                                : std::optional<std::string>("");
-  if (attribute.value("vr", "") == "SQ") return std::nullopt;
-  const json& values = attribute["Value"];
-  if (!values.is_array()) throw DicomError("an attribute's Value is not an array");
+  if (const auto vr = attribute.find("vr"); vr != attribute.end() && *vr == "SQ") return std::nullopt;
+  if (attribute.contains("BulkDataURI") || attribute.contains("InlineBinary")) return std::nullopt;
+  const auto values = attribute.find("Value");
+  if (values == attribute.end()) return std::string();  // present but empty
+  if (!values->is_array()) throw DicomError("an attribute's Value is not an array");
   std::string out;
-  for (std::size_t i = 0; i < values.size(); ++i) {
-    const json& v = values[i];
+  for (std::size_t i = 0; i < values->size(); ++i) {
+    const json& v = (*values)[i];
     if (i) out += '\\';
-    if (v.is_string()) out += v.get<std::string>();
-    else if (v.is_number()) out += v.dump();
-    else if (v.is_object()) out += v.value("Alphabetic", "");
-    else if (!v.is_null()) throw DicomError("an attribute value is neither text, number nor person name");
+    if (v.is_string()) {
+      out += v.get<std::string>();
+    } else if (v.is_number()) {
+      out += v.dump();
+    } else if (v.is_object()) {  // a person name: its groups
+      if (const auto a = v.find("Alphabetic"); a != v.end() && a->is_string()) out += a->get<std::string>();
+    } else if (!v.is_null()) {
+      throw DicomError("an attribute value is neither text, number nor person name");
+    }
   }
   return out;
 }
@@ -206,6 +211,8 @@ std::vector<QueryMatch> qido_search(const DicomWebServer& server, QueryLevel lev
     }
   } catch (const DicomError& e) {
     throw DicomError(fmt::format("{}: not DICOM JSON: {}", where, e.what()));
+  } catch (const json::exception& e) {
+    throw DicomError(fmt::format("{}: not DICOM JSON (json error {})", where, e.id));
   }
   return matches;
 }
@@ -321,18 +328,24 @@ StoreResult stow_store(const DicomWebServer& server, const std::vector<fs::path>
   } catch (const detail::HttpError& e) {
     // 409 Conflict (and 400) come with the failed instances in DICOM JSON: name them.
     if (e.body.empty() || detail::media_type(e.content_type).find("json") == std::string::npos) throw;
+    bool names_failures = false;
+    try {
+      names_failures = !sop_sequence(json::parse(e.body), "00081198", "00081197").empty();
+    } catch (const std::exception&) {  // not JSON, not DICOM JSON: the HTTP status says it all
+    }
+    if (!names_failures) throw;
     answer_text = e.body;
     status = e.status;
-    json answer;
-    try {
-      answer = json::parse(answer_text);
-    } catch (const json::exception&) {
-      throw e;
-    }
-    if (sop_sequence(answer, "00081198", "00081197").empty()) throw;
   }
   const json answer = answer_text.empty() ? json::object() : parse_json(answer_text, where);
-  const auto failed = sop_sequence(answer, "00081198", "00081197");
+  std::vector<std::pair<std::string, long>> failed, stored;
+  try {
+    failed = sop_sequence(answer, "00081198", "00081197");
+    stored = sop_sequence(answer, "00081199", "00081196");
+  } catch (const std::exception& e) {  // DicomError or json::exception
+    throw DicomError(fmt::format("{}: HTTP {}: the answer is not a STOW-RS response in DICOM JSON ({})", where, status,
+                                 e.what()));
+  }
   if (!failed.empty()) {
     std::vector<std::string> named;
     for (std::size_t i = 0; i < failed.size() && i < 5; ++i)
@@ -344,7 +357,6 @@ StoreResult stow_store(const DicomWebServer& server, const std::vector<fs::path>
                                  items.size(), join(named, ", ")));
   }
   StoreResult result;
-  const auto stored = sop_sequence(answer, "00081199", "00081196");
   for (const auto& [uid, warning] : stored) {
     result.sop_instance_uids.push_back(uid);
     if (warning >= 0) result.warnings.push_back(fmt::format("{}: stored with warning 0x{:04X}", uid, warning));

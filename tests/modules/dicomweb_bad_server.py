@@ -7,6 +7,7 @@ Only the standard library.
 
   /e404/...       404 Not Found              /e500/...    500 Internal Server Error
   /junk/...       200 application/dicom+json whose body is not JSON
+  /oddjson/...    200 JSON of the wrong shape (Value not an array, a person name that is a number)
   /html/...       200 text/html (a login page where DICOM JSON was expected)
   /empty/...      200 DICOM JSON: []          (an empty search; also fine for a TLS check)
   /truncated/...  multipart: one whole DICOM part, then a part cut off without the closing boundary
@@ -64,6 +65,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply(500, "text/plain", b"boom")
         if kind == "junk":
             return self.reply(200, "application/dicom+json", b'[{"0020000D": {"vr": "UI", "Value": ["1.2.3"]}, \xff\xfe garbage')
+        if kind == "oddjson":
+            return self.reply(200, "application/dicom+json",
+                              b'[{"00100010": {"vr": "PN", "Value": [{"Alphabetic": 5}]}, "0020000D": {"vr": 7, "Value": "x"}}]')
         if kind == "html":
             return self.reply(200, "text/html", b"<html><body>Please log in</body></html>")
         if kind == "empty":

@@ -287,6 +287,7 @@ TEST_F(BadServer, HttpErrorsGarbageAndRedirectLoopsAreOneLine) {
   expect_one_line_failure(query("e404"), plain("e404/studies"));
   expect_one_line_failure(query("e500"), "HTTP 500");
   expect_one_line_failure(query("junk"), "not JSON");
+  expect_one_line_failure(query("oddjson"), "not DICOM JSON: an attribute's Value is not an array");
   expect_one_line_failure(query("html"), "'text/html', not DICOM JSON");
   expect_one_line_failure(query("loop"), "more than 5 redirects");
   expect_one_line_failure(query("loop", "--max-redirects 2"), "more than 2 redirects");
