@@ -170,7 +170,8 @@ DicomWebServer with_environment(DicomWebServer server) {
   return server;
 }
 
-std::vector<QueryMatch> qido_search(const DicomWebServer& server, QueryLevel level, const QueryKeys& keys) {
+std::vector<QueryMatch> qido_search(const DicomWebServer& server, QueryLevel level, const QueryKeys& keys,
+                                    const PacsProgress& progress) {
   if (level == QueryLevel::Patient)
     throw DicomError("QIDO-RS has no patient level: search studies with PatientID or PatientName instead");
   std::string path = base_url(server);
@@ -198,7 +199,7 @@ std::vector<QueryMatch> qido_search(const DicomWebServer& server, QueryLevel lev
   detail::HttpRequest request;
   request.url = url;
   request.headers = {std::string("Accept: ") + kDicomJson};
-  detail::http_request(server, request, json_sink(body, where), "QIDO-RS");
+  detail::http_request(server, request, json_sink(body, where), "QIDO-RS", [&] { return progress && !progress(0, 0); });
   if (body.empty()) return {};  // 204 No Content: no matches
   const json answer = parse_json(body, where);
   if (!answer.is_array()) throw DicomError(fmt::format("{}: the answer is not a JSON array of matches", where));
@@ -309,7 +310,9 @@ StoreResult stow_store(const DicomWebServer& server, const std::vector<fs::path>
   const std::string boundary = detail::random_boundary();
   detail::MultipartFileBody body(files, boundary, "application/dicom");
   bool cancelled = false;
+  std::size_t sent = 0;
   body.on_file_done = [&](std::size_t done) {
+    sent = done;
     if (progress && !progress(done, files.size())) cancelled = true;
   };
   detail::HttpRequest request;
@@ -324,7 +327,9 @@ StoreResult stow_store(const DicomWebServer& server, const std::vector<fs::path>
   std::string answer_text;
   long status = 0;
   try {
-    status = detail::http_request(server, request, json_sink(answer_text, where), "STOW-RS", [&] { return cancelled; }).status;
+    status = detail::http_request(server, request, json_sink(answer_text, where), "STOW-RS", [&] {
+               return cancelled || (progress && !progress(sent, files.size()));
+             }).status;
   } catch (const detail::HttpError& e) {
     // 409 Conflict (and 400) come with the failed instances in DICOM JSON: name them.
     if (e.body.empty() || detail::media_type(e.content_type).find("json") == std::string::npos) throw;

@@ -67,7 +67,8 @@ int run_dicomweb(const Arguments& a) {
   nlohmann::json out = {{"action", action}, {"url", dcm::without_credentials(server.url)}};
 
   if (action == "query") {
-    const auto matches = dcm::qido_search(server, dcm::query_level_from_string(a.text("level")), query_keys(a));
+    const auto matches = cancellable(
+        [&] { return dcm::qido_search(server, dcm::query_level_from_string(a.text("level")), query_keys(a), report); });
     out["matches"] = matches;
     if (!json) {
       for (const auto& m : matches) {

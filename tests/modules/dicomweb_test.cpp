@@ -300,6 +300,20 @@ TEST_F(BadServer, HttpErrorsGarbageAndRedirectLoopsAreOneLine) {
   expect_one_line_failure(st::run_command(sagitta("dicomweb query --url ftp://127.0.0.1/dicom-web")), "http:// or https://");
 }
 
+TEST_F(BadServer, SigintCancelsAWaitingRequestWithExitCode4AndNothingLeft) {
+  const fs::path out = st::scratch_dir() / "cancelled";
+  for (const std::string& action : {std::string("query"), "retrieve --study 1.2.3 -o " + st::shell_quote(out)}) {
+    const auto t0 = std::chrono::steady_clock::now();
+    // The server says nothing for 60 s; SIGINT after one.
+    const auto r = st::run_command(fmt::format("({} & p=$!; sleep 1; kill -INT $p; wait $p)",
+                                               sagitta(fmt::format("dicomweb {} --url {} --no-progress", action, plain("slow")))));
+    EXPECT_EQ(r.exit_code, 4) << action << ": " << r.err;
+    EXPECT_NE(r.err.find("cancelled"), std::string::npos) << r.err;
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 20.0);
+  }
+  expect_nothing_in(out);
+}
+
 TEST_F(BadServer, CredentialsNeverFollowARedirectToAnotherHost) {
   const std::string credentials = fmt::format("--user {} --password {}", kUser, kPassword);
   // The server notices credentials (HTTP 400) ...

@@ -51,16 +51,20 @@ std::string without_credentials(const std::string& url);
 // the attribute with includefield). The level's default attributes are always asked for. Each
 // match maps keyword -> value (multiple values joined by '\', person names by their alphabetic
 // form, numbers as written). QueryLevel::Patient is refused (DICOMweb has no patient level).
-std::vector<QueryMatch> qido_search(const DicomWebServer& server, QueryLevel level, const QueryKeys& keys);
+// `progress` is polled with (0, 0) while the answer is awaited; returning false cancels.
+std::vector<QueryMatch> qido_search(const DicomWebServer& server, QueryLevel level, const QueryKeys& keys,
+                                    const PacsProgress& progress = {});
 
 // WADO-RS of a study (keys: StudyInstanceUID) or series (and SeriesInstanceUID) into `out_dir`
-// (created if needed). `progress` is called after each instance with (done, 0).
+// (created if needed). `progress` is called after each instance with (done, 0), and polled with
+// the same while data is awaited; returning false cancels (nothing is left in `out_dir`).
 RetrieveResult wado_retrieve(const DicomWebServer& server, const QueryKeys& keys, const std::filesystem::path& out_dir,
                              const PacsProgress& progress = {});
 
 // STOW-RS of DICOM files (folders are searched recursively) to /studies in one request. A
 // response naming failed instances (FailedSOPSequence) throws DicomError listing them with their
-// failure reasons; warnings (e.g. coerced attributes) go to StoreResult::warnings.
+// failure reasons; warnings (e.g. coerced attributes) go to StoreResult::warnings. `progress` is
+// called with (files sent, files) as the body goes out and polled while the answer is awaited.
 StoreResult stow_store(const DicomWebServer& server, const std::vector<std::filesystem::path>& inputs,
                        const PacsProgress& progress = {});
 
