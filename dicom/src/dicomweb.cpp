@@ -161,9 +161,12 @@ DicomWebServer with_environment(DicomWebServer server) {
     if (field.empty())
       if (const char* v = std::getenv(name)) field = v;
   };
-  from(server.user, kDicomWebUserVariable);
-  from(server.password, kDicomWebPasswordVariable);
-  from(server.token, kDicomWebTokenVariable);
+  // What the caller gave wins: a user takes only a password from the environment, a token
+  // nothing; neither takes everything there is.
+  const bool given_user = !server.user.empty(), given_token = !server.token.empty();
+  if (!given_token) from(server.user, kDicomWebUserVariable);
+  if (!given_token) from(server.password, kDicomWebPasswordVariable);
+  if (!given_user && !given_token) from(server.token, kDicomWebTokenVariable);
   if (!server.user.empty() && !server.token.empty())
     throw DicomError(fmt::format("DICOMweb: give a user and password or a bearer token, not both (check {} and {})",
                                  kDicomWebUserVariable, kDicomWebTokenVariable));

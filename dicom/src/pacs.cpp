@@ -19,7 +19,6 @@
 #include <set>
 #include <thread>
 
-#include "nesting.h"
 #include "transfer_files.h"
 #include "sagitta/dicom/codecs.h"
 #include "sagitta/dicom/error.h"
@@ -125,7 +124,6 @@ const char* level_name(QueryLevel level) {
   }
   return "STUDY";
 }
-
 
 DcmDataset query_dataset(QueryLevel level, const QueryKeys& keys, bool with_defaults) {
   DcmDataset ds;

@@ -39,8 +39,9 @@ inline constexpr const char* kDicomWebUserVariable = "SAGITTA_DICOMWEB_USER";
 inline constexpr const char* kDicomWebPasswordVariable = "SAGITTA_DICOMWEB_PASSWORD";
 inline constexpr const char* kDicomWebTokenVariable = "SAGITTA_DICOMWEB_TOKEN";
 
-// `server` with user, password and token taken from SAGITTA_DICOMWEB_USER / _PASSWORD / _TOKEN
-// where they are empty. Throws DicomError when both a token and a user end up set.
+// `server` with credentials completed from SAGITTA_DICOMWEB_USER / _PASSWORD / _TOKEN: with
+// neither user nor token given, all three are read; with a user given, only the password; with
+// a token given, nothing. Throws DicomError when both a user and a token end up set.
 DicomWebServer with_environment(DicomWebServer server);
 
 // `url` without a user:password@ part, for messages and reports.
