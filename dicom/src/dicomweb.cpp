@@ -241,22 +241,34 @@ RetrieveResult wado_retrieve(const DicomWebServer& server, const QueryKeys& keys
   std::unique_ptr<detail::MultipartReader> reader;
   std::ofstream part;
   fs::path part_path;
-  std::size_t done = 0;
+  std::size_t done = 0, part_bytes = 0;
+  long long announced = -1;  // the part's Content-Length, when it has one
   detail::MultipartReader::Handlers handlers;
   handlers.begin = [&](std::size_t index, const detail::MultipartReader::Headers& headers) {
     const auto type = headers.find("content-type");
     if (type != headers.end() && detail::media_type(type->second) != "application/dicom")
       throw DicomError(fmt::format("part {} is '{}', not application/dicom", index + 1, type->second));
+    announced = -1;
+    part_bytes = 0;
+    if (const auto length = headers.find("content-length"); length != headers.end()) {
+      char* end = nullptr;
+      announced = std::strtoll(length->second.c_str(), &end, 10);
+      if (end == length->second.c_str() || *end != '\0' || announced < 0)
+        throw DicomError(fmt::format("part {} has a bad Content-Length '{}'", index + 1, length->second));
+    }
     part_path = staging.dir / fmt::format("part-{:06}.dcm", index + 1);
     part.open(part_path, std::ios::binary | std::ios::trunc);
     if (!part) throw DicomError(fmt::format("cannot write {}", part_path.string()));
   };
   handlers.data = [&](const char* data, std::size_t size) {
+    part_bytes += size;
     if (!part.write(data, static_cast<std::streamsize>(size))) throw DicomError(fmt::format("cannot write {}", part_path.string()));
   };
   handlers.end = [&](std::size_t index) {
     part.close();
     if (!part) throw DicomError(fmt::format("cannot write {}", part_path.string()));
+    if (announced >= 0 && static_cast<long long>(part_bytes) != announced)
+      throw DicomError(fmt::format("part {} has {} bytes, its Content-Length says {}", index + 1, part_bytes, announced));
     if (!detail::is_dicom_file(part_path))
       throw DicomError(fmt::format("part {} is not a DICOM file (no readable file meta information)", index + 1));
     done = index + 1;

@@ -12,6 +12,7 @@ Only the standard library.
   /empty/...      200 DICOM JSON: []          (an empty search; also fine for a TLS check)
   /truncated/...  multipart: one whole DICOM part, then a part cut off without the closing boundary
   /notdicom/...   a well-formed multipart whose part is not a DICOM file
+  /badlength/...  a part 100 bytes shorter than its Content-Length header
   /loop/...       302 to itself, forever
   /tohttp/...     302 to http://127.0.0.1:PLAIN_PORT/empty/... (https -> http downgrade)
   /whoami/...     400 when the request carries an Authorization header, else 200 DICOM JSON []
@@ -31,10 +32,11 @@ import time
 DICOM_PART = None  # a small valid DICOM file's bytes, set from argv when given
 
 
-def multipart(parts, boundary="bad-boundary-1234", close=True):
+def multipart(parts, boundary="bad-boundary-1234", close=True, lengths=None):
     body = b""
-    for p in parts:
-        body += b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n\r\n" + p + b"\r\n"
+    for i, p in enumerate(parts):
+        length = b"Content-Length: %d\r\n" % lengths[i] if lengths else b""
+        body += b"--" + boundary.encode() + b"\r\nContent-Type: application/dicom\r\n" + length + b"\r\n" + p + b"\r\n"
     if close:
         body += b"--" + boundary.encode() + b"--\r\n"
     return body, 'multipart/related; type="application/dicom"; boundary=' + boundary
@@ -75,6 +77,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if kind == "truncated":
             body, ctype = multipart([DICOM_PART, DICOM_PART], close=False)
             return self.reply(200, ctype, body[: len(body) - len(DICOM_PART) // 2])
+        if kind == "badlength":  # a part shorter than its Content-Length says (a proxy cut it?)
+            body, ctype = multipart([DICOM_PART], lengths=[len(DICOM_PART) + 100])
+            return self.reply(200, ctype, body)
         if kind == "notdicom":
             body, ctype = multipart([b"this is not a DICOM file" * 10])
             return self.reply(200, ctype, body)

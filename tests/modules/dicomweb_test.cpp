@@ -336,6 +336,8 @@ TEST_F(BadServer, BrokenRetrievalsAndRefusedStoresLeaveNothing) {
   expect_nothing_in(out / "a");
   expect_one_line_failure(retrieve("notdicom", out / "b"), "part 1 is not a DICOM file");
   expect_nothing_in(out / "b");
+  expect_one_line_failure(retrieve("badlength", out / "e"), "its Content-Length says");
+  expect_nothing_in(out / "e");
   expect_one_line_failure(retrieve("html", out / "c"), "not multipart/related");
   expect_nothing_in(out / "c");
   expect_one_line_failure(retrieve("e500", out / "d"), "HTTP 500");
