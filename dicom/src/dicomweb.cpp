@@ -192,6 +192,11 @@ std::vector<QueryMatch> qido_search(const DicomWebServer& server, QueryLevel lev
   for (const auto& k : default_query_keys(level))
     if (!rest.count(k) && !(study_in_path && k == "StudyInstanceUID")) rest[k] = "";
   for (const auto& [keyword, value] : rest) {
+    if (keyword == "limit" || keyword == "offset" || keyword == "fuzzymatching") {  // QIDO-RS's own parameters
+      if (value.empty()) throw DicomError(fmt::format("QIDO-RS parameter '{}' needs a value", keyword));
+      query.push_back(keyword + "=" + detail::url_escape(value));
+      continue;
+    }
     check_keyword(keyword);
     query.push_back(value.empty() ? "includefield=" + keyword : keyword + "=" + detail::url_escape(value));
   }

@@ -142,6 +142,10 @@ TEST_F(DicomWeb, StoreQueryRetrieveThePhantomSeries) {
   std::set<std::string> found, sent(stored["sop_instance_uids"].begin(), stored["sop_instance_uids"].end());
   for (const auto& m : instances["matches"]) found.insert(m["SOPInstanceUID"].get<std::string>());
   EXPECT_EQ(found, sent);
+  // Paging with QIDO-RS's own limit and offset.
+  const std::string instance_query = fmt::format("query --level image --study {}", info.study_instance_uid);
+  EXPECT_EQ(dicomweb(instance_query + " --keys 'limit=5'")["matches"].size(), 5u);
+  EXPECT_EQ(dicomweb(instance_query + fmt::format(" --keys 'limit=10;offset={}'", n - 2))["matches"].size(), 2u);
 
   // The study back, as sent: the same instances, the same bytes of pixel data.
   const fs::path out = st::scratch_dir() / "study";

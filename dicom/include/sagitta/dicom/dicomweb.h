@@ -49,10 +49,11 @@ std::string without_credentials(const std::string& url);
 
 // QIDO-RS: /studies, /series or /instances (below /studies/{uid} when the keys hold a
 // StudyInstanceUID, as every server supports that) matching `keys` (keyword -> value; "" asks for
-// the attribute with includefield). The level's default attributes are always asked for. Each
-// match maps keyword -> value (multiple values joined by '\', person names by their alphabetic
-// form, numbers as written). QueryLevel::Patient is refused (DICOMweb has no patient level).
-// `progress` is polled with (0, 0) while the answer is awaited; returning false cancels.
+// the attribute with includefield; "limit", "offset" and "fuzzymatching" pass as QIDO-RS's own
+// parameters, for servers that page their answers). The level's default attributes are always
+// asked for. Each match maps keyword -> value (multiple values joined by '\', person names by
+// their alphabetic form, numbers as written). QueryLevel::Patient is refused (DICOMweb has no
+// patient level). `progress` is polled with (0, 0) while the answer is awaited; returning false cancels.
 std::vector<QueryMatch> qido_search(const DicomWebServer& server, QueryLevel level, const QueryKeys& keys,
                                     const PacsProgress& progress = {});
 
