@@ -21,6 +21,7 @@
 
 #include "nesting.h"
 #include "transfer_syntaxes.h"
+#include "transfer_files.h"
 #include "sagitta/dicom/codecs.h"
 #include "sagitta/dicom/error.h"
 #include "sagitta/dicom/text.h"
@@ -107,27 +108,12 @@ const char* level_name(QueryLevel level) {
   return "STUDY";
 }
 
-std::vector<std::string> default_keys(QueryLevel level) {
-  switch (level) {
-    case QueryLevel::Patient: return {"PatientName", "PatientID", "PatientBirthDate", "PatientSex"};
-    case QueryLevel::Study:
-      return {"StudyInstanceUID", "PatientName", "PatientID", "StudyDate", "StudyTime", "StudyDescription",
-              "AccessionNumber", "ModalitiesInStudy", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"};
-    case QueryLevel::Series:
-      return {"StudyInstanceUID", "SeriesInstanceUID", "Modality", "SeriesNumber", "SeriesDescription",
-              "NumberOfSeriesRelatedInstances"};
-    case QueryLevel::Image:
-      return {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID", "InstanceNumber"};
-  }
-  return {};
-}
-
 DcmDataset query_dataset(QueryLevel level, const QueryKeys& keys, bool with_defaults) {
   DcmDataset ds;
   ds.putAndInsertString(DCM_QueryRetrieveLevel, level_name(level));
   std::map<std::string, std::string> all;
   if (with_defaults)
-    for (const auto& k : default_keys(level)) all[k] = "";
+    for (const auto& k : default_query_keys(level)) all[k] = "";
   for (const auto& [k, v] : keys) all[k] = v;
   for (const auto& [keyword, value] : all) {
     DcmTag tag;
@@ -152,46 +138,6 @@ std::string status_text(Uint16 status) {
     default: return fmt::format("status 0x{:04X}", status);
   }
 }
-
-// Moves every file of `staging` into `out_dir` as <SOPInstanceUID>.dcm; returns the new paths
-// and the transfer syntaxes seen.
-void publish(const fs::path& staging, const fs::path& out_dir, RetrieveResult& result) {
-  std::set<std::string> syntaxes;
-  std::vector<std::pair<fs::path, fs::path>> moves;
-  for (const auto& e : fs::recursive_directory_iterator(staging)) {
-    if (!e.is_regular_file()) continue;
-    DcmFileFormat f;
-    if (f.loadFile(e.path().c_str(), EXS_Unknown, EGL_noChange, 256, ERM_metaOnly).bad())
-      throw DicomError(fmt::format("{}: received an unreadable object", e.path().string()));
-    OFString uid, ts;
-    f.getMetaInfo()->findAndGetOFString(DCM_MediaStorageSOPInstanceUID, uid);
-    f.getMetaInfo()->findAndGetOFString(DCM_TransferSyntaxUID, ts);
-    if (uid.empty()) uid = e.path().filename().c_str();
-    syntaxes.insert(ts.c_str());
-    moves.emplace_back(e.path(), out_dir / (std::string(uid.c_str()) + ".dcm"));
-  }
-  fs::create_directories(out_dir);
-  for (const auto& [from, to] : moves) {
-    fs::rename(from, to);
-    result.files.push_back(to);
-  }
-  std::sort(result.files.begin(), result.files.end());
-  result.transfer_syntaxes.assign(syntaxes.begin(), syntaxes.end());
-}
-
-struct Staging {
-  fs::path dir;
-  explicit Staging(const fs::path& out_dir) {
-    fs::create_directories(out_dir);
-    dir = out_dir / fmt::format(".sagitta-retrieve-partial-{}", ::getpid());
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~Staging() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-};
 
 // C-GET client that reports each stored object and stops when asked.
 class GetSCU : public DcmSCU {
@@ -258,6 +204,21 @@ void check_retrieve(const OFCondition& sent, const OFList<RetrieveResponse*>& re
 
 }  // namespace
 
+std::vector<std::string> default_query_keys(QueryLevel level) {
+  switch (level) {
+    case QueryLevel::Patient: return {"PatientName", "PatientID", "PatientBirthDate", "PatientSex"};
+    case QueryLevel::Study:
+      return {"StudyInstanceUID", "PatientName", "PatientID", "StudyDate", "StudyTime", "StudyDescription",
+              "AccessionNumber", "ModalitiesInStudy", "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances"};
+    case QueryLevel::Series:
+      return {"StudyInstanceUID", "SeriesInstanceUID", "Modality", "SeriesNumber", "SeriesDescription",
+              "NumberOfSeriesRelatedInstances"};
+    case QueryLevel::Image:
+      return {"StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID", "InstanceNumber"};
+  }
+  return {};
+}
+
 QueryLevel query_level_from_string(const std::string& level) {
   const std::string l = upper(level);
   if (l == "PATIENT") return QueryLevel::Patient;
@@ -323,7 +284,7 @@ RetrieveResult pacs_get(const PacsPeer& peer, QueryLevel level, const QueryKeys&
                         const PacsProgress& progress) {
   if (level == QueryLevel::Patient) throw DicomError("get: retrieve a study, series or image, not a whole patient");
   DcmDataset query = query_dataset(level, keys, false);
-  Staging staging(out_dir);
+  detail::RetrieveStaging staging(out_dir);
   GetSCU scu;
   configure(scu, peer);
   scu.progress = progress;
@@ -377,7 +338,7 @@ RetrieveResult pacs_get(const PacsPeer& peer, QueryLevel level, const QueryKeys&
   check_retrieve(c, responses.list, result, peer, "get", "C-GET");
   a.ok = true;
   if (result.completed == 0) throw DicomError(fmt::format("get: PACS {} has nothing that matches", peer_name(peer)));
-  publish(staging.dir, out_dir, result);
+  detail::publish_retrieved(staging.dir, out_dir, result);
   return result;
 }
 
@@ -386,7 +347,7 @@ RetrieveResult pacs_move(const PacsPeer& peer, QueryLevel level, const QueryKeys
   if (level == QueryLevel::Patient) throw DicomError("move: retrieve a study, series or image, not a whole patient");
   if (listen_port <= 0 || listen_port > 65535) throw DicomError(fmt::format("move: listen port {} is not a TCP port", listen_port));
   DcmDataset query = query_dataset(level, keys, false);
-  Staging staging(out_dir);
+  detail::RetrieveStaging staging(out_dir);
 
   MoveReceiver receiver;
   receiver.setAETitle(peer.calling_ae.c_str());
@@ -435,61 +396,11 @@ RetrieveResult pacs_move(const PacsPeer& peer, QueryLevel level, const QueryKeys
   if (receiver.received.load() != result.completed)
     throw DicomError(fmt::format("move: PACS {} reported {} objects sent but {} arrived", peer_name(peer), result.completed,
                                  receiver.received.load()));
-  publish(staging.dir, out_dir, result);
+  detail::publish_retrieved(staging.dir, out_dir, result);
   return result;
 }
 
 namespace {
-
-// One object to store, as read from its file.
-struct StoreItem {
-  fs::path path;
-  std::string sop_class, sop_instance, syntax;
-};
-
-StoreItem read_store_item(const fs::path& p) {
-  if (const auto problem = detail::nesting_problem(p); !problem.empty())
-    throw DicomError(fmt::format("store: {}: {}", p.string(), problem));
-  DcmFileFormat f;
-  if (f.loadFile(p.c_str(), EXS_Unknown, EGL_noChange, 256, ERM_autoDetect).bad())
-    throw DicomError(fmt::format("store: {} is not a readable DICOM file", p.string()));
-  OFString cls, inst, ts;
-  f.getDataset()->findAndGetOFString(DCM_SOPClassUID, cls);
-  f.getDataset()->findAndGetOFString(DCM_SOPInstanceUID, inst);
-  f.getMetaInfo()->findAndGetOFString(DCM_TransferSyntaxUID, ts);
-  if (ts.empty()) ts = DcmXfer(f.getDataset()->getOriginalXfer()).getXferID();
-  if (cls.empty() || inst.empty())
-    throw DicomError(fmt::format("store: {} has no SOP Class/Instance UID in its dataset; nothing was sent", p.string()));
-  // A PACS files instances under their study and series: without those UIDs it refuses them,
-  // so refuse before sending anything rather than after half of a series.
-  OFString study, series;
-  f.getDataset()->findAndGetOFString(DCM_StudyInstanceUID, study);
-  f.getDataset()->findAndGetOFString(DCM_SeriesInstanceUID, series);
-  if (study.empty() || series.empty())
-    throw DicomError(fmt::format("store: {} has no Study/Series Instance UID (anonymised?); nothing was sent", p.string()));
-  return {p, cls.c_str(), inst.c_str(), ts.c_str()};
-}
-
-// The files given and every visible file under the folders given (sorted per folder).
-std::vector<StoreItem> read_store_items(const std::vector<fs::path>& inputs) {
-  std::vector<StoreItem> items;
-  for (const auto& in : inputs) {
-    std::error_code ec;
-    if (fs::is_directory(in, ec)) {
-      std::vector<fs::path> files;
-      for (const auto& e : fs::recursive_directory_iterator(in))
-        if (e.is_regular_file() && e.path().filename().string().rfind('.', 0) != 0) files.push_back(e.path());
-      std::sort(files.begin(), files.end());
-      for (const auto& f : files) items.push_back(read_store_item(f));
-    } else if (fs::is_regular_file(in, ec)) {
-      items.push_back(read_store_item(in));
-    } else {
-      throw DicomError(fmt::format("store: {}: no such file or folder", in.string()));
-    }
-  }
-  if (items.empty()) throw DicomError("store: no DICOM files to send");
-  return items;
-}
 
 // One context per (SOP class, syntax) as stored, plus an uncompressed one per SOP class.
 struct StoreContexts {
@@ -497,7 +408,7 @@ struct StoreContexts {
   std::set<std::string> classes;
 };
 
-StoreContexts store_contexts(const std::vector<StoreItem>& items) {
+StoreContexts store_contexts(const std::vector<detail::StoreItem>& items) {
   StoreContexts contexts;
   for (const auto& i : items) {
     contexts.as_stored.insert({i.sop_class, i.syntax});
@@ -521,7 +432,7 @@ void propose(DcmSCU& scu, const StoreContexts& contexts) {
 
 // The accepted context of every object, checked before any is sent: as stored, else
 // uncompressed (with a warning in `result`).
-std::vector<T_ASC_PresentationContextID> accepted_contexts(DcmSCU& scu, const std::vector<StoreItem>& items,
+std::vector<T_ASC_PresentationContextID> accepted_contexts(DcmSCU& scu, const std::vector<detail::StoreItem>& items,
                                                            const PacsPeer& peer, StoreResult& result) {
   std::vector<T_ASC_PresentationContextID> pcs;
   for (const auto& i : items) {
@@ -541,7 +452,7 @@ std::vector<T_ASC_PresentationContextID> accepted_contexts(DcmSCU& scu, const st
   return pcs;
 }
 
-void send_all(DcmSCU& scu, const std::vector<StoreItem>& items, const std::vector<T_ASC_PresentationContextID>& pcs,
+void send_all(DcmSCU& scu, const std::vector<detail::StoreItem>& items, const std::vector<T_ASC_PresentationContextID>& pcs,
               const PacsPeer& peer, const PacsProgress& progress, StoreResult& result) {
   for (std::size_t k = 0; k < items.size(); ++k) {
     Uint16 status = 0;
@@ -562,7 +473,7 @@ void send_all(DcmSCU& scu, const std::vector<StoreItem>& items, const std::vecto
 
 StoreResult pacs_store(const PacsPeer& peer, const std::vector<fs::path>& inputs, const PacsProgress& progress) {
   register_codecs();  // a peer refusing a compressed syntax gets the object decompressed
-  const std::vector<StoreItem> items = read_store_items(inputs);
+  const std::vector<detail::StoreItem> items = detail::read_store_items(inputs);
   const StoreContexts contexts = store_contexts(items);
   DcmSCU scu;
   configure(scu, peer);

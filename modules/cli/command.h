@@ -28,6 +28,7 @@ struct Command {
 std::vector<Command> dicom_commands();         // sagitta-dicom: info, convert
 std::vector<Command> pacs_commands();          // sagitta-dicom: pacs (echo, find, get, move, store)
 std::vector<Command> listen_commands();        // sagitta-dicom: listen (the DICOM node)
+std::vector<Command> dicomweb_commands();      // sagitta-dicom: dicomweb (query, retrieve, store)
 std::vector<Command> segmentation_commands();  // sagitta-models: segment
 std::vector<Command> explain_commands();       // sagitta-models: explain
 std::vector<Command> training_commands();      // sagitta-models: train

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <cstdlib>
 #include <iostream>
 
 #include "command.h"
@@ -56,39 +57,52 @@ void parse_pacs_address(const std::string& address, dcm::PacsPeer& peer) {
   }
 }
 
-namespace {
 
-CommandSpec pacs_spec() {
-  CommandSpec s = command_spec("pacs", "Sagitta PACS",
-      "Talks to a PACS over DICOM: echo (C-ECHO), find (C-FIND at patient/study/series/image level), get (C-GET) or "
-      "move (C-MOVE to ourselves) a study or series into a folder, store (C-STORE) files or folders. Compressed "
-      "series, JPEG 2000 included, are received and stored as sent.");
-  Parameter action = positional("action", ParamType::StringEnumeration, 0, "Action", "echo, find, get, move or store");
-  action.enumeration = {"echo", "find", "get", "move", "store"};
-  action.required = true;
-  Parameter files = positional("files", ParamType::File, 1, "Files", "store: DICOM files or folders to send");
-  files.multiple = true;
-  files.required = false;  // only store takes files
-  Parameter level = choice("level", "level", {"patient", "study", "series", "image"}, "study", "Level",
-                           "find: query level; get/move: retrieve level (study when only --study is given)");
+std::vector<Parameter> dicomweb_server_parameters() {
+  Parameter user = option("dicomweb_user", ParamType::String, "user", "User",
+                          "DICOMweb: user for HTTP basic authentication (or SAGITTA_DICOMWEB_USER)");
+  Parameter password = option("dicomweb_password", ParamType::String, "password", "Password",
+                              "DICOMweb: password for basic authentication; prefer SAGITTA_DICOMWEB_PASSWORD, which no "
+                              "process listing shows");
+  Parameter token = option("dicomweb_token", ParamType::String, "token", "Bearer token",
+                           "DICOMweb: bearer token (Authorization: Bearer); prefer SAGITTA_DICOMWEB_TOKEN");
+  Parameter ca = option("dicomweb_ca_file", ParamType::File, "ca-file", "CA bundle",
+                        "DICOMweb over https: PEM file of the CA certificates to trust instead of the system's "
+                        "(certificates and host names are always verified)");
+  Parameter connect = ranged(option("dicomweb_connect_timeout", ParamType::Integer, "connect-timeout", "Connect timeout (s)",
+                                    "DICOMweb: seconds to wait for the connection (TCP and TLS)", "10"), 1, 3600);
+  Parameter total = ranged(option("dicomweb_timeout", ParamType::Integer, "request-timeout", "Request timeout (s)",
+                                  "DICOMweb: seconds a whole request may take, transfer included", "3600"), 1, 86400);
+  Parameter redirects = ranged(option("dicomweb_max_redirects", ParamType::Integer, "max-redirects", "Redirects",
+                                      "DICOMweb: redirects followed at most (never from https to http)", "5"), 0, 20);
+  std::vector<Parameter> all{user, password, token, ca, connect, total, redirects};
+  for (auto& p : all) p.slicer = false;
+  return all;
+}
+
+dcm::DicomWebServer dicomweb_server(const Arguments& a, const std::string& url) {
+  dcm::DicomWebServer s;
+  s.url = url;
+  s.user = a.text("dicomweb_user");
+  s.password = a.text("dicomweb_password");
+  s.token = a.text("dicomweb_token");
+  s.ca_file = a.text("dicomweb_ca_file");
+  s.connect_timeout_s = static_cast<int>(a.integer("dicomweb_connect_timeout"));
+  s.timeout_s = static_cast<int>(a.integer("dicomweb_timeout"));
+  s.max_redirects = static_cast<int>(a.integer("dicomweb_max_redirects"));
+  if (!s.password.empty() && s.user.empty() && !std::getenv(dcm::kDicomWebUserVariable))
+    throw UsageError("--password needs --user (or SAGITTA_DICOMWEB_USER)");
+  return dcm::with_environment(s);
+}
+
+std::vector<Parameter> query_key_parameters() {
   Parameter study = option("study", ParamType::String, "study", "Study", "StudyInstanceUID to match or retrieve");
   Parameter series = option("series", ParamType::String, "series", "Series", "SeriesInstanceUID to match or retrieve");
   Parameter patient = option("patient_id", ParamType::String, "patient-id", "Patient ID", "PatientID to match");
-  Parameter modality = option("modality", ParamType::String, "modality", "Modality", "find: Modality to match (series level)");
+  Parameter modality = option("modality", ParamType::String, "modality", "Modality", "find/query: Modality to match");
   Parameter keys = option("keys", ParamType::String, "keys", "More keys",
-                          "find: more keys as Keyword=value pairs separated by ';' (empty value: return the attribute)");
-  Parameter out = option("output", ParamType::Directory, "output", "Output folder", "get/move: folder for the retrieved files");
-  out.flag = "o";
-  Parameter move_port = ranged(option("move_port", ParamType::Integer, "move-port", "Move port",
-                               "move: port on which we receive the PACS' C-STORE (the PACS must know our AE title there)",
-                               "11113"), 1, 65535);
-  Parameter json = switch_option("json", "json", "JSON output", "Print the result as JSON on stdout");
-  Parameter quiet = switch_option("no_progress", "no-progress", "No progress bar", "Do not draw a progress bar");
-  std::vector<Parameter> main{action, files, level, study, series, patient, modality, keys, out, move_port, json, quiet};
-  for (auto& p : main) p.slicer = false;
-  s.groups.push_back({"Action", "", main});
-  s.groups.push_back({"PACS", "", pacs_peer_parameters()});
-  return s;
+                          "find/query: more keys as Keyword=value pairs separated by ';' (empty value: return the attribute)");
+  return {study, series, patient, modality, keys};
 }
 
 dcm::QueryKeys query_keys(const Arguments& a) {
@@ -111,6 +125,38 @@ dcm::QueryKeys query_keys(const Arguments& a) {
   }
   return k;
 }
+
+namespace {
+
+CommandSpec pacs_spec() {
+  CommandSpec s = command_spec("pacs", "Sagitta PACS",
+      "Talks to a PACS over DICOM: echo (C-ECHO), find (C-FIND at patient/study/series/image level), get (C-GET) or "
+      "move (C-MOVE to ourselves) a study or series into a folder, store (C-STORE) files or folders. Compressed "
+      "series, JPEG 2000 included, are received and stored as sent.");
+  Parameter action = positional("action", ParamType::StringEnumeration, 0, "Action", "echo, find, get, move or store");
+  action.enumeration = {"echo", "find", "get", "move", "store"};
+  action.required = true;
+  Parameter files = positional("files", ParamType::File, 1, "Files", "store: DICOM files or folders to send");
+  files.multiple = true;
+  files.required = false;  // only store takes files
+  Parameter level = choice("level", "level", {"patient", "study", "series", "image"}, "study", "Level",
+                           "find: query level; get/move: retrieve level (study when only --study is given)");
+  Parameter out = option("output", ParamType::Directory, "output", "Output folder", "get/move: folder for the retrieved files");
+  out.flag = "o";
+  Parameter move_port = ranged(option("move_port", ParamType::Integer, "move-port", "Move port",
+                               "move: port on which we receive the PACS' C-STORE (the PACS must know our AE title there)",
+                               "11113"), 1, 65535);
+  Parameter json = switch_option("json", "json", "JSON output", "Print the result as JSON on stdout");
+  Parameter quiet = switch_option("no_progress", "no-progress", "No progress bar", "Do not draw a progress bar");
+  std::vector<Parameter> main{action, files, level};
+  for (const auto& p : query_key_parameters()) main.push_back(p);
+  for (const auto& p : {out, move_port, json, quiet}) main.push_back(p);
+  for (auto& p : main) p.slicer = false;
+  s.groups.push_back({"Action", "", main});
+  s.groups.push_back({"PACS", "", pacs_peer_parameters()});
+  return s;
+}
+
 
 int run_pacs(const Arguments& a) {
   const std::string action = a.text("action");

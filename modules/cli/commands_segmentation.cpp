@@ -1,4 +1,4 @@
-// `sagitta segment`: DICOM folders or volume files (or a study pulled from a PACS) in; a label map
+// `sagitta segment`: DICOM folders or volume files (or a study pulled from a PACS or DICOMweb) in; a label map
 // (NRRD/NIfTI), optional probabilities, a DICOM SEG, Grad-CAM maps and a JSON report out, all
 // appearing together. A thin wrapper over sagitta::segmentation: parse, call segment(), write.
 #include <fmt/format.h>
@@ -11,17 +11,15 @@
 #include <iostream>
 #include <map>
 #include <optional>
-#include <unistd.h>
 
 #include "batch_options.h"
 #include "command.h"
 #include "explain_outputs.h"
 #include "model_options.h"
-#include "pacs_options.h"
+#include "remote_study.h"
 #include "progress.h"
 #include "sagitta/core/atomic_output.h"
 #include "sagitta/core/volume_io.h"
-#include "sagitta/dicom/pacs.h"
 #include "sagitta/dicom/report_json.h"
 #include "sagitta/dicom/seg.h"
 #include "sagitta/dicom/rtstruct.h"
@@ -37,19 +35,6 @@ namespace fs = std::filesystem;
 namespace dcm = sagitta::dicom;
 namespace seg = sagitta::segmentation;
 namespace {
-
-std::vector<Parameter> pacs_parameters() {
-  Parameter pacs = parameter("pacs", ParamType::String, "pacs", "", "PACS",
-                             "AE@host:port of a PACS: retrieve --study from it (C-GET), segment it, and store the "
-                             "DICOM SEG back (C-STORE); the input folder argument is then not needed");
-  Parameter study = parameter("study", ParamType::String, "study", "", "Study", "StudyInstanceUID to retrieve with --pacs");
-  std::vector<Parameter> group{pacs, study};
-  // Our AE title and timeouts; host, port and the PACS' AE title come from --pacs.
-  for (const auto& p : pacs_peer_parameters())
-    if (p.name == "pacs_aet" || p.name == "pacs_timeout" || p.name == "pacs_dimse_timeout") group.push_back(p);
-  for (auto& p : group) p.slicer = false;
-  return group;
-}
 
 CommandSpec segment_spec() {
   CommandSpec s = command_spec("segment", "Sagitta Segment",
@@ -91,7 +76,7 @@ CommandSpec segment_spec() {
   s.groups.push_back({"Output", "",
                       {output_folder_parameter("labels, probabilities and report.json"), volume_format_parameter(),
                        probabilities, dicom_seg, seg_type, dicom_sr, rtstruct, slicer_seg, explain}});
-  s.groups.push_back({"PACS", "", pacs_parameters(), true});
+  s.groups.push_back({"PACS and DICOMweb", "", remote_study_parameters(), true});
   s.groups.push_back({"Inference", "", inference_parameters("Average the predictions over flips of every axis (8x slower in 3D)"), true});
   s.groups.push_back({"Postprocessing", "", {largest, holes, min_size}, true});
   s.groups.push_back({"Reporting", "", {json_parameter(), no_progress_parameter()}, true});
@@ -109,51 +94,6 @@ CommandSpec segment_spec() {
   return s;
 }
 
-// --pacs/--study: the study retrieved (C-GET) into a hidden folder of the outputs, removed when
-// the run ends; the DICOM SEG goes back with store().
-class PacsStudy {
-public:
-  PacsStudy() = default;  // no PACS
-  PacsStudy(const Arguments& a, const fs::path& outputs, Progress& progress) {
-    if (a.text("pacs").empty()) return;
-    if (a.text("study").empty()) throw sagitta::Error("--pacs needs --study <StudyInstanceUID>");
-    if (!a.list("inputs").empty()) throw sagitta::Error("give either input folders/files or --pacs, not both");
-    peer_ = pacs_peer(a);
-    parse_pacs_address(a.text("pacs"), peer_);
-    folder_ = outputs / (".sagitta-pacs-study-" + std::to_string(::getpid()));
-    progress.stage("retrieving from PACS", 0.0, 0.05);
-    try {
-      dcm::pacs_get(peer_, dcm::QueryLevel::Study, {{"StudyInstanceUID", a.text("study")}}, folder_,
-                    [&progress](std::size_t done, std::size_t total) {
-                      return total ? progress.update(static_cast<long long>(done), static_cast<long long>(total))
-                                   : !cancel_requested();
-                    });
-      if (cancel_requested()) throw Cancelled();
-    } catch (...) {
-      std::error_code ec;
-      fs::remove_all(folder_, ec);
-      throw;
-    }
-  }
-  ~PacsStudy() {
-    std::error_code ec;
-    if (!folder_.empty()) fs::remove_all(folder_, ec);
-  }
-  bool active() const { return !folder_.empty(); }
-  std::vector<std::string> inputs(const Arguments& a) const { return active() ? std::vector<std::string>{folder_.string()} : a.list("inputs"); }
-  // Stores `file` on the PACS; what the report says about it.
-  nlohmann::json store(const fs::path& file) const {
-    if (cancel_requested()) throw Cancelled();
-    const auto stored = dcm::pacs_store(peer_, {file});
-    return {{"stored_to", fmt::format("{}@{}:{}", peer_.called_ae, peer_.host, peer_.port)},
-            {"stored", stored.sent}};
-  }
-
-private:
-  dcm::PacsPeer peer_;
-  fs::path folder_;
-};
-
 seg::SegmentOptions segment_options(const Arguments& a) {
   seg::SegmentOptions so;
   apply_inference_options(a, so);
@@ -167,10 +107,10 @@ seg::SegmentOptions segment_options(const Arguments& a) {
 bool wants_dicom_objects(const Arguments& a) { return a.flag("dicom_seg") || a.flag("dicom_sr") || a.flag("rtstruct"); }
 
 // seg.dcm (and with --dicom-sr, sr.dcm; with --rtstruct, rtstruct.dcm) of the labels found,
-// referencing the first input's images; stored back with --pacs before anything appears in the
-// output folder (a refused store leaves nothing).
+// referencing the first input's images; stored back with --pacs/--dicomweb before anything appears
+// in the output folder (a refused store leaves nothing).
 nlohmann::json write_dicom_objects(const Arguments& a, const seg::Segmentation& result, const dcm::OpenedVolume& source,
-                                   const ModelCard& card, StagedOutputs& out, const PacsStudy& pacs) {
+                                   const ModelCard& card, StagedOutputs& out, const RemoteStudy& remote) {
   const auto segments = dcm::segment_descriptions(card, dcm::labels_present(*result.labels));
   if (segments.empty()) return {{"seg", "not written: the model found none of its labels"}};
   nlohmann::json j;
@@ -180,7 +120,7 @@ nlohmann::json write_dicom_objects(const Arguments& a, const seg::Segmentation& 
     return o;
   }();
   std::vector<fs::path> files;
-  if (a.flag("dicom_seg") || a.flag("dicom_sr") || pacs.active()) {
+  if (a.flag("dicom_seg") || a.flag("dicom_sr") || remote.active()) {
     const fs::path file = out.add("seg.dcm");
     const auto w = dcm::write_seg(*result.labels, *source.volume, *source.info, segments, file, seg_options);
     j["seg"] = {{"file", "seg.dcm"}, {"type", a.text("seg_type")}, {"sop_instance_uid", w.sop_instance_uid},
@@ -210,19 +150,22 @@ nlohmann::json write_dicom_objects(const Arguments& a, const seg::Segmentation& 
                      {"series_instance_uid", w.series_instance_uid}, {"contours_per_roi", w.contours_per_roi}};
     files.push_back(file);
   }
-  if (pacs.active())
-    for (const auto& f : files) j[f.stem().string()].update(pacs.store(f));
+  if (remote.active())
+    for (const auto& f : files) j[f.stem().string()].update(remote.store(f));
   return j;
 }
 
 nlohmann::json segment_report(const Arguments& a, const seg::Segmentation& result, const seg::SegmentOptions& so,
-                              const std::vector<dcm::OpenedVolume>& inputs, nlohmann::json model) {
+                              const std::vector<dcm::OpenedVolume>& inputs, nlohmann::json model, const RemoteStudy* remote) {
   nlohmann::json decisions = nlohmann::json::array();
   for (const auto& in : inputs)
     for (const auto& d : in.decisions) decisions.push_back(dcm::to_json(d));
   for (const auto& d : result.report["decisions"]) decisions.push_back(d);
   nlohmann::json input_json = inputs_json(inputs);
-  if (!a.text("pacs").empty()) input_json.front()["pacs"] = {{"peer", a.text("pacs")}, {"study", a.text("study")}};
+  if (remote && remote->active()) {
+    const nlohmann::json source = remote->source();
+    input_json.front()[source.contains("dicomweb") ? "dicomweb" : "pacs"] = source;
+  }
   return {{"sagitta_version", kVersion},
           {"command", "segment"},
           {"inputs", input_json},
@@ -262,7 +205,7 @@ struct StudyContext {
   const ModelCard& card;
   const seg::Model& model;
   nlohmann::json model_report;
-  const PacsStudy* pacs = nullptr;
+  const RemoteStudy* remote = nullptr;
   nlohmann::json timings;                             // load_model, load_input
   double total_before = 0;                            // seconds of the study spent before `total` started
   std::function<bool(int, int)> window_progress;      // (windows done, count)
@@ -274,7 +217,7 @@ struct StudyContext {
 StudyRun segment_study(const Arguments& a, const StudyContext& c, const std::vector<dcm::OpenedVolume>& inputs,
                        StagedOutputs& out, const Stopwatch& total) {
   Stopwatch step;
-  const bool dicom_objects = wants_dicom_objects(a) || (c.pacs && c.pacs->active());
+  const bool dicom_objects = wants_dicom_objects(a) || (c.remote && c.remote->active());
   seg::SegmentOptions so = segment_options(a);
   if (c.stage) c.stage("sliding windows", 0.15, 0.95);
   so.window.progress = c.window_progress;
@@ -299,12 +242,12 @@ StudyRun segment_study(const Arguments& a, const StudyContext& c, const std::vec
   if (a.flag("slicer_seg"))
     dcm::write_slicer_segmentation(*result.labels, dcm::segment_descriptions(c.card, dcm::labels_present(*result.labels)),
                                    out.add("labels.seg.nrrd"));
-  const PacsStudy none;
+  const RemoteStudy none;
   const nlohmann::json dicom_json = dicom_objects
-                                        ? write_dicom_objects(a, result, inputs.front(), c.card, out, c.pacs ? *c.pacs : none)
+                                        ? write_dicom_objects(a, result, inputs.front(), c.card, out, c.remote ? *c.remote : none)
                                         : nlohmann::json::object();
   nlohmann::json& report = run.report;
-  report = segment_report(a, result, so, inputs, c.model_report);
+  report = segment_report(a, result, so, inputs, c.model_report, c.remote);
   report["dicom"] = dicom_json;
   if (explanation) add_explanation_outputs(*explanation, *inputs.front().volume, c.card, out, ext, report);
   if (c.annotate) c.annotate(result, report);
@@ -324,10 +267,10 @@ int run_segment(const Arguments& a) {
   Stopwatch total, step;
   Progress progress("Sagitta Segment", "U-Net segmentation with sliding windows", a.flag("no_progress") || a.flag("json"));
   StagedOutputs out(a.text("output"));
-  const PacsStudy pacs(a, out.folder(), progress);
-  const std::vector<std::string> paths = pacs.inputs(a);
-  if (paths.empty()) throw sagitta::Error("no input: give a DICOM folder or volume file, or --pacs and --study");
-  const bool dicom_objects = wants_dicom_objects(a) || pacs.active();
+  const RemoteStudy remote(a, out.folder(), progress);
+  const std::vector<std::string> paths = remote.inputs(a);
+  if (paths.empty()) throw sagitta::Error("no input: give a DICOM folder or volume file, or --pacs/--dicomweb and --study");
+  const bool dicom_objects = wants_dicom_objects(a) || remote.active();
 
   progress.stage("loading model", 0.0, 0.05);
   const ModelCard card = open_model(a);
@@ -342,7 +285,7 @@ int run_segment(const Arguments& a) {
   const double t_load = step.lap();
 
   StudyContext c(card, model, model_json(a.text("model"), card, model));
-  c.pacs = &pacs;
+  c.remote = &remote;
   c.timings = {{"load_model", t_model}, {"load_input", t_load}};
   c.window_progress = [&progress](int done, int count) { return progress.update(done, count); };
   c.stage = [&progress](const char* name, double from, double to) { progress.stage(name, from, to); };
@@ -444,8 +387,8 @@ struct Loaded {
 };
 
 int run_cohort(const Arguments& a) {
-  if (!a.list("inputs").empty() || !a.text("pacs").empty())
-    throw UsageError("--cohort takes its studies from the manifest or folder: give no input files and no --pacs");
+  if (!a.list("inputs").empty() || !a.text("pacs").empty() || !a.text("dicomweb").empty())
+    throw UsageError("--cohort takes its studies from the manifest or folder: give no input files, --pacs or --dicomweb");
   if (a.flag("json")) throw UsageError("--json prints one study's report: with --cohort, read batch.csv and OUTPUT/<id>/report.json");
   if (a.text("output").empty()) throw UsageError("--cohort needs -o/--output folder");
   Stopwatch step;

@@ -1,10 +1,12 @@
 #pragma once
-// The PACS connection options (host, port, AE titles, timeouts), shared by `sagitta pacs` and
-// `sagitta segment --pacs`.
+// The network options: a PACS (host, port, AE titles, timeouts) and a DICOMweb server (credentials,
+// CA bundle, timeouts, redirects), shared by `sagitta pacs`, `sagitta dicomweb` and
+// `sagitta segment --pacs/--dicomweb`; and the query keys `pacs find` and `dicomweb query` share.
 #include <string>
 #include <vector>
 
 #include "parameter_table.h"
+#include "sagitta/dicom/dicomweb.h"
 #include "sagitta/dicom/pacs.h"
 
 namespace sagitta::cli {
@@ -16,5 +18,18 @@ sagitta::dicom::PacsPeer pacs_peer(const Arguments& a);
 // "AE@host:port" (e.g. ORTHANC@127.0.0.1:4242) -> called AE, host, port of `peer`; throws
 // DicomError for anything else.
 void parse_pacs_address(const std::string& address, sagitta::dicom::PacsPeer& peer);
+
+// Parameters dicomweb_user, dicomweb_password, dicomweb_token, dicomweb_ca_file,
+// dicomweb_connect_timeout, dicomweb_timeout, dicomweb_max_redirects (the URL is the command's).
+std::vector<Parameter> dicomweb_server_parameters();
+// The server at `url` those parameters describe, credentials completed from the environment
+// (SAGITTA_DICOMWEB_USER / _PASSWORD / _TOKEN).
+sagitta::dicom::DicomWebServer dicomweb_server(const Arguments& a, const std::string& url);
+
+// Parameters study, series, patient_id, modality, keys: what to match or retrieve.
+std::vector<Parameter> query_key_parameters();
+// The keys those parameters give (--keys "Keyword=value;..." included); throws DicomError for a
+// pair without '='.
+sagitta::dicom::QueryKeys query_keys(const Arguments& a);
 
 }  // namespace sagitta::cli

@@ -3,12 +3,15 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
+#include "http.h"
 #include "j2k_codestream.h"
+#include "multipart.h"
 #include "sagitta/core/error.h"
 #include "sagitta/core/volume_io.h"
 #include "sagitta/dicom/error.h"
@@ -126,9 +129,34 @@ int text(const std::uint8_t* data, std::size_t size) {
   return 0;
 }
 
+int multipart(const std::uint8_t* data, std::size_t size) {
+  const std::string in(reinterpret_cast<const char*>(data), size);
+  const std::size_t nl = std::min(in.find('\n'), in.size());
+  const std::string content_type = in.substr(0, std::min<std::size_t>(nl, 300));
+  const std::string body = nl < in.size() ? in.substr(nl + 1) : std::string();
+  std::string boundary = dicom::detail::header_parameter(content_type, "boundary");
+  (void)dicom::detail::media_type(content_type);
+  if (boundary.empty()) boundary = "b";
+  std::size_t handed = 0, begun = 0, ended = 0;
+  dicom::detail::MultipartReader::Handlers h;
+  h.begin = [&](std::size_t, const dicom::detail::MultipartReader::Headers&) { ++begun; };
+  h.data = [&](const char*, std::size_t n) { handed += n; };
+  h.end = [&](std::size_t) { ++ended; };
+  try {
+    dicom::detail::MultipartReader reader(boundary, h);
+    const std::size_t chunk = body.empty() ? 1 : static_cast<unsigned char>(body[0]) % 64 + 1;
+    for (std::size_t i = 0; i < body.size(); i += chunk) reader.feed(body.data() + i, std::min(chunk, body.size() - i));
+    reader.finish();
+    if (reader.parts() != ended || begun != ended) std::abort();
+  } catch (const dicom::DicomError&) {
+  }
+  if (handed > body.size() || ended > begun) std::abort();
+  return 0;
+}
+
 const std::vector<Entry>& harnesses() {
-  static const std::vector<Entry> all = {{"header", header}, {"pixels", pixels}, {"j2k", j2k},
-                                         {"seg", seg},       {"volume", volume}, {"text", text}};
+  static const std::vector<Entry> all = {{"header", header}, {"pixels", pixels}, {"j2k", j2k},   {"seg", seg},
+                                         {"volume", volume}, {"text", text},     {"multipart", multipart}};
   return all;
 }
 

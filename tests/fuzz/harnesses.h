@@ -24,6 +24,9 @@ int seg(const std::uint8_t* data, std::size_t size);
 int volume(const std::uint8_t* data, std::size_t size);
 // Character-set conversion: charset, a zero byte, then the text; output must be valid UTF-8.
 int text(const std::uint8_t* data, std::size_t size);
+// DICOMweb's multipart reader: a Content-Type line, then the body, fed in pieces whose size the
+// body's first byte picks; the bytes handed out never exceed the body's.
+int multipart(const std::uint8_t* data, std::size_t size);
 
 struct Entry {
   const char* name;

@@ -17,7 +17,7 @@ pydicom_files=/usr/lib/python3/dist-packages/pydicom/data/test_files
 make_seeds() {
   local tmp="$seeds.tmp.$$"
   rm -rf "$tmp"
-  mkdir -p "$tmp"/{dicom,seg,j2k,volume,text}
+  mkdir -p "$tmp"/{dicom,seg,j2k,volume,text,multipart}
   # DICOM files of every transfer syntax, small ones only (the fuzzer mutates each).
   if [ -d "$pydicom_files" ]; then
     find "$pydicom_files" -maxdepth 1 -type f -size -600k -name '*.dcm' -exec cp {} "$tmp/dicom/" \;
@@ -67,6 +67,11 @@ PY
   printf '\\ISO 2022 IR 149\0\x1b$)C\xc8\xab' > "$tmp/text/ksc"
   printf 'GB18030\0\xcd\xf5^\xd0\xa1\xb6\xab' > "$tmp/text/gb18030"
   printf 'ISO_IR 192\0caf\xc3\xa9' > "$tmp/text/utf8"
+  # WADO-RS answers: a Content-Type line, then the body (CRLF and LF, a preamble, two parts).
+  printf 'multipart/related; type="application/dicom"; boundary="b0"\n--b0\r\nContent-Type: application/dicom\r\n\r\nDICM\r\n--b0\r\n\r\nx\r\n--b0--\r\n' \
+    > "$tmp/multipart/crlf"
+  printf 'multipart/related;boundary=zz\npreamble\n--zz \nContent-Type: application/dicom\n\nab\r\n--zz--\nepilogue' \
+    > "$tmp/multipart/lf"
   rm -rf "$seeds"
   mv "$tmp" "$seeds"
 }
@@ -83,7 +88,7 @@ case "$harness" in
   *) seed_dir="$seeds/$harness" ;;
 esac
 corpus="$corpus_root/$harness"
-mkdir -p "$corpus"
+mkdir -p "$corpus" "$seed_dir"  # a seed folder made before a harness existed lacks its sub-folder
 
 # Every minimised crasher first: each must run cleanly.
 export LSAN_OPTIONS="suppressions=$source_dir/tests/fuzz/lsan.supp:print_suppressions=0"

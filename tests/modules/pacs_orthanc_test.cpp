@@ -1,14 +1,11 @@
-// The PACS round trip against a real Orthanc (Debian package `orthanc`) on 127.0.0.1 with a
-// temporary configuration and database: store series (one JPEG 2000), find them, retrieve them
+// The PACS round trip against a real Orthanc (Debian package `orthanc`, support/orthanc.h) on
+// 127.0.0.1 with a temporary configuration and database: store series (one JPEG 2000), find them, retrieve them
 // with C-GET and C-MOVE, segment a study straight from the PACS and store its DICOM SEG back,
 // find the SEG; and the failures: a refused association, a silent peer, an unknown study.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -17,6 +14,7 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <memory>
 #include <thread>
 
 #include "sagitta/dicom/load.h"
@@ -26,8 +24,6 @@
 #include "support/orthanc.h"
 #include "support/synthetic_dicom.h"
 #include "support/test_paths.h"
-
-extern char** environ;
 
 namespace {
 namespace fs = std::filesystem;

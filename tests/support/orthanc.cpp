@@ -1,7 +1,7 @@
+// Starting and stopping a private Orthanc for the network suites.
 #include "support/orthanc.h"
 
 #include <arpa/inet.h>
-#include <fmt/format.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -13,6 +13,8 @@
 #include <fstream>
 #include <thread>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "support/test_paths.h"
 
@@ -34,18 +36,67 @@ int free_port() {
   return ntohs(a.sin_port);
 }
 
+bool port_open(int port) {
+  const int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  ::close(s);
+  return ok;
+}
+
+bool OrthancProcess::start(const fs::path& dir, nlohmann::json config) {
+  stop();
+  fs::create_directories(dir / "storage");
+  fs::create_directories(dir / "logs");
+  config["StorageDirectory"] = (dir / "storage").string();
+  config["IndexDirectory"] = (dir / "storage").string();
+  std::ofstream(dir / "orthanc.json") << config.dump(2);
+  const std::string config_path = (dir / "orthanc.json").string();
+  const std::string log_arg = "--logdir=" + (dir / "logs").string();
+  std::vector<char*> argv{const_cast<char*>(kOrthancBinary), const_cast<char*>(config_path.c_str()),
+                          const_cast<char*>(log_arg.c_str()), nullptr};
+  if (::posix_spawn(&pid_, kOrthancBinary, nullptr, nullptr, argv.data(), environ) != 0) {
+    pid_ = 0;
+    return false;
+  }
+  const int dicom = config.value("DicomPort", 4242);
+  const int http = config.value("HttpServerEnabled", true) ? config.value("HttpPort", 8042) : 0;
+  for (int i = 0; i < 150; ++i) {  // usually up within a second
+    if (port_open(dicom) && (http == 0 || port_open(http))) return true;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {  // exited: bad configuration or plugin
+      pid_ = 0;
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  return false;
+}
+
+void OrthancProcess::stop() {
+  if (pid_ <= 0) return;
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  for (int i = 0; i < 100 && ::waitpid(pid_, &status, WNOHANG) == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  if (::waitpid(pid_, &status, WNOHANG) == 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, &status, 0);
+  }
+  pid_ = 0;
+}
+
 bool OrthancServer::installed() { return ::access(kBinary, X_OK) == 0; }
 
 bool OrthancServer::start(const fs::path& dir, const nlohmann::json& overrides) {
   if (!installed()) return false;
   dir_ = dir;
   fs::remove_all(dir_);
-  fs::create_directories(dir_ / "storage");
-  fs::create_directories(dir_ / "logs");
   dicom_port_ = free_port();
   nlohmann::json config = {{"Name", "SagittaTest"},
-                           {"StorageDirectory", (dir_ / "storage").string()},
-                           {"IndexDirectory", (dir_ / "storage").string()},
                            {"DicomAet", "ORTHANC"},
                            {"DicomPort", dicom_port_},
                            {"HttpServerEnabled", false},
@@ -65,15 +116,7 @@ bool OrthancServer::start(const fs::path& dir, const nlohmann::json& overrides) 
                            {"SaveJobs", false}};
   config.merge_patch(overrides);
   http_port_ = config["HttpPort"].get<int>();
-  std::ofstream(dir_ / "orthanc.json") << config.dump(2);
-  const std::string config_path = (dir_ / "orthanc.json").string();
-  const std::string log_arg = "--logdir=" + (dir_ / "logs").string();
-  std::vector<char*> argv{const_cast<char*>(kBinary), const_cast<char*>(config_path.c_str()),
-                          const_cast<char*>(log_arg.c_str()), nullptr};
-  if (::posix_spawn(&pid_, kBinary, nullptr, nullptr, argv.data(), environ) != 0) {
-    pid_ = 0;
-    return false;
-  }
+  if (!process_.start(dir_, config)) return false;
   // Ready when it answers a C-ECHO (usually within a second).
   for (int i = 0; i < 100; ++i) {
     const std::string echo = fmt::format("{} pacs echo --port {} --aec ORTHANC --aet SAGITTA --timeout 2",
@@ -82,19 +125,6 @@ bool OrthancServer::start(const fs::path& dir, const nlohmann::json& overrides) 
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   return false;
-}
-
-void OrthancServer::stop() {
-  if (pid_ <= 0) return;
-  ::kill(pid_, SIGTERM);
-  int status = 0;
-  for (int i = 0; i < 100 && ::waitpid(pid_, &status, WNOHANG) == 0; ++i)
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  if (::waitpid(pid_, &status, WNOHANG) == 0) {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, &status, 0);
-  }
-  pid_ = 0;
 }
 
 std::string OrthancServer::rest(const std::string& method, const std::string& path, const std::string& body) const {

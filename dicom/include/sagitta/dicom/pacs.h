@@ -36,6 +36,8 @@ QueryLevel query_level_from_string(const std::string& level);  // "patient", "st
 // Query keys by DICOM keyword ("PatientID", "StudyInstanceUID", "Modality"...): a value to
 // match (wildcards * and ? allowed where DICOM allows), or "" to have the attribute returned.
 using QueryKeys = std::map<std::string, std::string>;
+// The attributes a find (C-FIND or QIDO-RS) at `level` always asks for, by keyword.
+std::vector<std::string> default_query_keys(QueryLevel level);
 // One C-FIND match: keyword -> value (multiple values joined by '\').
 using QueryMatch = std::map<std::string, std::string>;
 
