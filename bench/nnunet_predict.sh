@@ -15,7 +15,7 @@ rm -rf "$work" && mkdir -p "$work"
 /usr/bin/time -f "%M" -o "$work/rss_py" /usr/bin/python3 "$root/tests/segmentation/nnunet_predictor.py" --bench "$work" "$threads" > "$work/py.json"
 folder=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["folder"])' "$work/py.json")
 start=$(date +%s.%N)
-/usr/bin/time -f "%M" -o "$work/rss_cpp" "$build/sagitta" segment --no-progress "$work/image.nrrd" --model "$folder" \
+/usr/bin/time -f "%M" -o "$work/rss_cpp" "$build/modules/sagitta" segment --no-progress "$work/image.nrrd" --model "$folder" \
   --threads "$threads" -o "$work/sagitta" > /dev/null
 end=$(date +%s.%N)
 /usr/bin/python3 - "$work" "$start" "$end" <<'PY'
