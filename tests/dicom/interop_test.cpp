@@ -288,8 +288,9 @@ TEST(LabelmapSeg, RoundTripsThroughOurReaderAndPydicom) {
   if (const auto sr_check = st::dciodvfy(dir / "sr.dcm"); sr_check.installed) {
     std::istringstream lines(sr_check.report);
     for (std::string line; std::getline(lines, line);)
-      if (line.rfind("Error", 0) == 0)
+      if (line.rfind("Error", 0) == 0) {
         EXPECT_NE(line.find("not segmentation - attribute <ReferencedSegmentNumber>"), std::string::npos) << line;
+      }
   }
   const auto sr_dump = st::run_command("dcmdump -q +P ReferencedSOPClassUID " + st::shell_quote(dir / "sr.dcm"));
   EXPECT_NE(sr_dump.out.find("1.2.840.10008.5.1.4.1.1.66.7"), std::string::npos) << sr_dump.out;

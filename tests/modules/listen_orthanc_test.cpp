@@ -98,10 +98,17 @@ protected:
   static void SetUpTestSuite() {
     listen_port_ = st::free_port();
     server_ = std::make_unique<st::OrthancServer>();
+    json overrides = {{"HttpServerEnabled", true},
+                      {"HttpPort", st::free_port()},
+                      {"DicomModalities", {{"sagitta", {"SAGITTA", "127.0.0.1", listen_port_}}}}};
+    // Its DICOMweb plugin (Debian orthanc-dicomweb), when installed, receives STOW-RS results.
+    dicomweb_ = ::access(st::kOrthancDicomWebPlugin, R_OK) == 0;
+    if (dicomweb_) {
+      overrides["Plugins"] = {st::kOrthancDicomWebPlugin};
+      overrides["DicomWeb"] = {{"Enable", true}, {"Root", "/dicom-web/"}};
+    }
     ready_ = server_->start(st::binary_dir() / "test_scratch" / ("orthanc-listen-" + std::to_string(::getpid())),
-                            {{"HttpServerEnabled", true},
-                             {"HttpPort", st::free_port()},
-                             {"DicomModalities", {{"sagitta", {"SAGITTA", "127.0.0.1", listen_port_}}}}});
+                            overrides);
   }
   static void TearDownTestSuite() { server_.reset(); }
 
@@ -189,10 +196,30 @@ protected:
 
   static inline std::unique_ptr<st::OrthancServer> server_;
   static inline int listen_port_ = 0, studies_ = 0;
-  static inline bool ready_ = false;
+  static inline bool ready_ = false, dicomweb_ = false;
   fs::path dir_;
   std::string study_uid_;
 };
+
+// The same results back through STOW-RS to Orthanc's DICOMweb plugin, one object per request.
+TEST_F(Listen, ResultsGoBackThroughStowRs) {
+  if (!dicomweb_) GTEST_SKIP() << "Orthanc's DICOMweb plugin is not installed (Debian package orthanc-dicomweb)";
+  const std::string study = study_in_orthanc();
+  ASSERT_FALSE(study.empty());
+  const json destination = {{"type", "dicomweb"},
+                            {"url", fmt::format("http://127.0.0.1:{}/dicom-web", server_->http_port())}};
+  Listener node(config(1, destination), dir_ / "listen.log");
+  node.start();
+  push(study);
+  ASSERT_TRUE(node.wait_for(": done (3 results sent", 1, 120)) << node.log();
+  const auto n = modalities(study);
+  EXPECT_EQ(n.count("SEG") ? n.at("SEG") : 0, 1u);
+  EXPECT_EQ(n.count("SR") ? n.at("SR") : 0, 1u);
+  EXPECT_EQ(n.count("RTSTRUCT") ? n.at("RTSTRUCT") : 0, 1u);
+  EXPECT_NE(node.log().find(fmt::format("127.0.0.1:{}/dicom-web", server_->http_port())), std::string::npos) << node.log();
+  const int status = node.kill(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+}
 
 TEST_F(Listen, OrthancPushesAStudyAndReceivesSegSrAndRtstructOnce) {
   const std::string study = study_in_orthanc();
@@ -241,9 +268,11 @@ TEST_F(Listen, OrthancPushesAStudyAndReceivesSegSrAndRtstructOnce) {
   for (const char* phi : {"Sagitta^Demo", "SAGITTA-DEMO", "19700101"}) EXPECT_EQ(node.count(phi), 0u) << phi;
   // Nor in the segmentations' own logs in the spool (the results themselves carry it, as they must).
   for (const auto& e : fs::recursive_directory_iterator(dir_ / "spool"))
-    if (e.path().extension() == ".log")
-      for (const char* phi : {"Sagitta^Demo", "SAGITTA-DEMO", "19700101"})
+    if (e.path().extension() == ".log") {
+      for (const char* phi : {"Sagitta^Demo", "SAGITTA-DEMO", "19700101"}) {
         EXPECT_EQ(st::read_file(e.path()).find(phi), std::string::npos) << e.path() << ": " << phi;
+      }
+    }
   // A clean stop on SIGTERM.
   const int status = node.kill(SIGTERM);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;

@@ -8,6 +8,7 @@
 
 #include "sagitta/core/error.h"
 #include "sagitta/node/config.h"
+#include "sagitta/node/destination.h"
 #include "support/test_paths.h"
 
 namespace {
@@ -126,6 +127,28 @@ TEST(ListenRules, BadConfigurationsNameTheKey) {
       EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << text << "\n" << e.what();
     }
   }
+}
+
+TEST(ListenRules, DestinationsNameWhatIsWrong) {
+  using sagitta::node::Destination;
+  const std::vector<std::pair<Destination, std::string>> cases{
+      {{"dicomweb", nlohmann::json::object()}, "url"},
+      {{"dicomweb", {{"url", "ftp://pacs/dicom-web"}}}, "url"},
+      {{"dicomweb", {{"url", "http://pacs/dicom-web"}, {"timeout_seconds", 0}}}, "timeouts"},
+      {{"dicomweb", {{"url", "http://pacs/dicom-web"}, {"token", 7}}}, "wrong type"},
+      {{"dimse", {{"port", 0}}}, "port"},
+      {{"pigeon", nlohmann::json::object()}, "dimse or dicomweb"},
+  };
+  for (const auto& [destination, expected] : cases) {
+    try {
+      sagitta::node::make_destination(destination);
+      ADD_FAILURE() << "accepted: " << destination.type << " " << destination.settings.dump();
+    } catch (const sagitta::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << destination.settings.dump() << "\n" << e.what();
+    }
+  }
+  const auto stow = sagitta::node::make_destination({"dicomweb", {{"url", "https://u:secret@pacs.example/dicom-web"}}});
+  EXPECT_EQ(stow->name().find("secret"), std::string::npos) << stow->name();
 }
 
 }  // namespace

@@ -104,8 +104,9 @@ TEST(SegmentResults, SrRtstructLabelmapAndSlicerSegBesideTheLabels) {
     const auto check = st::dciodvfy(out / "seg" / f);
     std::istringstream lines(check.report);
     for (std::string line; std::getline(lines, line);)
-      if (line.rfind("Error", 0) == 0)
+      if (line.rfind("Error", 0) == 0) {
         EXPECT_NE(line.find("not segmentation - attribute <ReferencedSegmentNumber>"), std::string::npos) << f << ": " << line;
+      }
   }
   const auto labels = st::read_label_map(out / "seg" / "labels.nrrd");
   EXPECT_EQ(st::label_differences(*st::read_label_map(out / "seg" / "labels.seg.nrrd"), *labels), 0u);

@@ -1,9 +1,10 @@
-// Result destinations: C-STORE to a DICOM node.
+// Result destinations: C-STORE to a DICOM node, STOW-RS to a DICOMweb service.
 #include "sagitta/node/destination.h"
 
 #include <fmt/format.h>
 
 #include "sagitta/core/error.h"
+#include "sagitta/dicom/dicomweb.h"
 #include "sagitta/dicom/pacs.h"
 
 namespace sagitta::node {
@@ -20,6 +21,23 @@ public:
 
 private:
   dicom::PacsPeer peer_;
+};
+
+class StowDestination : public ResultDestination {
+public:
+  explicit StowDestination(dicom::DicomWebServer server) : server_(std::move(server)) {}
+  std::string name() const override { return dicom::without_credentials(server_.url); }
+  void send(const std::vector<std::filesystem::path>& files, const std::function<bool(std::size_t)>& confirmed) override {
+    // A STOW-RS response confirms its whole request: one object per request, so each is
+    // confirmed (and journalled) on its own, as a C-STORE response confirms one instance.
+    for (std::size_t i = 0; i < files.size(); ++i) {
+      dicom::stow_store(server_, {files[i]});
+      if (!confirmed(i)) return;
+    }
+  }
+
+private:
+  dicom::DicomWebServer server_;
 };
 
 }  // namespace
@@ -44,7 +62,27 @@ std::unique_ptr<ResultDestination> make_destination(const Destination& config) {
       throw sagitta::Error("destination: AE titles must have 1 to 16 characters");
     return std::make_unique<DimseDestination>(std::move(p));
   }
-  throw sagitta::Error(fmt::format("destination: type '{}' is not known (use dimse)", config.type));
+  if (config.type == "dicomweb") {
+    dicom::DicomWebServer server;
+    try {
+      server.url = s.value("url", std::string());
+      server.user = s.value("user", std::string());
+      server.password = s.value("password", std::string());
+      server.token = s.value("token", std::string());
+      server.ca_file = s.value("ca_file", std::string());
+      server.connect_timeout_s = s.value("connect_timeout_seconds", server.connect_timeout_s);
+      server.timeout_s = s.value("timeout_seconds", server.timeout_s);
+    } catch (const nlohmann::json::exception& e) {
+      throw sagitta::Error(fmt::format("destination: a value has the wrong type ({})", e.what()));
+    }
+    if (server.url.rfind("http://", 0) != 0 && server.url.rfind("https://", 0) != 0)
+      throw sagitta::Error("destination: a dicomweb destination needs \"url\": \"http(s)://host/dicom-web\"");
+    if (server.connect_timeout_s < 1 || server.timeout_s < 1)
+      throw sagitta::Error("destination: timeouts must be at least one second");
+    // Credentials may stay out of the file: SAGITTA_DICOMWEB_USER / _PASSWORD / _TOKEN.
+    return std::make_unique<StowDestination>(dicom::with_environment(std::move(server)));
+  }
+  throw sagitta::Error(fmt::format("destination: type '{}' is not known (use dimse or dicomweb)", config.type));
 }
 
 }  // namespace sagitta::node

@@ -43,8 +43,9 @@ struct Rule {
 std::string mismatch(const Rule& rule, const SeriesFacts& series);
 
 struct Destination {
-  std::string type = "dimse";  // "dimse" (C-STORE); a STOW-RS type plugs in beside it
-  nlohmann::json settings;     // the type's own keys (dimse: ae_title, host, port, calling_ae_title, timeouts)
+  std::string type = "dimse";  // "dimse" (C-STORE) or "dicomweb" (STOW-RS)
+  nlohmann::json settings;     // the type's own keys (dimse: ae_title, host, port, calling_ae_title, timeouts;
+                               // dicomweb: url, user, password, token, ca_file, timeouts)
 };
 
 struct NodeConfig {

@@ -1,6 +1,6 @@
 #pragma once
 // Where `sagitta listen` sends its results. One small interface so that a destination kind is one
-// class: C-STORE today (over sagitta::dicom::pacs_store), STOW-RS beside it later.
+// class: C-STORE (over sagitta::dicom::pacs_store) and STOW-RS (over sagitta::dicom::stow_store).
 #include <cstddef>
 #include <filesystem>
 #include <functional>
