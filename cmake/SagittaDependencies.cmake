@@ -15,6 +15,7 @@ find_package(fmt REQUIRED CONFIG)
 find_package(Threads REQUIRED)
 find_package(ZLIB REQUIRED)  # deflated DICOM streams, walked before DCMTK parses them
 find_package(CURL REQUIRED)  # DICOMweb (libcurl4-openssl-dev)
+find_package(yaml-cpp REQUIRED CONFIG)  # MONAI bundles' YAML configs (libyaml-cpp-dev)
 # LibTorch: found here, at the top, because imported targets are visible only in the directory
 # that finds them and below. Only segmentation's and explain's sources include torch; every target
 # links it PRIVATE.

@@ -21,11 +21,11 @@ jobs="${JOBS:-2}"
 packages=(
   g++ cmake ninja-build ccache pkg-config make
   libinsighttoolkit5-dev libvtk9-dev libdcmtk-dev libtorch-dev
-  libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libfmt-dev
+  libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libfmt-dev libyaml-cpp-dev
   libopenjp2-7-dev libopenslide-dev libtiff-dev libopenblas0-openmp libcurl4-openssl-dev
   xvfb xauth libgl1-mesa-dri
   dcmtk libgdcm-tools dcm2niix dicom3tools python3-pydicom python3-shapely time orthanc orthanc-dicomweb openssl curl
-  python3-torch python3-numpy python3-scipy python3-skimage python3-nibabel
+  python3-torch python3-numpy python3-scipy python3-skimage python3-nibabel python3-yaml
   openslide-tools python3-openslide
   clang-14 libclang-rt-14-dev zlib1g-dev
 )

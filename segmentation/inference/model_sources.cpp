@@ -1,4 +1,4 @@
-// Model folders of other tools as cards: MONAI bundles (configs/metadata.json + inference.json +
+// Model folders of other tools as cards: MONAI bundles (configs/metadata.json + inference.json or .yaml +
 // models/model.ts). The bundle's config is data, not code: only the transforms and settings listed
 // in model_sources.h are understood, "@key" references are followed, and any "$" expression or
 // unknown transform is refused by name, never evaluated.
@@ -7,8 +7,12 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <fstream>
+#include <regex>
 #include <set>
+
+#include <yaml-cpp/yaml.h>
 
 #include "sagitta/segmentation/error.h"
 
@@ -226,6 +230,79 @@ void read_postprocessing(const Config& cfg, const std::vector<json>& chain, cons
   }
 }
 
+// A plain YAML scalar as PyYAML's safe_load resolves it (YAML 1.1; MONAI reads its configs so):
+// null, booleans (yes/no/on/off too), integers (decimal, 0o-less octal, 0x, 0b), floats that have
+// a dot (or .inf/.nan); anything else, "1e3" included, a string.
+json plain_scalar(const std::string& v) {
+  static const std::regex null_re("~|null|Null|NULL|");
+  static const std::regex true_re("yes|Yes|YES|true|True|TRUE|on|On|ON");
+  static const std::regex false_re("no|No|NO|false|False|FALSE|off|Off|OFF");
+  static const std::regex dec_re("[-+]?(0|[1-9][0-9_]*)"), oct_re("[-+]?0[0-7_]+");
+  static const std::regex hex_re("[-+]?0x[0-9a-fA-F_]+"), bin_re("[-+]?0b[01_]+");
+  static const std::regex float_re("[-+]?[0-9][0-9_]*\\.[0-9_]*([eE][-+][0-9]+)?|\\.[0-9_]+([eE][-+][0-9]+)?");
+  static const std::regex inf_re("[-+]?\\.(inf|Inf|INF)"), nan_re("\\.(nan|NaN|NAN)");
+  if (std::regex_match(v, null_re)) return nullptr;
+  if (std::regex_match(v, true_re)) return true;
+  if (std::regex_match(v, false_re)) return false;
+  std::string d;  // without underscores, sign kept
+  for (char c : v)
+    if (c != '_') d += c;
+  const bool negative = !d.empty() && d[0] == '-';
+  const std::string body = !d.empty() && (d[0] == '-' || d[0] == '+') ? d.substr(1) : d;
+  try {
+    const auto integer = [&](const std::string& digits, int base) {
+      const long long x = std::stoll(digits, nullptr, base);
+      return json(negative ? -x : x);
+    };
+    if (std::regex_match(v, dec_re)) return integer(body, 10);
+    if (std::regex_match(v, hex_re)) return integer(body.substr(2), 16);
+    if (std::regex_match(v, bin_re)) return integer(body.substr(2), 2);
+    if (std::regex_match(v, oct_re)) return integer(body, 8);
+    if (std::regex_match(v, float_re)) return std::stod(d);
+  } catch (const std::out_of_range&) {
+    return v;  // beyond 64 bits: kept as written
+  }
+  if (std::regex_match(v, inf_re)) return negative ? -INFINITY : INFINITY;
+  if (std::regex_match(v, nan_re)) return NAN;
+  return v;
+}
+
+json yaml_to_json(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Sequence: {
+      json a = json::array();
+      for (const auto& e : n) a.push_back(yaml_to_json(e));
+      return a;
+    }
+    case YAML::NodeType::Map: {
+      json o = json::object();
+      for (const auto& kv : n) o[kv.first.Scalar()] = yaml_to_json(kv.second);
+      return o;
+    }
+    case YAML::NodeType::Scalar:
+      return n.Tag() == "!" ? json(n.Scalar()) : plain_scalar(n.Scalar());  // "!": quoted, always a string
+    default:
+      return nullptr;
+  }
+}
+
+// configs/inference.json, else inference.yaml / inference.yml (the same content in YAML).
+json read_inference_config(const fs::path& configs, fs::path& file) {
+  file = configs / "inference.json";
+  if (fs::exists(file)) return read_json(file, "configs/inference.json");
+  for (const char* name : {"inference.yaml", "inference.yml"}) {
+    file = configs / name;
+    if (!fs::exists(file)) continue;
+    try {
+      return yaml_to_json(YAML::LoadFile(file.string()));
+    } catch (const YAML::Exception& e) {
+      throw SegmentationError(fmt::format("{}: not valid YAML ({})", file.string(), e.what()));
+    }
+  }
+  file = configs / "inference.json";
+  return read_json(file, "configs/inference.json");  // names what is missing
+}
+
 }  // namespace
 
 bool is_monai_bundle(const fs::path& folder) { return fs::is_regular_file(folder / "configs" / "metadata.json"); }
@@ -234,11 +311,7 @@ ModelCard card_from_monai_bundle(const fs::path& folder) {
   const fs::path configs = folder / "configs";
   const json meta = read_json(configs / "metadata.json", "configs/metadata.json");
   Config cfg;
-  cfg.file = configs / "inference.json";
-  if (!fs::exists(cfg.file) && (fs::exists(configs / "inference.yaml") || fs::exists(configs / "inference.yml")))
-    throw SegmentationError(folder.string() + ": configs/inference.yaml: YAML bundles are not read yet; convert the "
-                                              "config to inference.json (same content)");
-  cfg.root = read_json(cfg.file, "configs/inference.json");
+  cfg.root = read_inference_config(configs, cfg.file);
   ModelCard card;
   try {
     card.name = meta.value("name", folder.filename().string());

@@ -142,3 +142,57 @@ TEST(MonaiBundle, WhatIsNotUnderstoodIsRefusedByName) {
   EXPECT_THROW(seg::open_model(dir), seg::SegmentationError);
   EXPECT_THROW(seg::open_model(sagitta::testing::scratch_dir() / "empty-folder-that-is-no-model"), sagitta::Error);
 }
+
+// configs/inference.yaml: the same config written by PyYAML (python3-yaml, what MONAI reads its
+// YAML configs with) gives the same card; quoted and plain scalars resolve as PyYAML resolves them.
+TEST(MonaiBundle, YamlConfigsReadAsPyYamlReadsThem) {
+  if (sagitta::testing::run_command("/usr/bin/python3 -c 'import yaml' 2>/dev/null").exit_code != 0)
+    GTEST_SKIP() << "python3-yaml is not installed (apt-get install python3-yaml)";
+  json config = inference_config();
+  config["inferer"]["overlap"] = 0.25;
+  config["inferer"]["mode"] = "gaussian";
+  const fs::path dir = write_bundle(config, metadata());
+  const sagitta::ModelCard from_json = seg::open_model(dir);
+  const auto r = sagitta::testing::run_command(
+      "/usr/bin/python3 -c 'import json, sys, yaml; yaml.safe_dump(json.load(open(sys.argv[1])), open(sys.argv[2], \"w\"))' " +
+      sagitta::testing::shell_quote(dir / "configs" / "inference.json") + " " +
+      sagitta::testing::shell_quote(dir / "configs" / "inference.yaml"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  fs::remove(dir / "configs" / "inference.json");
+  const sagitta::ModelCard from_yaml = seg::open_model(dir);
+  EXPECT_EQ(from_yaml.orientation, from_json.orientation);
+  EXPECT_EQ(from_yaml.reorient, from_json.reorient);
+  EXPECT_EQ(from_yaml.spacing, from_json.spacing);
+  EXPECT_EQ(from_yaml.patch_size, from_json.patch_size);
+  EXPECT_EQ(from_yaml.window_weights, "gaussian");
+  ASSERT_TRUE(from_yaml.overlap.has_value());
+  EXPECT_DOUBLE_EQ(*from_yaml.overlap, 0.25);
+  EXPECT_EQ(from_yaml.crop_foreground_margin, from_json.crop_foreground_margin);
+  EXPECT_EQ(from_yaml.channels[0].normalization.a_max, 200);
+  EXPECT_TRUE(from_yaml.channels[0].normalization.clip);
+  ASSERT_EQ(from_yaml.labels.size(), 3u);
+  EXPECT_EQ(from_yaml.labels[2].name, "right");
+
+  // Hand-written YAML: `clip: yes` is a boolean and `a_max: "200"` a string, as PyYAML has them
+  // (the string is refused where a number belongs).
+  std::string text = sagitta::testing::read_file(dir / "configs" / "inference.yaml");
+  const auto at = text.find("clip: true");
+  ASSERT_NE(at, std::string::npos) << text;
+  text.replace(at, 10, "clip: yes");
+  std::ofstream(dir / "configs" / "inference.yaml") << text;
+  EXPECT_TRUE(seg::open_model(dir).channels[0].normalization.clip);
+  const auto quoted = text.find("a_max: 200");
+  ASSERT_NE(quoted, std::string::npos) << text;
+  text.replace(quoted, 10, "a_max: \"200\"");
+  std::ofstream(dir / "configs" / "inference.yaml") << text;
+  EXPECT_THROW(seg::open_model(dir), seg::SegmentationError);
+
+  // Not YAML at all: one line naming the file.
+  std::ofstream(dir / "configs" / "inference.yaml") << "preprocessing: [unclosed\n";
+  try {
+    seg::open_model(dir);
+    ADD_FAILURE() << "broken YAML accepted";
+  } catch (const seg::SegmentationError& e) {
+    EXPECT_NE(std::string(e.what()).find("inference.yaml: not valid YAML"), std::string::npos) << e.what();
+  }
+}

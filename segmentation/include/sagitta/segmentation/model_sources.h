@@ -1,6 +1,6 @@
 #pragma once
 // Where models come from: a Sagitta card (model.json), a MONAI bundle folder (configs/metadata.json,
-// configs/inference.json, models/model.ts). Each becomes a ModelCard that states everything the
+// configs/inference.json or .yaml, models/model.ts). Each becomes a ModelCard that states everything the
 // network needs (array convention, normalisation, windows, labels), so one pipeline runs them all.
 // Torch-free.
 #include <filesystem>
