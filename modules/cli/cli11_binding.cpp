@@ -106,8 +106,10 @@ void Binding::finish(Arguments& args) const {
         continue;
       }
       const auto& values = raw_.at(p.name);
-      if (!values.empty())
+      if (!values.empty()) {
         args.set(p.name, values);
+        args.mark_given(p.name);
+      }
       else if (!p.default_value.empty())
         args.set(p.name, {p.default_value});
     }

@@ -219,6 +219,8 @@ StudyRun segment_study(const Arguments& a, const StudyContext& c, const std::vec
   Stopwatch step;
   const bool dicom_objects = wants_dicom_objects(a) || (c.remote && c.remote->active());
   seg::SegmentOptions so = segment_options(a);
+  // The card's overlap (a MONAI inferer's, nnU-Net's 0.5) unless --overlap was given.
+  if (!a.given("overlap") && c.model.card().overlap) so.window.overlap = *c.model.card().overlap;
   if (c.stage) c.stage("sliding windows", 0.15, 0.95);
   so.window.progress = c.window_progress;
   std::optional<explain::Explanation> explanation;

@@ -4,6 +4,7 @@
 // SlicerExecutionModel needs is here: type, flag/longflag or index, label, description,
 // default, constraints and channel.
 #include <map>
+#include <set>
 #include <optional>
 #include <string>
 #include <vector>
@@ -97,6 +98,9 @@ class Arguments {
 public:
   void set(const std::string& name, std::vector<std::string> values) { values_[name] = std::move(values); }
   bool has(const std::string& name) const;
+  // Given on the command line (not a default filled in); the binding marks these.
+  bool given(const std::string& name) const { return given_.count(name) > 0; }
+  void mark_given(const std::string& name) { given_.insert(name); }
   std::string text(const std::string& name) const;               // "" when absent
   std::vector<std::string> list(const std::string& name) const;  // empty when absent
   long integer(const std::string& name) const;
@@ -105,6 +109,7 @@ public:
 
 private:
   std::map<std::string, std::vector<std::string>> values_;
+  std::set<std::string> given_;
 };
 
 }  // namespace sagitta::cli

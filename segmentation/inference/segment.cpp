@@ -53,6 +53,17 @@ void write_block(const engine::Block& block, const ModelCard& card, LabelImage& 
     }
 }
 
+// A card read from a MONAI bundle lays out and blends its windows as MONAI's SlidingWindowInferer
+// (scan intervals, importance map, zero padding); the others as the options say.
+SlidingWindowOptions window_rules(const ModelCard& card, SlidingWindowOptions w) {
+  if (card.provenance.is_object() && card.provenance.value("source", "") == "MONAI bundle") {
+    w.step_rule = StepRule::Monai;
+    w.importance = ImportanceMap::Monai;
+    w.pad = PadRule::Zero;
+  }
+  return w;
+}
+
 }  // namespace
 
 Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inputs, const SegmentOptions& options) {
@@ -89,7 +100,7 @@ Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inpu
     t_blocks += since(tb);
   };
   auto t = Clock::now();
-  SlidingWindowResult window = engine::stream_windows(model, pre.channels, options.window, sink);
+  SlidingWindowResult window = engine::stream_windows(model, pre.channels, window_rules(card, options.window), sink);
   pre.channels.clear();  // the normalised inputs are no longer needed: free them before resampling
   note(window.decisions);
 

@@ -43,10 +43,13 @@ std::vector<std::string> layout_decisions(const engine::Layout& g, const Sliding
                                   g.windows.size(), patch[2], patch[1], patch[0], g.starts[2].size(), g.starts[1].size(),
                                   g.starts[0].size(), options.overlap, options.batch_size,
                                   options.mirror ? ", mirroring TTA" : ""));
-  if (options.step_rule == StepRule::NnUNet || options.importance == ImportanceMap::NnUNet)
-    decisions.push_back(fmt::format("nnU-Net window rules: {} steps, {} importance map",
-                                    options.step_rule == StepRule::NnUNet ? "nnU-Net" : "even",
-                                    options.importance == ImportanceMap::NnUNet ? "nnU-Net (peak 10, float16)" : "Sagitta"));
+  const auto rule = [](StepRule r) { return r == StepRule::NnUNet ? "nnU-Net" : r == StepRule::Monai ? "MONAI" : "even"; };
+  const auto map = [](ImportanceMap m) {
+    return m == ImportanceMap::NnUNet ? "nnU-Net (peak 10, float16)" : m == ImportanceMap::Monai ? "MONAI" : "Sagitta";
+  };
+  if (options.step_rule != StepRule::Even || options.importance != ImportanceMap::Sagitta)
+    decisions.push_back(fmt::format("window rules: {} steps, {} importance map", rule(options.step_rule),
+                                    map(options.importance)));
   return decisions;
 }
 
@@ -64,6 +67,15 @@ std::vector<int> window_starts(int size, int patch, double overlap) {
 
 std::vector<int> window_starts(int size, int patch, double overlap, StepRule rule) {
   if (rule == StepRule::Even) return window_starts(size, patch, overlap);
+  if (rule == StepRule::Monai) {  // _get_scan_interval and dense_patch_slices
+    const int interval = patch == size ? patch : std::max(int(double(patch) * (1.0 - overlap)), 1);
+    std::vector<int> starts;
+    for (int k = 0;; ++k) {
+      starts.push_back(std::min(k * interval, size - patch));
+      if (k * interval + patch >= size) break;
+    }
+    return starts;
+  }
   // 2D models' slice axis (overlap 0, patch 1) gets every slice either way.
   return nnunet::sliding_window_steps(size, patch, 1.0 - overlap);
 }

@@ -59,6 +59,17 @@ torch::Tensor importance_map(const std::vector<int64_t>& zyx, double sigma_scale
 
 torch::Tensor importance_map(const std::vector<int64_t>& zyx, double sigma_scale, ImportanceMap map) {
   if (map == ImportanceMap::Sagitta) return importance_map(zyx, sigma_scale);
+  if (map == ImportanceMap::Monai) {  // compute_importance_map(mode gaussian), in float32 as MONAI
+    torch::Tensor m;
+    for (int64_t p : zyx) {
+      const double sigma = double(p) * sigma_scale;
+      torch::Tensor x = torch::arange(-(double(p) - 1) / 2.0, (double(p) - 1) / 2.0 + 1, torch::kFloat32);
+      x = torch::exp(x.pow(2) / (-2 * sigma * sigma));
+      m = m.defined() ? m.unsqueeze(-1) * x : x;
+    }
+    const double floor = std::max(m.min().item<double>(), 1e-3);
+    return m.clamp_min(floor).contiguous();
+  }
   std::vector<int> tile;
   for (std::size_t a = zyx.size() == 3 && zyx[0] == 1 ? 1 : 0; a < zyx.size(); ++a) tile.push_back(int(zyx[a]));
   std::vector<float> w = nnunet::gaussian_importance(tile, sigma_scale, 10, true);

@@ -6,6 +6,8 @@
 #include <fstream>
 #include <random>
 
+#include <nlohmann/json.hpp>
+
 #include "phantoms.h"
 #include "sagitta/segmentation/error.h"
 #include "sagitta/segmentation/model.h"
@@ -282,4 +284,37 @@ TEST(Segment, OutputsAreOnTheSourceGridAndFindTheBall) {
   EXPECT_NEAR(result.statistics[1].volume_ml, ball_ml, 0.1 * ball_ml);
   EXPECT_NEAR(result.statistics[1].mean_intensity, 300, 30);
   EXPECT_TRUE(result.report.contains("timings_s"));
+}
+
+// MONAI bundles' windows: starts and importance maps against monai_windows_reference.py (MONAI's
+// _get_scan_interval, dense_patch_slices and compute_importance_map restated with python3-torch).
+TEST(SlidingWindow, MonaiRulesMatchItsInferer) {
+  if (sagitta::testing::run_command("/usr/bin/python3 -c 'import torch' 2>/dev/null").exit_code != 0)
+    GTEST_SKIP() << "python3-torch is not installed";
+  const nlohmann::json starts = {{96, 96, 0.5}, {97, 96, 0.5}, {200, 96, 0.5}, {200, 96, 0.25}, {130, 64, 0.7},
+                                 {33, 32, 0.0}, {50, 7, 0.9}, {5, 1, 0.0}, {1000, 128, 0.8}};
+  const nlohmann::json maps = {{{5, 8, 7}, 0.125}, {{1, 16, 12}, 0.125}, {{24, 24, 24}, 0.25}};
+  const fs::path dir = sagitta::testing::scratch_dir();
+  std::ofstream(dir / "cases.json") << nlohmann::json{{"starts", starts}, {"maps", maps}}.dump();
+  const auto r = sagitta::testing::run_command(
+      "/usr/bin/python3 " +
+      sagitta::testing::shell_quote(sagitta::testing::source_dir() / "tests/segmentation/monai_windows_reference.py") +
+      " " + sagitta::testing::shell_quote(dir / "cases.json"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto ref = nlohmann::json::parse(r.out);
+  for (std::size_t i = 0; i < starts.size(); ++i) {
+    const auto& c = starts[i];
+    EXPECT_EQ(seg::window_starts(c[0].get<int>(), c[1].get<int>(), c[2].get<double>(), seg::StepRule::Monai),
+              ref["starts"][i].get<std::vector<int>>())
+        << c.dump();
+  }
+  for (std::size_t i = 0; i < maps.size(); ++i) {
+    const auto zyx = maps[i][0].get<std::vector<int>>();
+    const auto w = seg::importance_weights({zyx[2], zyx[1], zyx[0]}, maps[i][1].get<double>(), seg::ImportanceMap::Monai);
+    const auto expected = ref["maps"][i].get<std::vector<double>>();
+    ASSERT_EQ(w.size(), expected.size());
+    double worst = 0;
+    for (std::size_t k = 0; k < w.size(); ++k) worst = std::max(worst, std::abs(double(w[k]) - expected[k]));
+    EXPECT_LT(worst, 1e-7) << maps[i].dump();
+  }
 }

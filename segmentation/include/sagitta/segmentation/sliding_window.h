@@ -16,13 +16,17 @@
 namespace sagitta::segmentation {
 
 // Where windows start along an axis: Even (Sagitta's: step floor(patch x (1 - overlap)), starts
-// spread evenly and rounded half up) or NnUNet (compute_steps_for_sliding_window with tile step
-// 1 - overlap: step patch x (1 - overlap) unrounded, starts rounded half to even).
-enum class StepRule { Even, NnUNet };
+// spread evenly and rounded half up), NnUNet (compute_steps_for_sliding_window with tile step
+// 1 - overlap: step patch x (1 - overlap) unrounded, starts rounded half to even) or Monai
+// (sliding_window_inference: interval int(patch x (1 - overlap)), at least 1, starts k x interval
+// until a window reaches the end, the last moved back to end there).
+enum class StepRule { Even, NnUNet, Monai };
 // How a window's logits are weighted: Sagitta (Gaussian centred at (patch - 1) / 2, peak 1, floored
-// at 1e-6) or NnUNet (compute_gaussian: a delta at patch // 2 through scipy's gaussian_filter,
-// peak 10, rounded to float16, zeros replaced by the smallest value).
-enum class ImportanceMap { Sagitta, NnUNet };
+// at 1e-6), NnUNet (compute_gaussian: a delta at patch // 2 through scipy's gaussian_filter,
+// peak 10, rounded to float16, zeros replaced by the smallest value) or Monai
+// (compute_importance_map: float32 Gaussians centred at (patch - 1) / 2, not normalised, floored at
+// the larger of their minimum and 1e-3).
+enum class ImportanceMap { Sagitta, NnUNet, Monai };
 // What pads volumes smaller than a patch (centred, as nnU-Net's pad_nd_image): each channel's
 // minimum, or 0 (nnU-Net's predictor).
 enum class PadRule { ChannelMinimum, Zero };
