@@ -14,6 +14,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "model_conventions.h"
 #include "sagitta/segmentation/error.h"
 
 namespace sagitta::segmentation {
@@ -365,7 +366,7 @@ ModelCard card_from_monai_bundle(const fs::path& folder) {
       for (const auto& u : unknown) list += (list.empty() ? "" : ", ") + u;
       throw SegmentationError(fmt::format("{}: not understood: {}", folder.string(), list));
     }
-    card.provenance = {{"source", "MONAI bundle"}, {"bundle", folder.filename().string()}};
+    card.provenance = {{"source", detail::kMonaiSource}, {"bundle", folder.filename().string()}};
     card.sha256 = sha256_file(card.weights);
     json j = to_json(card);
     return card_from_json(j, {});  // the card's own validation
@@ -390,4 +391,15 @@ ModelCard open_model(const fs::path& path, const ModelSourceOptions& options) {
   return load_card(path, options.verify_hash);
 }
 
+namespace detail {
+
+bool runs_as_nnunet(const ModelCard& card) {
+  return card.format == "nnunet" && card.provenance.is_object() && card.provenance.value("source", "") == kNNUNetSource;
+}
+
+bool from_monai_bundle(const ModelCard& card) {
+  return card.provenance.is_object() && card.provenance.value("source", "") == kMonaiSource;
+}
+
+}  // namespace detail
 }  // namespace sagitta::segmentation

@@ -135,7 +135,7 @@ ModelCard card_from_nnunet(const fs::path& folder, const ModelSourceOptions& opt
   card.sigma_scale = 1.0 / 8;
   card.overlap = 0.5;
   card.path = plan.folder;
-  card.provenance = {{"source", "nnU-Net v2 results folder"},
+  card.provenance = {{"source", detail::kNNUNetSource},
                      {"folder", plan.folder.string()},
                      {"trainer", plan.trainer},
                      {"plans", plan.plans_name},
@@ -147,11 +147,6 @@ ModelCard card_from_nnunet(const fs::path& folder, const ModelSourceOptions& opt
 }
 
 namespace detail {
-
-bool runs_as_nnunet(const ModelCard& card) {
-  return card.format == "nnunet" && card.provenance.is_object() &&
-         card.provenance.value("source", "") == "nnU-Net v2 results folder";
-}
 
 Preprocessed preprocess_nnunet(const std::vector<Image::Pointer>& inputs, const ModelCard& card) {
   const auto t0 = Clock::now();

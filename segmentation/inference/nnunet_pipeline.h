@@ -5,12 +5,10 @@
 #include <vector>
 
 #include "sagitta/segmentation/preprocess.h"
+#include "model_conventions.h"
 #include "sagitta/segmentation/segment.h"
 
 namespace sagitta::segmentation::detail {
-
-// True when `card` is an nnU-Net network read from its results folder (card_from_nnunet).
-bool runs_as_nnunet(const ModelCard& card);
 
 // DefaultPreprocessor.run_case_npy on the inputs (one per channel): the channels as the network's
 // arrays, the plan and the properties for the way back.

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "sagitta/core/image.h"
+#include "model_conventions.h"
 #include "nnunet_pipeline.h"
 #include "sagitta/segmentation/error.h"
 #include "normalise.h"
@@ -92,7 +93,7 @@ bool same_grid(const itk::ImageBase<3>& a, const itk::ImageBase<3>& b) {
 // A grid with the axes `direction` (orthonormal columns) at `spacing`, covering the bounding box
 // of the source's voxel centres in that frame, centred on it.
 Image::Pointer oriented_grid(const itk::ImageBase<3>& source, const std::array<double, 3>& spacing,
-                             const Image::DirectionType& direction) {
+                             const Image::DirectionType& direction, GridAnchor anchor) {
   const auto size = source.GetLargestPossibleRegion().GetSize();
   double lo[3], hi[3];
   for (int a = 0; a < 3; ++a) lo[a] = std::numeric_limits<double>::max(), hi[a] = std::numeric_limits<double>::lowest();
@@ -113,8 +114,13 @@ Image::Pointer oriented_grid(const itk::ImageBase<3>& source, const std::array<d
   double origin_u[3];
   for (unsigned a = 0; a < 3; ++a) {
     const double extent = hi[a] - lo[a];
-    new_size[a] = itk::SizeValueType(std::floor(extent / spacing[a] + 1e-3)) + 1;
     new_spacing[a] = spacing[a];
+    if (anchor == GridAnchor::FirstVoxel) {  // np.round: half to even
+      new_size[a] = itk::SizeValueType(std::max(1.0, std::nearbyint(extent / spacing[a] + 1.0)));
+      origin_u[a] = lo[a];
+      continue;
+    }
+    new_size[a] = itk::SizeValueType(std::floor(extent / spacing[a] + 1e-3)) + 1;
     origin_u[a] = lo[a] + (extent - double(new_size[a] - 1) * spacing[a]) / 2;
   }
   Image::PointType origin;
@@ -199,7 +205,8 @@ Image::Pointer model_grid(const itk::ImageBase<3>& source, const ModelCard& card
     const double target = a < card.spacing.size() ? card.spacing[a] : s;  // 2D models keep z
     spacing[m] = std::abs(target - s) <= kSpacingTolerance * target ? s : target;
   }
-  return oriented_grid(source, spacing, direction);
+  return oriented_grid(source, spacing, direction,
+                       detail::from_monai_bundle(card) ? GridAnchor::FirstVoxel : GridAnchor::Centre);
 }
 
 namespace {

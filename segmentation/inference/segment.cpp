@@ -6,6 +6,7 @@
 
 #include "sagitta/core/image.h"
 #include "sagitta/segmentation/error.h"
+#include "model_conventions.h"
 #include "nnunet_pipeline.h"
 #include "scores.h"
 #include "window_engine.h"
@@ -56,7 +57,7 @@ void write_block(const engine::Block& block, const ModelCard& card, LabelImage& 
 // A card read from a MONAI bundle lays out and blends its windows as MONAI's SlidingWindowInferer
 // (scan intervals, importance map, zero padding); the others as the options say.
 SlidingWindowOptions window_rules(const ModelCard& card, SlidingWindowOptions w) {
-  if (card.provenance.is_object() && card.provenance.value("source", "") == "MONAI bundle") {
+  if (detail::from_monai_bundle(card)) {
     w.step_rule = StepRule::Monai;
     w.importance = ImportanceMap::Monai;
     w.pad = PadRule::Zero;

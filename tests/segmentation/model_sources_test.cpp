@@ -196,3 +196,46 @@ TEST(MonaiBundle, YamlConfigsReadAsPyYamlReadsThem) {
     EXPECT_NE(std::string(e.what()).find("inference.yaml: not valid YAML"), std::string::npos) << e.what();
   }
 }
+
+// MONAI's Spacing places its grid on the source's first voxel with round(extent / pixdim) + 1
+// voxels (compute_shape_offset); the bundle's model grid is that grid, checked against
+// monai_spacing_reference.py (numpy + nibabel) for LPS-, RAS- and obliquely stored sources.
+TEST(MonaiBundle, SpacingGridIsMonaisShapeAndOrigin) {
+  if (sagitta::testing::run_command("/usr/bin/python3 -c 'import numpy, nibabel' 2>/dev/null").exit_code != 0)
+    GTEST_SKIP() << "python3-numpy or python3-nibabel is not installed";
+  const auto card = seg::open_model(write_bundle(inference_config(), metadata()));  // RAS, pixdim 2 2 2
+  const fs::path dir = sagitta::testing::scratch_dir();
+  sagitta::segmentation::Image::DirectionType lps, ras, oblique;
+  lps.SetIdentity();
+  ras.SetIdentity();
+  ras[0][0] = ras[1][1] = -1;
+  oblique.SetIdentity();
+  const double t = 0.3;
+  oblique[0][0] = std::cos(t), oblique[0][1] = -std::sin(t), oblique[1][0] = std::sin(t), oblique[1][1] = std::cos(t);
+  int n = 0;
+  for (const auto& direction : {lps, ras, oblique}) {
+    auto image = sagitta::testing::make_volume({37, 29, 11}, {0.7, 0.9, 2.5}, [](double, double, double) { return 0.f; },
+                                               {-11.3, 20.2, 105.0}, direction);
+    json c;
+    c["size"] = {37, 29, 11};
+    c["spacing"] = {0.7, 0.9, 2.5};
+    c["origin"] = {image->GetOrigin()[0], image->GetOrigin()[1], image->GetOrigin()[2]};
+    for (unsigned a = 0; a < 3; ++a)
+      for (unsigned b = 0; b < 3; ++b) c["direction"].push_back(direction[a][b]);
+    c["axcodes"] = "RAS";
+    c["pixdim"] = {2.0, 2.0, 2.0};
+    const fs::path f = dir / ("case" + std::to_string(n++) + ".json");
+    std::ofstream(f) << c.dump();
+    const auto r = sagitta::testing::run_command(
+        "/usr/bin/python3 " +
+        sagitta::testing::shell_quote(sagitta::testing::source_dir() / "tests/segmentation/monai_spacing_reference.py") +
+        " " + sagitta::testing::shell_quote(f));
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    const json ref = json::parse(r.out);
+    const auto grid = seg::model_grid(*image, card);
+    // tensor_axes xyz: the grid's memory axes are MONAI's array axes k j i.
+    const auto size = grid->GetLargestPossibleRegion().GetSize();
+    EXPECT_EQ((std::vector<std::size_t>{size[2], size[1], size[0]}), ref["shape"].get<std::vector<std::size_t>>()) << n;
+    for (unsigned a = 0; a < 3; ++a) EXPECT_NEAR(grid->GetOrigin()[a], ref["origin_lps"][a].get<double>(), 1e-4) << n;
+  }
+}

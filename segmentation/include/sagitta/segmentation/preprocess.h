@@ -53,8 +53,11 @@ Image::Pointer model_grid(const itk::ImageBase<3>& source, const ModelCard& card
 // centred on the bounding box of the source's voxel centres in that frame, as an image without
 // pixels. axis_aligned_grid is the LPS one (identity direction), shared by inference for LPS cards
 // and by training, so both present patient space to the network the same way.
+// `anchor` FirstVoxel places the grid as MONAI's Spacing does (compute_shape_offset): its first
+// voxel on the source's first voxel centre in that frame, round(extent / spacing) + 1 voxels.
+enum class GridAnchor { Centre, FirstVoxel };
 Image::Pointer oriented_grid(const itk::ImageBase<3>& source, const std::array<double, 3>& spacing,
-                             const itk::ImageBase<3>::DirectionType& direction);
+                             const itk::ImageBase<3>::DirectionType& direction, GridAnchor anchor = GridAnchor::Centre);
 Image::Pointer axis_aligned_grid(const itk::ImageBase<3>& source, const std::array<double, 3>& spacing);
 
 // Model-grid results onto the source grid: the output's origin, spacing, direction and size are

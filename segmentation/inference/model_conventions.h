@@ -1,0 +1,17 @@
+#pragma once
+// Which tool's conventions a card runs with, as open_model marks the cards it reads from other
+// tools' model folders (card.provenance "source"). The one place that reads those marks.
+#include "sagitta/core/model_card.h"
+
+namespace sagitta::segmentation::detail {
+
+// card.provenance["source"] of the cards open_model makes from other tools' folders.
+inline constexpr const char* kNNUNetSource = "nnU-Net v2 results folder";
+inline constexpr const char* kMonaiSource = "MONAI bundle";
+
+// An nnU-Net network read from its results folder (card_from_nnunet): nnU-Net's own data path.
+bool runs_as_nnunet(const ModelCard& card);
+// A MONAI bundle (card_from_monai_bundle): MONAI's Spacing grid and SlidingWindowInferer layout.
+bool from_monai_bundle(const ModelCard& card);
+
+}  // namespace sagitta::segmentation::detail
