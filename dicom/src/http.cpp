@@ -13,6 +13,7 @@
 #include <mutex>
 
 #include "sagitta/dicom/error.h"
+#include "ascii.h"
 
 namespace sagitta::dicom::detail {
 namespace {
@@ -20,17 +21,6 @@ namespace {
 void global_init() {
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return {};
-  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
 }
 
 struct Url {
@@ -49,8 +39,8 @@ Url parse_url(const std::string& url) {
     curl_free(s);
     return out;
   };
-  u.scheme = lower(part(CURLUPART_SCHEME, 0));
-  u.host = lower(part(CURLUPART_HOST, 0));
+  u.scheme = detail::ascii_lower(part(CURLUPART_SCHEME, 0));
+  u.host = detail::ascii_lower(part(CURLUPART_HOST, 0));
   u.port = part(CURLUPART_PORT, CURLU_DEFAULT_PORT);
   return u;
 }
@@ -69,15 +59,15 @@ struct Transfer {
 
 std::size_t on_header(char* data, std::size_t size, std::size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
-  const std::string line = trim(std::string(data, size * n));
+  const std::string line = detail::trim_space(std::string(data, size * n));
   if (line.rfind("HTTP/", 0) == 0) {  // a new response (1xx, a redirect, the final one)
     t->status_line = line;
     t->head.content_type.clear();
     t->location.clear();
   } else if (const auto colon = line.find(':'); colon != std::string::npos) {
-    const std::string name = lower(trim(line.substr(0, colon)));
-    if (name == "content-type") t->head.content_type = trim(line.substr(colon + 1));
-    if (name == "location") t->location = trim(line.substr(colon + 1));
+    const std::string name = detail::ascii_lower(detail::trim_space(line.substr(0, colon)));
+    if (name == "content-type") t->head.content_type = detail::trim_space(line.substr(colon + 1));
+    if (name == "location") t->location = detail::trim_space(line.substr(colon + 1));
   }
   return size * n;
 }
@@ -145,7 +135,7 @@ std::string transport_problem(CURLcode rc, const char* detail, const DicomWebSer
 std::string status_problem(long status, const std::string& status_line) {
   // "HTTP/1.1 404 Not Found" -> "404 Not Found"
   std::string reason;
-  if (const auto sp = status_line.find(' '); sp != std::string::npos) reason = trim(status_line.substr(sp + 1));
+  if (const auto sp = status_line.find(' '); sp != std::string::npos) reason = detail::trim_space(status_line.substr(sp + 1));
   std::string s = "HTTP " + (reason.empty() ? std::to_string(status) : reason);
   if (status == 401)
     s += " (credentials missing or refused: --user/--password or --token, or the environment variables SAGITTA_DICOMWEB_USER, "
@@ -188,7 +178,7 @@ std::string url_escape(const std::string& s) {
   return out;
 }
 
-std::string media_type(const std::string& value) { return lower(trim(value.substr(0, value.find(';')))); }
+std::string media_type(const std::string& value) { return detail::ascii_lower(detail::trim_space(value.substr(0, value.find(';')))); }
 
 std::string header_parameter(const std::string& value, const std::string& name) {
   std::size_t i = value.find(';');
@@ -196,7 +186,7 @@ std::string header_parameter(const std::string& value, const std::string& name) 
     ++i;
     const std::size_t eq = value.find('=', i);
     if (eq == std::string::npos) return {};
-    const std::string key = lower(trim(value.substr(i, eq - i)));
+    const std::string key = detail::ascii_lower(detail::trim_space(value.substr(i, eq - i)));
     std::size_t j = eq + 1;
     while (j < value.size() && (value[j] == ' ' || value[j] == '\t')) ++j;
     std::string v;
@@ -208,9 +198,9 @@ std::string header_parameter(const std::string& value, const std::string& name) 
       i = value.find(';', j);
     } else {
       i = value.find(';', j);
-      v = trim(value.substr(j, i == std::string::npos ? std::string::npos : i - j));
+      v = detail::trim_space(value.substr(j, i == std::string::npos ? std::string::npos : i - j));
     }
-    if (key == lower(name)) return v;
+    if (key == detail::ascii_lower(name)) return v;
   }
   return {};
 }

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "sagitta/dicom/error.h"
+#include "ascii.h"
 
 namespace sagitta::dicom::detail {
 namespace {
@@ -14,17 +15,6 @@ namespace {
 constexpr std::size_t kMaxHeaderBytes = 64 * 1024;
 constexpr std::size_t kMaxLine = 1024;
 constexpr std::size_t kMaxPreamble = 1024 * 1024;
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return {};
-  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
-}
 
 bool only_padding(const std::string& s, std::size_t from, std::size_t to) {
   for (std::size_t i = from; i < to; ++i)
@@ -107,10 +97,10 @@ bool MultipartReader::step() {
         if (handlers_.begin) handlers_.begin(parts_, pending_);
         state_ = State::Body;
       } else if ((line[0] == ' ' || line[0] == '\t') && !last_header_.empty()) {
-        pending_[last_header_] += " " + trim(line);  // folded continuation
+        pending_[last_header_] += " " + detail::trim_space(line);  // folded continuation
       } else if (const auto colon = line.find(':'); colon != std::string::npos) {
-        last_header_ = lower(trim(line.substr(0, colon)));
-        pending_[last_header_] = trim(line.substr(colon + 1));
+        last_header_ = detail::ascii_lower(detail::trim_space(line.substr(0, colon)));
+        pending_[last_header_] = detail::trim_space(line.substr(colon + 1));
       } else {
         throw DicomError(fmt::format("part {} has a malformed header line", parts_ + 1));
       }

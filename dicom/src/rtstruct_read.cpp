@@ -15,6 +15,7 @@
 #include "sagitta/dicom/codecs.h"
 #include "sagitta/dicom/error.h"
 #include "sagitta/dicom/rtstruct.h"
+#include "ascii.h"
 
 namespace sagitta::dicom {
 namespace fs = std::filesystem;
@@ -29,11 +30,6 @@ std::string text(DcmItem& item, const DcmTagKey& tag, unsigned long pos = 0) {
   OFString v;
   item.findAndGetOFString(tag, v, pos);
   return v.c_str();
-}
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
 }
 
 DcmItem* item_of(DcmItem& parent, const DcmTagKey& sequence, unsigned long index) {
@@ -88,7 +84,7 @@ ReadRtStructResult read_rtstruct(const fs::path& path, const itk::ImageBase<3>& 
   std::map<std::string, int> template_value;
   int next_value = 1;
   for (const auto& t : options.label_template) {
-    template_value[lower(t.name)] = t.label;
+    template_value[detail::ascii_lower(t.name)] = t.label;
     next_value = std::max(next_value, t.label + 1);
   }
 
@@ -107,7 +103,7 @@ ReadRtStructResult read_rtstruct(const fs::path& path, const itk::ImageBase<3>& 
     SegmentDescription d;
     const std::string number = text(roi, DCM_ReferencedROINumber);
     d.name = names.count(number) ? names[number] : "ROI " + number;
-    const auto t = template_value.find(lower(d.name));
+    const auto t = template_value.find(detail::ascii_lower(d.name));
     d.label = t != template_value.end() ? t->second : next_value++;
     if (d.label > 65535) throw DicomError(where + ": more ROIs than a 16-bit label map holds");
     for (unsigned long c = 0; c < 3; ++c) {

@@ -20,6 +20,7 @@
 #include "sagitta/dicom/codecs.h"
 #include "sagitta/dicom/error.h"
 #include "sagitta/dicom/sr.h"
+#include "ascii.h"
 
 namespace sagitta::dicom {
 namespace fs = std::filesystem;
@@ -48,11 +49,6 @@ void check(const OFCondition& c, const fs::path& out, const std::string& what) {
 
 DSRCodedEntryValue coded(const CodedConcept& c) {
   return DSRCodedEntryValue(c.value.c_str(), c.scheme.c_str(), c.meaning.c_str());
-}
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
 }
 
 // A number as DS (at most 16 characters).
@@ -86,7 +82,7 @@ void read_seg_identity(const fs::path& seg_file, SegIdentity& seg) {
     Uint16 n = 0;
     item->findAndGetUint16(DCM_SegmentNumber, n);
     item->findAndGetOFString(DCM_SegmentLabel, v);
-    seg.numbers[lower(v.c_str())] = n;
+    seg.numbers[detail::ascii_lower(v.c_str())] = n;
   }
 }
 
@@ -152,7 +148,7 @@ SrWriteResult write_measurement_report(const LabelMap& labels, const Image& imag
   const std::string source_series =
       source.series_instance_uid.empty() ? detail::stand_in_uid(source, "series") : source.series_instance_uid;
   for (auto& m : result.measurements) {
-    const auto it = seg.numbers.find(lower(m.name));
+    const auto it = seg.numbers.find(detail::ascii_lower(m.name));
     if (it == seg.numbers.end())
       throw DicomError(fmt::format("{}: the SEG {} has no segment '{}'", out.string(), seg_file.string(), m.name));
     m.segment_number = it->second;

@@ -86,13 +86,7 @@ int run_dicomweb(const Arguments& a) {
     progress.stage("retrieving", 0, 1);
     const auto r = cancellable([&] { return dcm::wado_retrieve(server, keys, a.text("output"), report); });
     progress.finish();
-    out["files"] = nlohmann::json::array();
-    for (const auto& f : r.files) out["files"].push_back(f.string());
-    out["completed"] = r.completed;
-    out["transfer_syntaxes"] = r.transfer_syntaxes;
-    if (!json)
-      fmt::print("retrieved {} instances into {} (transfer syntaxes: {})\n", r.files.size(), a.text("output"),
-                 fmt::join(r.transfer_syntaxes, ", "));
+    report_retrieval(r, a.text("output"), "instances", json, out);
   } else {
     const auto inputs = a.list("files");
     if (inputs.empty()) throw UsageError("store: give the DICOM files or folders to send");

@@ -43,6 +43,17 @@ dcm::PacsPeer pacs_peer(const Arguments& a) {
   return p;
 }
 
+void report_retrieval(const dcm::RetrieveResult& r, const std::string& folder, const std::string& noun, bool json,
+                      nlohmann::json& out) {
+  out["files"] = nlohmann::json::array();
+  for (const auto& f : r.files) out["files"].push_back(f.string());
+  out["completed"] = r.completed;
+  out["transfer_syntaxes"] = r.transfer_syntaxes;
+  if (!json)
+    fmt::print("retrieved {} {} into {} (transfer syntaxes: {})\n", r.files.size(), noun, folder,
+               fmt::join(r.transfer_syntaxes, ", "));
+}
+
 void parse_pacs_address(const std::string& address, dcm::PacsPeer& peer) {
   const auto at = address.find('@');
   const auto colon = address.rfind(':');
@@ -202,13 +213,7 @@ int run_pacs(const Arguments& a) {
       throw;
     }
     progress.finish();
-    out["files"] = nlohmann::json::array();
-    for (const auto& f : r.files) out["files"].push_back(f.string());
-    out["completed"] = r.completed;
-    out["transfer_syntaxes"] = r.transfer_syntaxes;
-    if (!json)
-      fmt::print("retrieved {} objects into {} (transfer syntaxes: {})\n", r.files.size(), a.text("output"),
-                 fmt::join(r.transfer_syntaxes, ", "));
+    report_retrieval(r, a.text("output"), "objects", json, out);
   } else {
     const auto inputs = a.list("files");
     if (inputs.empty()) throw dcm::DicomError("store: give the DICOM files or folders to send");

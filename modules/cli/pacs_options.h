@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "parameter_table.h"
 #include "sagitta/dicom/dicomweb.h"
 #include "sagitta/dicom/pacs.h"
@@ -31,5 +33,10 @@ std::vector<Parameter> query_key_parameters();
 // The keys those parameters give (--keys "Keyword=value;..." included); throws DicomError for a
 // pair without '='.
 sagitta::dicom::QueryKeys query_keys(const Arguments& a);
+
+// A retrieval's report (files, completed, transfer syntaxes) into `out`, and one line on stdout
+// unless `json`: "retrieved N <noun> into <folder> (transfer syntaxes: ...)".
+void report_retrieval(const sagitta::dicom::RetrieveResult& r, const std::string& folder, const std::string& noun,
+                      bool json, nlohmann::json& out);
 
 }  // namespace sagitta::cli
