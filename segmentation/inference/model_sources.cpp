@@ -208,12 +208,16 @@ void read_inferer(const Config& cfg, const json& inferer, ModelCard& card, std::
     unknown.push_back("SlidingWindowInferer(padding_mode)");
 }
 
+// `inverted_first`: Invertd runs before AsDiscrete, so MONAI resamples the probabilities back to
+// the source grid (its Spacing mode) and takes the argmax there.
 void read_postprocessing(const Config& cfg, const std::vector<json>& chain, const std::string& key, ModelCard& card,
-                         std::vector<std::string>& unknown) {
+                         std::vector<std::string>& unknown, bool& inverted_first) {
   bool sigmoid = false, discrete = false;
+  inverted_first = false;
   for (const auto& t : chain) {
     if (!t.is_object() || !t.contains("_target_")) continue;
     const std::string name = transform_name(cfg.resolve(t["_target_"]).get<std::string>());
+    if (name == "Invert" && applies_to(cfg, t, key) && !discrete) inverted_first = true;
     if (!applies_to(cfg, t, key) || kNeutral.count(name)) continue;
     if (name == "Activations") {
       sigmoid = get<bool>(cfg, t, "sigmoid", false);
@@ -357,8 +361,9 @@ ModelCard card_from_monai_bundle(const fs::path& folder) {
     read_preprocessing(cfg, transforms_of(cfg, cfg.root["preprocessing"]), key, card, unknown);
     if (!cfg.root.contains("inferer")) throw SegmentationError(cfg.file.string() + ": no 'inferer'");
     read_inferer(cfg, cfg.root["inferer"], card, unknown);
+    bool inverted_first = false;
     if (cfg.root.contains("postprocessing"))
-      read_postprocessing(cfg, transforms_of(cfg, cfg.root["postprocessing"]), "pred", card, unknown);
+      read_postprocessing(cfg, transforms_of(cfg, cfg.root["postprocessing"]), "pred", card, unknown, inverted_first);
     else unknown.push_back("no postprocessing (no labels)");
     if (card.spacing.empty()) unknown.push_back("no Spacing transform (the model's spacing is unknown)");
     if (!unknown.empty()) {
@@ -367,6 +372,7 @@ ModelCard card_from_monai_bundle(const fs::path& folder) {
       throw SegmentationError(fmt::format("{}: not understood: {}", folder.string(), list));
     }
     card.provenance = {{"source", detail::kMonaiSource}, {"bundle", folder.filename().string()}};
+    if (inverted_first && card.activation == "softmax") card.provenance["labels"] = detail::kLabelsFromSourceProbabilities;
     card.sha256 = sha256_file(card.weights);
     json j = to_json(card);
     return card_from_json(j, {});  // the card's own validation
@@ -399,6 +405,10 @@ bool runs_as_nnunet(const ModelCard& card) {
 
 bool from_monai_bundle(const ModelCard& card) {
   return card.provenance.is_object() && card.provenance.value("source", "") == kMonaiSource;
+}
+
+bool labels_from_source_probabilities(const ModelCard& card) {
+  return from_monai_bundle(card) && card.provenance.value("labels", "") == kLabelsFromSourceProbabilities;
 }
 
 }  // namespace detail

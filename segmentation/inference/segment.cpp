@@ -54,6 +54,16 @@ void write_block(const engine::Block& block, const ModelCard& card, LabelImage& 
     }
 }
 
+// The class whose probability is largest per voxel (the first of equals), as labels.
+LabelImage::Pointer argmax_labels(const std::vector<Image::Pointer>& probabilities, const itk::ImageBase<3>& grid) {
+  auto labels = sagitta::new_like<LabelImage>(grid, 0);
+  const std::size_t n = labels->GetBufferedRegion().GetNumberOfPixels();
+  std::vector<const float*> planes;
+  for (const auto& p : probabilities) planes.push_back(p->GetBufferPointer());
+  detail::argmax_into(planes, n, labels->GetBufferPointer());
+  return labels;
+}
+
 // A card read from a MONAI bundle lays out and blends its windows as MONAI's SlidingWindowInferer
 // (scan intervals, importance map, zero padding); the others as the options say.
 SlidingWindowOptions window_rules(const ModelCard& card, SlidingWindowOptions w) {
@@ -92,7 +102,8 @@ Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inpu
   const Image& grid = *pre.channels[0];
   auto model_labels = sagitta::new_like<LabelImage>(grid, 0);
   std::vector<Image::Pointer> probabilities;
-  if (options.probabilities)
+  const bool argmax_on_source = detail::labels_from_source_probabilities(card) && card.regions.empty();
+  if (options.probabilities || argmax_on_source)
     for (int k = 0; k < model.num_classes(); ++k) probabilities.push_back(sagitta::new_like<Image>(grid, 0.0f));
   double t_blocks = 0;
   const auto sink = [&](const engine::Block& block) {
@@ -107,11 +118,17 @@ Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inpu
 
   t = Clock::now();
   Segmentation out;
-  out.labels = labels_to_source(*model_labels, *inputs[0]);
+  if (!argmax_on_source) out.labels = labels_to_source(*model_labels, *inputs[0]);
   model_labels = nullptr;
   for (std::size_t k = 0; k < probabilities.size(); ++k) {
     out.probabilities.push_back(probability_to_source(*probabilities[k], *inputs[0], k == 0 && card.regions.empty() ? 1.0f : 0.0f));
     probabilities[k] = nullptr;
+  }
+  if (argmax_on_source) {
+    out.labels = argmax_labels(out.probabilities, *inputs[0]);
+    if (!options.probabilities) out.probabilities.clear();
+    decisions.push_back("labels: the argmax of the probabilities resampled linearly to the source grid (the bundle "
+                        "inverts its transforms before AsDiscrete)");
   }
   if (pre.resampled || pre.cropped)
     decisions.push_back(std::string("labels mapped back to the source grid by nearest neighbour") +

@@ -239,3 +239,37 @@ TEST(MonaiBundle, SpacingGridIsMonaisShapeAndOrigin) {
     for (unsigned a = 0; a < 3; ++a) EXPECT_NEAR(grid->GetOrigin()[a], ref["origin_lps"][a].get<double>(), 1e-4) << n;
   }
 }
+
+// Invertd before AsDiscrete: MONAI takes the argmax after resampling the probabilities back, so
+// the labels are the argmax of the source-grid probabilities; without Invertd the model grid's
+// labels come back by nearest neighbour. Both find the phantom's organs.
+TEST(MonaiBundle, InvertBeforeArgmaxTakesTheArgmaxOnTheSourceGrid) {
+  const Phantom p{{10, -1, 1}, {-12, 2, -2}};
+  const auto image = stored(p, direction({1, 0, 0, 0, 1, 0, 0, 0, 1}), {40, 40, 30});
+  seg::SegmentOptions o;
+  o.probabilities = true;
+  const auto card = seg::open_model(write_bundle(inference_config(), metadata()));
+  EXPECT_EQ(card.provenance.value("labels", ""), "argmax of the probabilities on the source grid");
+  const auto inverted = seg::segment(sagitta::testing::load_model(card), {image}, o);
+  EXPECT_NE(inverted.report.dump().find("argmax of the probabilities resampled linearly"), std::string::npos);
+  ASSERT_EQ(inverted.probabilities.size(), 3u);
+  const std::size_t n = inverted.labels->GetBufferedRegion().GetNumberOfPixels();
+  std::size_t not_argmax = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::size_t best = 0;
+    for (std::size_t k = 1; k < 3; ++k)
+      if (inverted.probabilities[k]->GetBufferPointer()[i] > inverted.probabilities[best]->GetBufferPointer()[i]) best = k;
+    not_argmax += inverted.labels->GetBufferPointer()[i] != best;
+  }
+  EXPECT_EQ(not_argmax, 0u);
+  EXPECT_GT(dice(*inverted.labels, p, 1), 0.8);
+
+  json plain = inference_config();
+  auto& post = plain["postprocessing"]["transforms"];
+  post.erase(post.begin() + 1);  // no Invertd
+  const auto nearest_card = seg::open_model(write_bundle(plain, metadata()));
+  EXPECT_FALSE(nearest_card.provenance.contains("labels"));
+  const auto nearest = seg::segment(sagitta::testing::load_model(nearest_card), {image}, o);
+  EXPECT_EQ(nearest.report.dump().find("argmax of the probabilities resampled linearly"), std::string::npos);
+  EXPECT_GT(dice(*nearest.labels, p, 1), 0.8);
+}
