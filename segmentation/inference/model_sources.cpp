@@ -113,7 +113,7 @@ std::vector<json> transforms_of(const Config& cfg, const json& node) {
 // Transforms that change no values the network or the labels see here.
 const std::set<std::string> kNeutral = {
     "LoadImage", "EnsureChannelFirst", "AddChannel", "EnsureType", "ToTensor", "ToNumpy", "CastToType",
-    "Invert", "SaveImage", "CopyItems", "DeleteItems", "SqueezeDim", "ToDevice", "Identity", "KeepLargestConnectedComponent"};
+    "Invert", "SaveImage", "CopyItems", "DeleteItems", "SqueezeDim", "ToDevice", "Identity"};
 
 void read_preprocessing(const Config& cfg, const std::vector<json>& chain, const std::string& key, ModelCard& card,
                         std::vector<std::string>& unknown) {
@@ -223,6 +223,14 @@ void read_postprocessing(const Config& cfg, const std::vector<json>& chain, cons
       sigmoid = get<bool>(cfg, t, "sigmoid", false);
     } else if (name == "AsDiscrete") {
       discrete = get<bool>(cfg, t, "argmax", false) || t.contains("threshold") || t.contains("threshold_values");
+    } else if (name == "KeepLargestConnectedComponent" && discrete) {
+      // Applied by segment() to the labels (every foreground label, or applied_labels).
+      json labels = json::array();
+      if (t.contains("applied_labels")) {
+        const json a = cfg.resolve(t["applied_labels"]);
+        labels = a.is_array() ? a : json::array({a});
+      }
+      card.provenance["keep_largest_component"] = labels;
     } else {
       unknown.push_back(name);
     }
@@ -371,7 +379,9 @@ ModelCard card_from_monai_bundle(const fs::path& folder) {
       for (const auto& u : unknown) list += (list.empty() ? "" : ", ") + u;
       throw SegmentationError(fmt::format("{}: not understood: {}", folder.string(), list));
     }
+    const json largest = card.provenance.is_object() ? card.provenance.value("keep_largest_component", json()) : json();
     card.provenance = {{"source", detail::kMonaiSource}, {"bundle", folder.filename().string()}};
+    if (!largest.is_null()) card.provenance["keep_largest_component"] = largest;
     if (inverted_first && card.activation == "softmax") card.provenance["labels"] = detail::kLabelsFromSourceProbabilities;
     card.sha256 = sha256_file(card.weights);
     json j = to_json(card);

@@ -54,6 +54,20 @@ void write_block(const engine::Block& block, const ModelCard& card, LabelImage& 
     }
 }
 
+// A MONAI bundle's KeepLargestConnectedComponent(applied_labels) on top of the options' rules.
+PostprocessOptions bundle_postprocess(const ModelCard& card, PostprocessOptions p, nlohmann::json& decisions) {
+  if (!detail::from_monai_bundle(card) || !card.provenance.contains("keep_largest_component")) return p;
+  const auto& labels = card.provenance["keep_largest_component"];
+  if (!labels.is_array()) return p;
+  p.largest_component = true;
+  p.labels.clear();
+  for (const auto& l : labels)
+    if (l.is_number_integer()) p.labels.push_back(l.get<int>());
+  decisions.push_back("the bundle's KeepLargestConnectedComponent: 6-connected components (MONAI's default counts "
+                      "diagonal neighbours too)");
+  return p;
+}
+
 // The class whose probability is largest per voxel (the first of equals), as labels.
 LabelImage::Pointer argmax_labels(const std::vector<Image::Pointer>& probabilities, const itk::ImageBase<3>& grid) {
   auto labels = sagitta::new_like<LabelImage>(grid, 0);
@@ -136,7 +150,7 @@ Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inpu
   const double t_back = since(t);
 
   t = Clock::now();
-  note(postprocess(*out.labels, options.postprocess));
+  note(postprocess(*out.labels, bundle_postprocess(card, options.postprocess, decisions)));
   out.statistics = label_statistics(*out.labels, inputs[0].GetPointer(), card);
   const double t_post = since(t);
 

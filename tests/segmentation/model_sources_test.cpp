@@ -273,3 +273,18 @@ TEST(MonaiBundle, InvertBeforeArgmaxTakesTheArgmaxOnTheSourceGrid) {
   EXPECT_EQ(nearest.report.dump().find("argmax of the probabilities resampled linearly"), std::string::npos);
   EXPECT_GT(dice(*nearest.labels, p, 1), 0.8);
 }
+
+// KeepLargestConnectedComponentd after AsDiscreted: its applied labels reach segment(), which keeps
+// their largest components and says so in the report; the organs are still found.
+TEST(MonaiBundle, KeepLargestConnectedComponentIsApplied) {
+  json config = inference_config();
+  auto& post = config["postprocessing"]["transforms"];
+  post.insert(post.begin() + 3, json{{"_target_", "KeepLargestConnectedComponentd"}, {"keys", "pred"}, {"applied_labels", {1, 2}}});
+  const auto card = seg::open_model(write_bundle(config, metadata()));
+  EXPECT_EQ(card.provenance["keep_largest_component"], json::array({1, 2}));
+  const Phantom p{{10, -1, 1}, {-12, 2, -2}};
+  const auto image = stored(p, direction({1, 0, 0, 0, 1, 0, 0, 0, 1}), {40, 40, 30});
+  const auto result = seg::segment(sagitta::testing::load_model(card), {image}, seg::SegmentOptions{});
+  EXPECT_NE(result.report.dump().find("KeepLargestConnectedComponent"), std::string::npos) << result.report.dump();
+  EXPECT_GT(dice(*result.labels, p, 1), 0.8);
+}
