@@ -93,9 +93,16 @@ void add_segment(DcmSegmentation& seg, const SegmentDescription& d, const fs::pa
                  const SegWriteOptions& options) {
   DcmSegment* segment = nullptr;
   // Created with ASCII stand-ins, then given the real (UTF-8) texts: dcmseg's value check knows
-  // only the default repertoire, and the object declares ISO_IR 192.
+  // only the default repertoire, and the object declares ISO_IR 192. SegmentAlgorithmName has no
+  // setter, so it is the model's name when that is plain ASCII (else a stand-in; the algorithm
+  // identification below always names the model).
+  const std::string algorithm_name = detail::fit_text(options.algorithm_name, 64);
+  const bool ascii = !algorithm_name.empty() && std::all_of(algorithm_name.begin(), algorithm_name.end(), [](char c) {
+    return static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) < 0x7f && c != '\\';
+  });
   check(DcmSegment::create(segment, "segment", code(d.category.empty() ? kTissue : d.category),
-                           code(d.type.empty() ? kTissue : d.type), DcmSegTypes::SAT_AUTOMATIC, "algorithm"),
+                           code(d.type.empty() ? kTissue : d.type), DcmSegTypes::SAT_AUTOMATIC,
+                           OFString(ascii ? algorithm_name.c_str() : "Sagitta model")),
         out, "segment " + d.name);
   std::unique_ptr<DcmSegment> owned(segment);
   check(segment->setSegmentLabel(detail::fit_text(d.name.empty() ? fmt::format("label {}", d.label) : d.name, 64), false),

@@ -105,6 +105,12 @@ TEST(Seg, SyntheticRoundTripIsIdentical) {
   EXPECT_EQ(written.frames_per_segment[1], 4u);
   EXPECT_EQ(written.frames, 6u + 4u + written.frames_per_segment[2]);
   expect_dciodvfy_clean(dir / "seg.dcm");
+  // Each segment names the model that made it (dcmdump reads it back).
+  const auto names = st::run_command("dcmdump -q +P SegmentAlgorithmName " + st::shell_quote(dir / "seg.dcm"));
+  if (names.exit_code == 0) {
+    EXPECT_NE(names.out.find("[demo-unet]"), std::string::npos) << names.out;
+    EXPECT_EQ(names.out.find("[algorithm]"), std::string::npos) << names.out;
+  }
 
   // With the source series: its grid, every voxel identical.
   dcm::ReadSegOptions ro;
