@@ -18,7 +18,9 @@
 #include <cmath>
 #include <ctime>
 #include <set>
+#include <vector>
 
+#include "item_text.h"
 #include "nesting.h"
 #include "sagitta/core/atomic_output.h"
 #include "sagitta/dicom/error.h"
@@ -171,25 +173,29 @@ std::string uid_from_text(const std::string& text) {
   return "2.25." + digits;
 }
 
-// Every text element of `dataset` (nested ones too) converted from its Specific Character Set to
-// UTF-8, declared as ISO_IR 192 when anything is outside ASCII.
+// Every text element of `dataset` (nested ones too) converted to UTF-8 from the Specific Character
+// Set in force for it (an item may declare its own), declared once as ISO_IR 192 when anything is
+// outside ASCII.
 void convert_to_utf8(DcmItem& dataset) {
-  OFString charset_value;
-  dataset.findAndGetOFStringArray(DCM_SpecificCharacterSet, charset_value);
-  const std::string charset(charset_value.c_str(), charset_value.length());
   bool non_ascii = false;
+  std::vector<DcmItem*> declaring;  // items with their own SpecificCharacterSet, emptied after
   DcmStack stack;
   while (dataset.nextObject(stack, OFTrue).good()) {
     DcmObject* object = stack.top();
+    if (object->getTag() == DCM_SpecificCharacterSet && object->getParentItem() != &dataset)
+      declaring.push_back(object->getParentItem());
     if (!is_text_vr(object->ident())) continue;
     auto* element = static_cast<DcmElement*>(object);
     OFString value;
     if (element->getOFStringArray(value).bad()) continue;
     const std::string raw(value.c_str(), value.length());
-    const std::string utf8 = to_utf8(raw, charset);
+    DcmItem* scope = element->getParentItem();
+    const std::string utf8 = to_utf8(raw, scope ? detail::charset_in_scope(*scope) : std::string());
     for (const char c : utf8) non_ascii |= static_cast<unsigned char>(c) >= 0x80;
     if (utf8 != raw) element->putOFStringArray(OFString(utf8.c_str(), utf8.size()));
   }
+  for (DcmItem* item : declaring)
+    if (item) item->findAndDeleteElement(DCM_SpecificCharacterSet);
   dataset.findAndDeleteElement(DCM_SpecificCharacterSet);
   if (non_ascii) dataset.putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 192");
 }

@@ -13,31 +13,12 @@
 #include <sstream>
 
 #include "sagitta/dicom/error.h"
+#include "item_text.h"
 #include "sagitta/dicom/text.h"
 #include "siemens_csa.h"
 
 namespace sagitta::dicom::detail {
 namespace {
-
-// A value as stored, trailing padding removed (raw bytes: see text()).
-std::string raw_string(DcmItem& item, const DcmTagKey& tag) {
-  OFString value;
-  if (item.findAndGetOFStringArray(tag, value).good()) {
-    std::string s(value.c_str(), value.length());
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\0')) s.pop_back();
-    return s;
-  }
-  return {};
-}
-
-// Code strings, UIDs, dates, numbers: ASCII by definition; anything else is replaced so that no
-// stray byte reaches an output.
-std::string get_string(DcmItem& item, const DcmTagKey& tag) { return valid_utf8(raw_string(item, tag)); }
-
-// Text (PN, LO, SH, ST, LT, UT, UC) in the dataset's Specific Character Set, as UTF-8.
-std::string text(DcmItem& item, const DcmTagKey& tag, const std::string& charset) {
-  return to_utf8(raw_string(item, tag), charset);
-}
 
 bool get_double(DcmItem& item, const DcmTagKey& tag, double& value, unsigned long pos = 0) {
   Float64 v = 0;
@@ -172,28 +153,27 @@ MosaicLayout read_mosaic_layout(DcmItem& item) {
 
 SeriesInfo read_series_info(DcmItem& d) {
   SeriesInfo info;
-  const std::string cs = raw_string(d, DCM_SpecificCharacterSet);
-  info.specific_character_set = valid_utf8(cs);
-  info.patient_name = text(d, DCM_PatientName, cs);
-  info.patient_id = text(d, DCM_PatientID, cs);
-  info.patient_birth_date = get_string(d, DCM_PatientBirthDate);
-  info.patient_sex = get_string(d, DCM_PatientSex);
-  info.study_instance_uid = get_string(d, DCM_StudyInstanceUID);
-  info.study_date = get_string(d, DCM_StudyDate);
-  info.study_time = get_string(d, DCM_StudyTime);
-  info.study_id = text(d, DCM_StudyID, cs);
-  info.study_description = text(d, DCM_StudyDescription, cs);
-  info.accession_number = text(d, DCM_AccessionNumber, cs);
-  info.referring_physician_name = text(d, DCM_ReferringPhysicianName, cs);
-  info.series_instance_uid = get_string(d, DCM_SeriesInstanceUID);
-  info.series_number = get_string(d, DCM_SeriesNumber);
-  info.series_description = text(d, DCM_SeriesDescription, cs);
-  info.modality = get_string(d, DCM_Modality);
-  info.body_part = get_string(d, DCM_BodyPartExamined);
-  info.frame_of_reference_uid = get_string(d, DCM_FrameOfReferenceUID);
-  info.manufacturer = text(d, DCM_Manufacturer, cs);
-  info.manufacturer_model = text(d, DCM_ManufacturerModelName, cs);
-  info.sop_class_uid = get_string(d, DCM_SOPClassUID);
+  info.specific_character_set = item_code(d, DCM_SpecificCharacterSet);
+  info.patient_name = item_text(d, DCM_PatientName);
+  info.patient_id = item_text(d, DCM_PatientID);
+  info.patient_birth_date = item_code(d, DCM_PatientBirthDate);
+  info.patient_sex = item_code(d, DCM_PatientSex);
+  info.study_instance_uid = item_code(d, DCM_StudyInstanceUID);
+  info.study_date = item_code(d, DCM_StudyDate);
+  info.study_time = item_code(d, DCM_StudyTime);
+  info.study_id = item_text(d, DCM_StudyID);
+  info.study_description = item_text(d, DCM_StudyDescription);
+  info.accession_number = item_text(d, DCM_AccessionNumber);
+  info.referring_physician_name = item_text(d, DCM_ReferringPhysicianName);
+  info.series_instance_uid = item_code(d, DCM_SeriesInstanceUID);
+  info.series_number = item_code(d, DCM_SeriesNumber);
+  info.series_description = item_text(d, DCM_SeriesDescription);
+  info.modality = item_code(d, DCM_Modality);
+  info.body_part = item_code(d, DCM_BodyPartExamined);
+  info.frame_of_reference_uid = item_code(d, DCM_FrameOfReferenceUID);
+  info.manufacturer = item_text(d, DCM_Manufacturer);
+  info.manufacturer_model = item_text(d, DCM_ManufacturerModelName);
+  info.sop_class_uid = item_code(d, DCM_SOPClassUID);
   return info;
 }
 
@@ -206,7 +186,7 @@ PixelFormat read_pixel_format(DcmItem& d, const std::string& path) {
   f.bits_stored = get_int(d, DCM_BitsStored, f.bits_allocated);
   f.high_bit = get_int(d, DCM_HighBit, f.bits_stored - 1);
   f.pixel_signed = get_int(d, DCM_PixelRepresentation) == 1;
-  f.photometric = get_string(d, DCM_PhotometricInterpretation);
+  f.photometric = item_code(d, DCM_PhotometricInterpretation);
   f.number_of_frames = get_int(d, DCM_NumberOfFrames, 1);
   if (f.number_of_frames < 1) f.number_of_frames = 1;
 
@@ -237,7 +217,7 @@ namespace {
 Frame base_frame(DcmDataset& d, const HeaderRecord& rec, const std::string& path, const std::string& ts_uid) {
   Frame base;
   base.path = path;
-  base.sop_instance_uid = get_string(d, DCM_SOPInstanceUID);
+  base.sop_instance_uid = item_code(d, DCM_SOPInstanceUID);
   base.sop_class_uid = rec.info.sop_class_uid;
   base.transfer_syntax_uid = ts_uid;
   base.rows = rec.format.rows;
@@ -248,17 +228,17 @@ Frame base_frame(DcmDataset& d, const HeaderRecord& rec, const std::string& path
   base.acquisition_number = get_int(d, DCM_AcquisitionNumber);
   base.temporal_position = get_int(d, DCM_TemporalPositionIdentifier);
   base.echo_number = get_int(d, DCM_EchoNumbers);
-  base.acquisition_time = parse_time(get_string(d, DCM_AcquisitionTime));
+  base.acquisition_time = parse_time(item_code(d, DCM_AcquisitionTime));
   double trigger_ms = 0;
   if (get_double(d, DCM_TriggerTime, trigger_ms)) base.acquisition_time += trigger_ms / 1000.0;
   get_double(d, DCM_GantryDetectorTilt, base.gantry_tilt);
   get_double(d, DCM_SliceThickness, base.slice_thickness);
   get_double(d, DCM_SpacingBetweenSlices, base.spacing_between_slices);
-  base.image_type = get_string(d, DCM_ImageType);
+  base.image_type = item_code(d, DCM_ImageType);
   base.localizer = base.image_type.find("LOCALIZER") != std::string::npos;
   base.image_kind = kind_of(base.image_type);
   Sint16 ge_type = 0;  // GE: 0 magnitude, 1 phase, 2 real, 3 imaginary
-  if (base.image_kind.empty() && get_string(d, DCM_Manufacturer).rfind("GE", 0) == 0) {
+  if (base.image_kind.empty() && item_code(d, DCM_Manufacturer).rfind("GE", 0) == 0) {
     const auto raw = private_bytes(d, DcmTagKey(0x0043, 0x102F));
     if (raw.size() >= 2) ge_type = static_cast<Sint16>(raw[0] | (raw[1] << 8));
     if (ge_type == 1) base.image_kind = "phase";
@@ -283,7 +263,7 @@ void read_plane_geometry(DcmDataset& d, const std::string& path, Frame& f) {
     bool has_private = false;
     for (unsigned long i = 0; i < d.card() && !has_private; ++i)
       has_private = (d.getElement(i)->getGTag() & 1) != 0 && d.getElement(i)->getGTag() > 0x0008;
-    std::string manufacturer = text(d, DCM_Manufacturer, raw_string(d, DCM_SpecificCharacterSet));
+    std::string manufacturer = item_text(d, DCM_Manufacturer);
     if (manufacturer.empty()) manufacturer = "unknown manufacturer";
     if (has_private)
       fail(path, "no ImagePositionPatient: this " + manufacturer +
@@ -387,14 +367,14 @@ Frame enhanced_frame(DcmItem* per_frame, DcmItem* shared, const Frame& base, int
   }
   if ((g = functional_group(per_frame, shared, DCM_FrameContentSequence))) {
     f.temporal_position = get_int(*g, DCM_TemporalPositionIndex, f.temporal_position);
-    std::string dt = get_string(*g, DCM_FrameAcquisitionDateTime);
+    std::string dt = item_code(*g, DCM_FrameAcquisitionDateTime);
     if (dt.size() > 8) f.acquisition_time = parse_time(dt.substr(8));
   }
   if ((g = functional_group(per_frame, shared, DCM_MRImageFrameTypeSequence)) ||
       (g = functional_group(per_frame, shared, DCM_CTImageFrameTypeSequence))) {
-    const std::string frame_type = get_string(*g, DCM_FrameType);
+    const std::string frame_type = item_code(*g, DCM_FrameType);
     if (!frame_type.empty()) f.localizer = frame_type.find("LOCALIZER") != std::string::npos;
-    const std::string component = get_string(*g, DCM_ComplexImageComponent);
+    const std::string component = item_code(*g, DCM_ComplexImageComponent);
     if (component == "PHASE") f.image_kind = "phase";
     else if (component == "REAL") f.image_kind = "real";
     else if (component == "IMAGINARY") f.image_kind = "imaginary";

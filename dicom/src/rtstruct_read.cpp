@@ -10,6 +10,7 @@
 #include <cmath>
 #include <map>
 
+#include "item_text.h"
 #include "nesting.h"
 #include "sagitta/core/contours.h"
 #include "sagitta/dicom/codecs.h"
@@ -25,12 +26,6 @@ namespace {
 constexpr const char* kRtStructureSetStorage = "1.2.840.10008.5.1.4.1.1.481.3";
 // How far (in slices) a contour may lie from a slice plane of the grid.
 constexpr double kPlaneTolerance = 0.05;
-
-std::string text(DcmItem& item, const DcmTagKey& tag, unsigned long pos = 0) {
-  OFString v;
-  item.findAndGetOFString(tag, v, pos);
-  return v.c_str();
-}
 
 DcmItem* item_of(DcmItem& parent, const DcmTagKey& sequence, unsigned long index) {
   DcmItem* item = nullptr;
@@ -49,7 +44,7 @@ bool is_rtstruct_file(const fs::path& path) {
   if (!fs::is_regular_file(path, ec) || !detail::nesting_problem(path).empty()) return false;
   DcmFileFormat file;
   if (file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, 256, ERM_autoDetect).bad()) return false;
-  return text(*file.getDataset(), DCM_SOPClassUID) == kRtStructureSetStorage;
+  return detail::item_code(*file.getDataset(), DCM_SOPClassUID) == kRtStructureSetStorage;
 }
 
 ReadRtStructResult read_rtstruct(const fs::path& path, const itk::ImageBase<3>& grid, const SeriesInfo* grid_info,
@@ -60,16 +55,16 @@ ReadRtStructResult read_rtstruct(const fs::path& path, const itk::ImageBase<3>& 
   if (const auto problem = detail::nesting_problem(path); !problem.empty()) throw DicomError(where + ": " + problem);
   if (file.loadFile(path.c_str()).bad()) throw DicomError(where + ": not a readable DICOM file");
   DcmDataset& ds = *file.getDataset();
-  if (text(ds, DCM_SOPClassUID) != kRtStructureSetStorage)
-    throw DicomError(fmt::format("{}: not an RT Structure Set (SOP class '{}')", where, text(ds, DCM_SOPClassUID)));
+  if (detail::item_code(ds, DCM_SOPClassUID) != kRtStructureSetStorage)
+    throw DicomError(fmt::format("{}: not an RT Structure Set (SOP class '{}')", where, detail::item_code(ds, DCM_SOPClassUID)));
 
   ReadRtStructResult r;
-  r.sop_instance_uid = text(ds, DCM_SOPInstanceUID);
+  r.sop_instance_uid = detail::item_code(ds, DCM_SOPInstanceUID);
   if (DcmItem* frame = item_of(ds, DCM_ReferencedFrameOfReferenceSequence, 0)) {
-    r.frame_of_reference_uid = text(*frame, DCM_FrameOfReferenceUID);
+    r.frame_of_reference_uid = detail::item_code(*frame, DCM_FrameOfReferenceUID);
     if (DcmItem* study = item_of(*frame, DCM_RTReferencedStudySequence, 0))
       if (DcmItem* series = item_of(*study, DCM_RTReferencedSeriesSequence, 0))
-        r.referenced_series_uid = text(*series, DCM_SeriesInstanceUID);
+        r.referenced_series_uid = detail::item_code(*series, DCM_SeriesInstanceUID);
   }
   if (grid_info && !grid_info->frame_of_reference_uid.empty() && !r.frame_of_reference_uid.empty() &&
       grid_info->frame_of_reference_uid != r.frame_of_reference_uid)
@@ -79,7 +74,8 @@ ReadRtStructResult read_rtstruct(const fs::path& path, const itk::ImageBase<3>& 
   // ROI number -> name, from the Structure Set ROI Sequence.
   std::map<std::string, std::string> names;
   for (unsigned long i = 0, n = count_items(ds, DCM_StructureSetROISequence); i < n; ++i)
-    if (DcmItem* roi = item_of(ds, DCM_StructureSetROISequence, i)) names[text(*roi, DCM_ROINumber)] = text(*roi, DCM_ROIName);
+    if (DcmItem* roi = item_of(ds, DCM_StructureSetROISequence, i))
+      names[detail::item_code(*roi, DCM_ROINumber)] = detail::item_text(*roi, DCM_ROIName);
 
   std::map<std::string, int> template_value;
   int next_value = 1;
@@ -101,7 +97,7 @@ ReadRtStructResult read_rtstruct(const fs::path& path, const itk::ImageBase<3>& 
   for (unsigned long i = 0; i < roi_count; ++i) {
     DcmItem& roi = *item_of(ds, DCM_ROIContourSequence, i);
     SegmentDescription d;
-    const std::string number = text(roi, DCM_ReferencedROINumber);
+    const std::string number = detail::item_code(roi, DCM_ReferencedROINumber);
     d.name = names.count(number) ? names[number] : "ROI " + number;
     const auto t = template_value.find(detail::ascii_lower(d.name));
     d.label = t != template_value.end() ? t->second : next_value++;
@@ -115,7 +111,7 @@ ReadRtStructResult read_rtstruct(const fs::path& path, const itk::ImageBase<3>& 
     std::map<long, std::vector<contours::Polygon>> per_slice;
     for (unsigned long c = 0, n = count_items(roi, DCM_ContourSequence); c < n; ++c) {
       DcmItem& contour = *item_of(roi, DCM_ContourSequence, c);
-      const std::string type = text(contour, DCM_ContourGeometricType);
+      const std::string type = detail::item_code(contour, DCM_ContourGeometricType);
       if (type != "CLOSED_PLANAR") {
         r.warnings.push_back(fmt::format("ROI '{}': a {} contour was skipped (only CLOSED_PLANAR encloses voxels)", d.name, type));
         continue;

@@ -20,6 +20,7 @@
 #include "parallel_for.h"
 #include "sagitta/dicom/codecs.h"
 #include "sagitta/dicom/error.h"
+#include "sagitta/dicom/text.h"
 #include "stack_geometry.h"
 
 namespace sagitta::dicom {
@@ -62,8 +63,10 @@ FileOutcome read_file(const fs::path& path) {
     return out;
   }
   DcmDataset& d = *file.getDataset();
-  OFString media_class;
-  file.getMetaInfo()->findAndGetOFString(DCM_MediaStorageSOPClassUID, media_class);
+  // The meta header's values are raw bytes that end up in reports: made valid UTF-8 here.
+  OFString media_class_raw;
+  file.getMetaInfo()->findAndGetOFString(DCM_MediaStorageSOPClassUID, media_class_raw);
+  const std::string media_class = valid_utf8(media_class_raw.c_str());
   if (media_class == UID_MediaStorageDirectoryStorage || d.tagExists(DCM_DirectoryRecordSequence)) {
     out.skipped = "DICOMDIR index file; the images it lists are found by scanning the folders";
     return out;
@@ -90,13 +93,14 @@ FileOutcome read_file(const fs::path& path) {
     return out;
   }
   // Anonymisers sometimes blank the dataset's SOP UIDs but keep the meta header's copies.
-  OFString meta_instance, meta_class;
-  file.getMetaInfo()->findAndGetOFString(DCM_MediaStorageSOPInstanceUID, meta_instance);
+  OFString meta_instance_raw;
+  file.getMetaInfo()->findAndGetOFString(DCM_MediaStorageSOPInstanceUID, meta_instance_raw);
+  const std::string meta_instance = valid_utf8(meta_instance_raw.c_str());
   for (auto& f : out.header->frames) {
-    if (f.sop_instance_uid.empty()) f.sop_instance_uid = meta_instance.c_str();
-    if (f.sop_class_uid.empty()) f.sop_class_uid = media_class.c_str();
+    if (f.sop_instance_uid.empty()) f.sop_instance_uid = meta_instance;
+    if (f.sop_class_uid.empty()) f.sop_class_uid = media_class;
   }
-  if (out.header->info.sop_class_uid.empty()) out.header->info.sop_class_uid = media_class.c_str();
+  if (out.header->info.sop_class_uid.empty()) out.header->info.sop_class_uid = media_class;
   // Truncated or short pixel data is caught here for uncompressed files, before load().
   if (is_uncompressed(xfer)) {
     const auto& f = out.header->format;

@@ -2,6 +2,7 @@
 // LABELMAP type (Label Map Segmentation Storage), and real SEGs often bend the functional group
 // rules dcmseg enforces, so the reader walks the dataset itself.
 #include "frame_attributes.h"
+#include "item_text.h"
 #include "nesting.h"
 
 #include <dcmtk/config/osconfig.h>
@@ -31,26 +32,6 @@ namespace {
 constexpr const char* kSegmentationStorage = "1.2.840.10008.5.1.4.1.1.66.4";
 constexpr const char* kLabelMapSegmentationStorage = "1.2.840.10008.5.1.4.1.1.66.7";
 
-// The value as UTF-8: text in the SEG's Specific Character Set (kept per thread while one file is
-// read, see CharsetScope), everything else made valid UTF-8.
-thread_local std::string current_charset;
-struct CharsetScope {
-  explicit CharsetScope(DcmItem& dataset) {
-    OFString v;
-    dataset.findAndGetOFStringArray(DCM_SpecificCharacterSet, v);
-    current_charset.assign(v.c_str(), v.length());
-  }
-  ~CharsetScope() { current_charset.clear(); }
-  CharsetScope(const CharsetScope&) = delete;
-  CharsetScope& operator=(const CharsetScope&) = delete;
-};
-
-std::string str(DcmItem& item, const DcmTagKey& tag, bool search_into_sub = false) {
-  OFString v;
-  item.findAndGetOFStringArray(tag, v, search_into_sub);
-  return to_utf8(std::string_view(v.c_str(), v.length()), current_charset);
-}
-
 DcmItem* first_item(DcmItem& item, const DcmTagKey& sequence) {
   DcmItem* out = nullptr;
   return item.findAndGetSequenceItem(sequence, out, 0).good() ? out : nullptr;
@@ -72,10 +53,10 @@ bool group_values(DcmItem* fg, const DcmTagKey& sequence, const DcmTagKey& tag, 
 CodedConcept coded(DcmItem& item, const DcmTagKey& sequence) {
   DcmItem* c = first_item(item, sequence);
   if (!c) return {};
-  std::string value = str(*c, DCM_CodeValue);
-  if (value.empty()) value = str(*c, DCM_LongCodeValue);
-  if (value.empty()) value = str(*c, DCM_URNCodeValue);
-  return {value, str(*c, DCM_CodingSchemeDesignator), str(*c, DCM_CodeMeaning)};
+  std::string value = detail::item_text(*c, DCM_CodeValue);
+  if (value.empty()) value = detail::item_text(*c, DCM_LongCodeValue);
+  if (value.empty()) value = detail::item_text(*c, DCM_URNCodeValue);
+  return {value, detail::item_text(*c, DCM_CodingSchemeDesignator), detail::item_text(*c, DCM_CodeMeaning)};
 }
 
 struct FrameInfo {
@@ -101,7 +82,7 @@ void load_seg(DcmFileFormat& file, const fs::path& path, const std::string& wher
   const OFCondition loaded = file.loadFile(path.c_str());
   if (loaded.bad()) throw DicomError(fmt::format("{}: not a readable DICOM file ({})", where, loaded.text()));
   DcmDataset& ds = *file.getDataset();
-  const std::string sop_class = str(ds, DCM_SOPClassUID);
+  const std::string sop_class = detail::item_text(ds, DCM_SOPClassUID);
   if (sop_class != kSegmentationStorage && sop_class != kLabelMapSegmentationStorage)
     throw DicomError(fmt::format("{}: not a DICOM SEG (SOP Class UID {})", where, sop_class.empty() ? "missing" : sop_class));
   if (DcmXfer(ds.getOriginalXfer()).isEncapsulated() &&
@@ -112,8 +93,8 @@ void load_seg(DcmFileFormat& file, const fs::path& path, const std::string& wher
 
 void read_identity(DcmDataset& ds, ReadSegResult& r) {
   const SeriesInfo series = detail::read_series_info(ds);
-  r.segmentation_type = str(ds, DCM_SegmentationType);
-  r.sop_instance_uid = str(ds, DCM_SOPInstanceUID);
+  r.segmentation_type = detail::item_text(ds, DCM_SegmentationType);
+  r.sop_instance_uid = detail::item_text(ds, DCM_SOPInstanceUID);
   r.series_instance_uid = series.series_instance_uid;
   r.study_instance_uid = series.study_instance_uid;
   r.frame_of_reference_uid = series.frame_of_reference_uid;
@@ -163,7 +144,7 @@ void read_display_color(DcmItem& item, SegmentDescription& d) {
 // names the segment.
 SegmentDescription describe_segment(DcmItem& item, Uint16 number, const ReadSegOptions& options) {
   SegmentDescription d;
-  d.name = str(item, DCM_SegmentLabel);
+  d.name = detail::item_text(item, DCM_SegmentLabel);
   d.category = coded(item, DCM_SegmentedPropertyCategoryCodeSequence);
   d.type = coded(item, DCM_SegmentedPropertyTypeCodeSequence);
   d.label = number;
@@ -252,7 +233,7 @@ std::vector<std::string> derivation_sources(DcmItem* fg) {
       DcmSequenceOfItems* sources = nullptr;
       if (derivations->getItem(d)->findAndGetSequence(DCM_SourceImageSequence, sources).good() && sources)
         for (unsigned long s = 0; s < sources->card(); ++s)
-          out.push_back(str(*sources->getItem(s), DCM_ReferencedSOPInstanceUID));
+          out.push_back(detail::item_text(*sources->getItem(s), DCM_ReferencedSOPInstanceUID));
     }
   return out;
 }
@@ -284,11 +265,11 @@ void read_references(DcmDataset& ds, const std::vector<FrameInfo>& info, ReadSeg
   std::set<std::string> seen;
   DcmItem* series = first_item(ds, DCM_ReferencedSeriesSequence);
   if (series) {
-    r.referenced_series_uid = str(*series, DCM_SeriesInstanceUID);
+    r.referenced_series_uid = detail::item_text(*series, DCM_SeriesInstanceUID);
     DcmSequenceOfItems* instances = nullptr;
     if (series->findAndGetSequence(DCM_ReferencedInstanceSequence, instances).good() && instances)
       for (unsigned long i = 0; i < instances->card(); ++i) {
-        const std::string uid = str(*instances->getItem(i), DCM_ReferencedSOPInstanceUID);
+        const std::string uid = detail::item_text(*instances->getItem(i), DCM_ReferencedSOPInstanceUID);
         if (seen.insert(uid).second) r.referenced_instances.push_back(uid);
       }
   }
@@ -563,7 +544,6 @@ ReadSegResult read_seg(const fs::path& path, const ReadSegOptions& options) {
   DcmFileFormat file;
   load_seg(file, path, where);
   DcmDataset& ds = *file.getDataset();
-  const CharsetScope charset(ds);
 
   ReadSegResult r;
   read_identity(ds, r);

@@ -146,6 +146,45 @@ TEST(CharacterSets, JapaneseAndChineseNamesFromWrittenFiles) {
   EXPECT_TRUE(names.count("Wang^XiaoDong=王^小东"));
 }
 
+// PS3.5 6.1.2.5.4: a sequence item may declare its own character set, which applies inside it
+// (nested items included); its siblings keep the dataset's. Checked on a SEG whose second segment
+// item declares ISO_IR 144 (Cyrillic) in an ISO_IR 100 dataset, against pydicom's reading.
+TEST(CharacterSets, AnItemsOwnCharacterSetAppliesInsideIt) {
+  const fs::path dir = st::scratch_dir();
+  const auto files = st::write_series(small_series(), dir / "ct");
+  const auto series = dcm::load(dcm::select_stack(dcm::scan({dir / "ct"}), ""));
+  const auto& grid = *series.volumes.front();
+  auto labels = dcm::LabelMap::New();
+  labels->CopyInformation(&grid);
+  labels->SetRegions(grid.GetLargestPossibleRegion());
+  labels->Allocate(true);
+  labels->SetPixel({{3, 3, 1}}, 1);
+  labels->SetPixel({{4, 4, 1}}, 2);
+  const fs::path seg = dir / "seg.dcm";
+  dcm::write_seg(*labels, grid, series.info, {{1, "one", {200, 100, 50}, {}, {}}, {2, "two", {50, 100, 200}, {}, {}}},
+                 seg, {});
+  edit(seg, [](DcmDataset& d) {
+    d.putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 100");
+    DcmItem* first = nullptr;
+    DcmItem* second = nullptr;
+    ASSERT_TRUE(d.findAndGetSequenceItem(DCM_SegmentSequence, first, 0).good());
+    ASSERT_TRUE(d.findAndGetSequenceItem(DCM_SegmentSequence, second, 1).good());
+    first->putAndInsertString(DCM_SegmentLabel, "F\xF6tus");                         // Latin-1: Fötus
+    second->putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 144");
+    second->putAndInsertString(DCM_SegmentLabel, "\xBF\xD5\xE7\xD5\xDD\xEC");  // ISO 8859-5: Печень
+  });
+  const auto back = dcm::read_seg(seg);
+  ASSERT_EQ(back.segments.size(), 2u);
+  EXPECT_EQ(back.segments[0].name, "Fötus");
+  EXPECT_EQ(back.segments[1].name, "Печень");
+  const auto peer = st::run_command(fmt::format(
+      "/usr/bin/python3 -c \"import pydicom,sys; d=pydicom.dcmread(sys.argv[1]); "
+      "print('|'.join(s.SegmentLabel for s in d.SegmentSequence))\" '{}'",
+      seg.string()));
+  if (peer.exit_code == 0) EXPECT_EQ(peer.out, "Fötus|Печень\n");
+  else std::cout << "[ NOTE ] pydicom check skipped: " << peer.err << "\n";
+}
+
 // pydicom's own character set test files (Debian's python3-pydicom): our conversion of every
 // patient name must be what pydicom decodes.
 TEST(CharacterSets, PydicomCharsetFilesMatchPydicom) {

@@ -17,6 +17,7 @@
 #include "sagitta/dicom/error.h"
 #include "sagitta/dicom/load.h"
 #include "sagitta/dicom/report_json.h"
+#include "sagitta/dicom/rtstruct.h"
 #include "sagitta/dicom/scan.h"
 #include "sagitta/dicom/seg.h"
 #include "sagitta/dicom/text.h"
@@ -107,6 +108,25 @@ int seg(const std::uint8_t* data, std::size_t size) {
   return 0;
 }
 
+int rtstruct(const std::uint8_t* data, std::size_t size) {
+  // A fixed reference grid: 1 mm voxels over ±64 mm in-plane, 2 mm slices over ±32 mm.
+  static const auto grid = [] {
+    auto g = dicom::LabelMap::New();
+    dicom::LabelMap::SizeType n{{128, 128, 32}};
+    g->SetRegions(n);
+    const double spacing[3] = {1.0, 1.0, 2.0}, origin[3] = {-64.0, -64.0, -32.0};
+    g->SetSpacing(spacing);
+    g->SetOrigin(origin);
+    return g;
+  }();
+  const fs::path p = write_input(data, size, "in.dcm");
+  try {
+    if (dicom::is_rtstruct_file(p)) (void)dicom::read_rtstruct(p, *grid);
+  } catch (const sagitta::Error&) {
+  }
+  return 0;
+}
+
 int volume(const std::uint8_t* data, std::size_t size) {
   if (size < 1) return 0;
   static const char* names[] = {"in.nrrd", "in.nii", "in.nii.gz", "in.mha"};
@@ -156,7 +176,8 @@ int multipart(const std::uint8_t* data, std::size_t size) {
 
 const std::vector<Entry>& harnesses() {
   static const std::vector<Entry> all = {{"header", header}, {"pixels", pixels}, {"j2k", j2k},   {"seg", seg},
-                                         {"volume", volume}, {"text", text},     {"multipart", multipart}};
+                                         {"volume", volume}, {"text", text},     {"multipart", multipart},
+                                         {"rtstruct", rtstruct}};
   return all;
 }
 

@@ -20,6 +20,8 @@ int pixels(const std::uint8_t* data, std::size_t size);
 int j2k(const std::uint8_t* data, std::size_t size);
 // DICOM SEG reading.
 int seg(const std::uint8_t* data, std::size_t size);
+// RTSTRUCT reading: ROIs and their planar contours filled into a fixed 1 mm grid.
+int rtstruct(const std::uint8_t* data, std::size_t size);
 // NRRD and NIfTI headers (first byte: 0 NRRD, 1 NIfTI, 2 gzipped NIfTI, else MHA), read_volume().
 int volume(const std::uint8_t* data, std::size_t size);
 // Character-set conversion: charset, a zero byte, then the text; output must be valid UTF-8.

@@ -17,11 +17,12 @@ pydicom_files=/usr/lib/python3/dist-packages/pydicom/data/test_files
 make_seeds() {
   local tmp="$seeds.tmp.$$"
   rm -rf "$tmp"
-  mkdir -p "$tmp"/{dicom,seg,j2k,volume,text,multipart}
+  mkdir -p "$tmp"/{dicom,seg,rtstruct,j2k,volume,text,multipart}
   # DICOM files of every transfer syntax, small ones only (the fuzzer mutates each).
   if [ -d "$pydicom_files" ]; then
     find "$pydicom_files" -maxdepth 1 -type f -size -600k -name '*.dcm' -exec cp {} "$tmp/dicom/" \;
     find "$pydicom_files" -maxdepth 1 -type f -size -600k -name '*SEG*' -exec cp {} "$tmp/seg/" \; || true
+    find "$pydicom_files" -maxdepth 1 -type f -size -600k -name 'rtstruct*.dcm' -exec cp {} "$tmp/rtstruct/" \; || true
   fi
   find "$source_dir/testdata" -type f -size -600k \( -name '*.dcm' -o -name 'IM*' \) 2>/dev/null | head -n 4 |
     while read -r f; do cp "$f" "$tmp/dicom/testdata-$(basename "$f")"; done
