@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Runs one libFuzzer harness for a while on its corpus, after replaying the minimised crashers.
+# SAGITTA_FUZZ_SEED fixes libFuzzer's seed (the fuzz_smoke tests set it).
 #
 #   run_fuzzer.sh <fuzzer> <harness> <seconds> <corpus-root> <source-dir> [<external-data>]
 #
@@ -101,7 +102,9 @@ fi
 
 log="$corpus_root/$harness.log"
 status=0
-"$fuzzer" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2560 -malloc_limit_mb=2048 -max_len=1048576 \
+seed_flag=()
+[ -n "${SAGITTA_FUZZ_SEED:-}" ] && seed_flag=(-seed="$SAGITTA_FUZZ_SEED")
+"$fuzzer" "${seed_flag[@]}" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=2560 -malloc_limit_mb=2048 -max_len=1048576 \
   -print_final_stats=1 -artifact_prefix="$corpus_root/crash-$harness-" "$corpus" "$seed_dir" > "$log" 2>&1 || status=$?
 runs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')
 echo "fuzz $harness: ${runs:-?} executions in ${seconds} s, exit $status"
