@@ -8,6 +8,7 @@
 #include <cmath>
 #include <functional>
 
+#include "sagitta/core/image.h"
 #include "sagitta/segmentation/error.h"
 #include "sagitta/segmentation/review.h"
 #include "sagitta/segmentation/segment.h"
@@ -77,10 +78,7 @@ LabelImage::Pointer reference_on(const Image& image, const TrainingPair& pair, c
   const auto reference = detail::read_reference(pair.label);
   const auto on_grid = detail::resample_like(*reference, image, true, 0.0f);
   const auto values = detail::remap_labels(*on_grid, labels);
-  auto out = LabelImage::New();
-  out->CopyInformation(&image);
-  out->SetRegions(image.GetLargestPossibleRegion());
-  out->Allocate();
+  auto out = sagitta::new_like<LabelImage>(image, 0);
   std::copy(values.begin(), values.end(), out->GetBufferPointer());
   return out;
 }

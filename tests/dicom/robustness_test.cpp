@@ -74,6 +74,15 @@ bool have_cli() {
 
 bool have(const char* tool) { return st::run_command(fmt::format("command -v {} >/dev/null", tool)).exit_code == 0; }
 
+// An all-background label map on `grid`.
+dcm::LabelMap::Pointer empty_labels(const itk::ImageBase<3>& grid) {
+  auto labels = dcm::LabelMap::New();
+  labels->CopyInformation(&grid);
+  labels->SetRegions(grid.GetLargestPossibleRegion());
+  labels->Allocate(true);
+  return labels;
+}
+
 // ---- 1. character sets -------------------------------------------------------------------------
 
 TEST(CharacterSets, Latin1DescriptionsReachJsonAsUtf8) {
@@ -154,10 +163,7 @@ TEST(CharacterSets, AnItemsOwnCharacterSetAppliesInsideIt) {
   const auto files = st::write_series(small_series(), dir / "ct");
   const auto series = dcm::load(dcm::select_stack(dcm::scan({dir / "ct"}), ""));
   const auto& grid = *series.volumes.front();
-  auto labels = dcm::LabelMap::New();
-  labels->CopyInformation(&grid);
-  labels->SetRegions(grid.GetLargestPossibleRegion());
-  labels->Allocate(true);
+  auto labels = empty_labels(grid);
   labels->SetPixel({{3, 3, 1}}, 1);
   labels->SetPixel({{4, 4, 1}}, 2);
   const fs::path seg = dir / "seg.dcm";
@@ -512,10 +518,7 @@ TEST(DerivedObjects, Latin1SourceGivesAUtf8Seg) {
     });
   const auto series = dcm::load(dcm::select_stack(dcm::scan({dir / "ct"}), ""));
   const auto& grid = *series.volumes.front();
-  auto labels = dcm::LabelMap::New();
-  labels->CopyInformation(&grid);
-  labels->SetRegions(grid.GetLargestPossibleRegion());
-  labels->Allocate(true);
+  auto labels = empty_labels(grid);
   labels->SetPixel({{3, 3, 1}}, 1);
   const fs::path out = dir / "seg.dcm";
   dcm::SegWriteOptions options;

@@ -28,49 +28,42 @@ std::set<std::string> input_checks(const json& report) {
   return out;
 }
 
+// The shipped demo card carries the profile and thresholds `sagitta calibrate` measured on these
+// two pairs (testdata/models/demo/README.md); CalibrationRecordsTheProfileAndScoresTheFlags
+// measures them again.
 class ReviewCli : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    const auto root = st::external_data();
-    if (!root || !fs::exists(*root / "ct/totalsegmentator/example_ct_sm.nii.gz")) return;
-    data_ = *root / "ct/totalsegmentator";
-    work_ = st::binary_dir() / "review_cli_test";
-    fs::remove_all(work_);
-    fs::create_directories(work_);
-    const auto r = st::run_command(command(fmt::format(
-        "calibrate --model {} --image {} --label {} --image {} --label {} -o {}",
-        st::shell_quote(st::source_dir() / "testdata/models/demo/model.json"),
-        st::shell_quote(data_ / "example_ct_sm.nii.gz"), st::shell_quote(data_ / "example_seg.nii.gz"),
-        st::shell_quote(data_ / "example_ct_dicom"), st::shell_quote(data_ / "example_seg_dicom.nii.gz"),
-        st::shell_quote(work_ / "calibrated"))));
-    calibrate_ = r;
-  }
   void SetUp() override {
-    if (data_.empty()) GTEST_SKIP() << "external data 'ct/totalsegmentator' not found; set SAGITTA_EXTERNAL_DATA";
-    ASSERT_EQ(calibrate_.exit_code, 0) << calibrate_.out << calibrate_.err;
+    const auto root = st::external_data();
+    if (!root || !fs::exists(*root / "ct/totalsegmentator/example_ct_sm.nii.gz"))
+      GTEST_SKIP() << "external data 'ct/totalsegmentator' not found; set SAGITTA_EXTERNAL_DATA";
+    data_ = *root / "ct/totalsegmentator";
+    work_ = st::scratch_dir();
   }
-  // Segments `input` with the calibrated card and returns its report.json.
+  static fs::path demo_card() { return st::source_dir() / "testdata/models/demo/model.json"; }
+  // Segments `input` with the demo card and returns its report.json.
   json segment(const fs::path& input, const std::string& name, const std::string& extra = "") {
     const fs::path out = work_ / name;
-    fs::remove_all(out);
     const auto r = st::run_command(command(fmt::format("segment --no-progress {} --model {} -o {} {}", st::shell_quote(input),
-                                                       st::shell_quote(work_ / "calibrated/model.json"),
-                                                       st::shell_quote(out), extra)));
+                                                       st::shell_quote(demo_card()), st::shell_quote(out), extra)));
     EXPECT_EQ(r.exit_code, 0) << r.err;
     last_out_ = r.out;
     std::ifstream f(out / "report.json");
     return json::parse(f);
   }
-  static fs::path data_, work_;
-  static st::ProcessResult calibrate_;
+  fs::path data_, work_;
   std::string last_out_;
 };
-fs::path ReviewCli::data_, ReviewCli::work_;
-st::ProcessResult ReviewCli::calibrate_;
 
 }  // namespace
 
 TEST_F(ReviewCli, CalibrationRecordsTheProfileAndScoresTheFlags) {
+  const auto run = st::run_command(command(fmt::format(
+      "calibrate --model {} --image {} --label {} --image {} --label {} -o {}", st::shell_quote(demo_card()),
+      st::shell_quote(data_ / "example_ct_sm.nii.gz"), st::shell_quote(data_ / "example_seg.nii.gz"),
+      st::shell_quote(data_ / "example_ct_dicom"), st::shell_quote(data_ / "example_seg_dicom.nii.gz"),
+      st::shell_quote(work_ / "calibrated"))));
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
   const json card = json::parse(std::ifstream(work_ / "calibrated/model.json"));
   ASSERT_TRUE(card.contains("training_profile"));
   const json& p = card["training_profile"];
@@ -84,7 +77,17 @@ TEST_F(ReviewCli, CalibrationRecordsTheProfileAndScoresTheFlags) {
   const json report = json::parse(std::ifstream(work_ / "calibrated/calibration.json"));
   EXPECT_EQ(report["cases"].size(), 2u);
   EXPECT_TRUE(report["after"]["confidence_flags"].contains("precision"));
-  EXPECT_NE(calibrate_.out.find("needs_review"), std::string::npos) << calibrate_.out;
+  EXPECT_NE(run.out.find("needs_review"), std::string::npos) << run.out;
+  // The held-out pair's kidneys (Dice 0) and stomach (Dice 0.32) are the bad structures; the
+  // learned cut on the mean probability finds both without flagging a good one.
+  EXPECT_EQ(report["bad_structures"], 2);
+  EXPECT_EQ(report["after"]["confidence_flags"]["recall"], 1.0);
+  EXPECT_EQ(report["after"]["confidence_flags"]["precision"], 1.0);
+  // The shipped demo card holds what this measures.
+  const json shipped = json::parse(std::ifstream(demo_card()));
+  EXPECT_EQ(shipped["training_profile"], card["training_profile"]);
+  EXPECT_NEAR(shipped["review_thresholds"]["min_mean_probability"].get<double>(),
+              card["review_thresholds"]["min_mean_probability"].get<double>(), 1e-9);
 }
 
 TEST_F(ReviewCli, TheRealCtPassesTheInputChecks) {
@@ -178,7 +181,7 @@ TEST_F(ReviewCli, CommandLineThresholdsWinAndBadOnesAreRefused) {
   EXPECT_TRUE(r["qa"]["needs_review"].get<bool>());
   const auto bad = st::run_command(command(fmt::format("segment --no-progress {} --model {} -o {} --review-threshold nonsense=1",
                                                        st::shell_quote(data_ / "example_ct_dicom"),
-                                                       st::shell_quote(work_ / "calibrated/model.json"),
+                                                       st::shell_quote(demo_card()),
                                                        st::shell_quote(work_ / "refused"))));
   EXPECT_EQ(bad.exit_code, 2) << bad.err;
   EXPECT_NE(bad.err.find("unknown review threshold"), std::string::npos) << bad.err;
