@@ -42,6 +42,9 @@ CommandSpec monitor_spec() {
   Parameter psi_alarm = ranged(parameter("psi_alarm", ParamType::Float, "psi-alarm", "0.2", "PSI alarm", "PSI above this alarms"), 0);
   Parameter ks_p = ranged(parameter("ks_alarm_p", ParamType::Float, "ks-alarm-p", "0.01", "KS alarm p-value",
                                     "A Kolmogorov-Smirnov p-value below this alarms"), 0, 1);
+  Parameter psi_min = ranged(parameter("psi_min_samples", ParamType::Integer, "psi-min-samples", "200", "PSI minimum values",
+                                       "PSI warns and alarms only with at least this many values on each side (by chance "
+                                       "two samples of one distribution give about 9 (1/n + 1/m))"), 1);
   Parameter min_samples = ranged(parameter("min_samples", ParamType::Integer, "min-samples", "3", "Minimum values",
                                            "Quantities with fewer values on a side are reported, never alarmed"), 1);
   Parameter window = ranged(parameter("review_window", ParamType::Integer, "review-window", "10", "Review window",
@@ -49,7 +52,7 @@ CommandSpec monitor_spec() {
   Parameter no_png = switch_option("no_png", "no-png", "No PNG", "Draw the figures as inline SVG only (no display needed)");
   s.groups.push_back({"Input", "", {inputs, reference}});
   s.groups.push_back({"Output", "", {out, no_png}});
-  s.groups.push_back({"Thresholds", "", {psi_warn, psi_alarm, ks_p, min_samples, window}, true});
+  s.groups.push_back({"Thresholds", "", {psi_warn, psi_alarm, ks_p, psi_min, min_samples, window}, true});
   return s;
 }
 
@@ -80,7 +83,7 @@ std::vector<vw::ChartRequest> charts_of(const mon::Drift& d) {
 int run_monitor(const Arguments& a) {
   std::vector<std::string> folders = a.list("inputs");
   if (folders.empty()) throw UsageError("give the output folders of `sagitta segment --cohort` to monitor");
-  mon::Thresholds t{a.real("psi_warn"), a.real("psi_alarm"), a.real("ks_alarm_p")};
+  mon::Thresholds t{a.real("psi_warn"), a.real("psi_alarm"), a.real("ks_alarm_p"), std::size_t(a.integer("psi_min_samples"))};
   if (t.psi_warn > t.psi_alarm) throw UsageError("--psi-warn must not exceed --psi-alarm");
   std::string reference_folder = a.text("reference");
   if (reference_folder.empty() && folders.size() > 1) reference_folder = folders.front(), folders.erase(folders.begin());

@@ -71,14 +71,17 @@ Comparison compare(const std::vector<Study>& reference, const std::vector<Study>
       d.ks_d = ks.statistic;
       d.ks_p = ks.p_value;
       std::vector<std::string> why;
-      if (d.psi > t.psi_alarm) why.push_back(fmt::format("PSI {:.3g} > {:g}", d.psi, t.psi_alarm));
+      const bool judge_psi = d.n >= t.psi_min_samples && d.reference_n >= t.psi_min_samples;
+      if (judge_psi && d.psi > t.psi_alarm) why.push_back(fmt::format("PSI {:.3g} > {:g}", d.psi, t.psi_alarm));
       if (std::isfinite(d.ks_p) && d.ks_p < t.ks_alarm_p) why.push_back(fmt::format("KS p {:.3g} < {:g}", d.ks_p, t.ks_alarm_p));
       if (!why.empty()) {
         d.status = Status::Alarm;
-      } else if (d.psi > t.psi_warn) {
+      } else if (judge_psi && d.psi > t.psi_warn) {
         d.status = Status::Warn;
         why.push_back(fmt::format("PSI {:.3g} > {:g}", d.psi, t.psi_warn));
       }
+      if (!judge_psi && d.psi > t.psi_warn)
+        why.push_back(fmt::format("PSI {:.3g} not judged: fewer than {} values on a side", d.psi, t.psi_min_samples));
       for (std::size_t k = 0; k < why.size(); ++k) d.why += (k ? "; " : "") + why[k];
     }
     c.alarms += d.status == Status::Alarm;

@@ -144,9 +144,9 @@ figcaption{font-size:0.85em}
     return out.empty() ? std::string("&ndash;") : out;
   };
   h += fmt::format("<p>Reference: {}<br>Current: {}<br>Thresholds: PSI &gt; {:g} warns, &gt; {:g} alarms; KS p &lt; {:g} "
-                   "alarms; at least {} values per side. PSI bins: the reference's deciles, empty bins counted as {:g}.</p>\n",
+                   "alarms; at least {} values per side ({} for PSI). PSI bins: the reference's deciles, empty bins counted as {:g}.</p>\n",
                    folders(info.reference_folders), folders(info.current_folders), c.thresholds.psi_warn,
-                   c.thresholds.psi_alarm, c.thresholds.ks_alarm_p, c.min_samples, kPsiEpsilon);
+                   c.thresholds.psi_alarm, c.thresholds.ks_alarm_p, c.min_samples, c.thresholds.psi_min_samples, kPsiEpsilon);
   h += "<h2>Quantities</h2>\n<div class=\"wrap\"><table><tr><th>quantity</th><th>n</th><th>ref n</th><th>mean</th>"
        "<th>ref mean</th><th>PSI</th><th>KS D</th><th>KS p</th><th>status</th></tr>\n";
   for (const auto& d : c.drifts) {

@@ -56,6 +56,9 @@ Batch read_batch(const std::filesystem::path& folder);
 struct Thresholds {
   double psi_warn = 0.1, psi_alarm = 0.2;  // PSI above these: warn, alarm
   double ks_alarm_p = 0.01;                // KS p-value below this: alarm
+  // PSI is judged only with at least this many values on each side: two samples of one
+  // distribution give a PSI of about (bins - 1)(1/n + 1/m) by chance (0.09 at 200 against 200).
+  std::size_t psi_min_samples = 200;
 };
 
 enum class Status { Ok, Warn, Alarm, TooFew };
