@@ -2,6 +2,9 @@
 // PNG figures from VTK's charts (sagitta::viewer) when a display is there and SVG ones otherwise.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <array>
+#include <cctype>
 #include <fstream>
 #include <iostream>
 
@@ -120,7 +123,13 @@ int run_monitor(const Arguments& a) {
   std::vector<mon::Figure> figures;
   std::string png_skipped = a.flag("no_png") ? "--no-png" : vw::display_available() ? "" : "no X display (run under xvfb-run -a)";
   std::size_t pngs = 0;
-  for (const auto& d : c.drifts) {
+  // Figures: alarms first, then warnings, then the rest (each group by name).
+  std::vector<const mon::Drift*> order;
+  for (const auto& d : c.drifts) order.push_back(&d);
+  auto rank = [](mon::Status s) { return s == mon::Status::Alarm ? 0 : s == mon::Status::Warn ? 1 : 2; };
+  std::stable_sort(order.begin(), order.end(), [&](const mon::Drift* x, const mon::Drift* y) { return rank(x->status) < rank(y->status); });
+  for (const mon::Drift* drift : order) {
+    const mon::Drift& d = *drift;
     if (d.status == mon::Status::TooFew && (d.reference.empty() || d.current.empty())) continue;
     const auto charts = charts_of(d);
     const std::string svgs[2] = {mon::svg_histogram(d), mon::svg_series(d)};

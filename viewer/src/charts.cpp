@@ -17,6 +17,9 @@
 #include <vtkTextProperty.h>
 #include <vtkUnsignedCharArray.h>
 
+#include <algorithm>
+#include <cmath>
+
 
 
 #include "sagitta/viewer/display.h"
@@ -70,6 +73,28 @@ vtkSmartPointer<vtkImageData> render_chart(const ChartRequest& r) {
       points->SetMarkerStyle(vtkPlotPoints::CIRCLE);
       points->SetMarkerSize(7);
     }
+  }
+  // Fixed ranges with headroom above the data: the legend sits in the top right corner and must
+  // not hide points.
+  double x0 = 0, x1 = 0, y0 = 0, y1 = 0;
+  bool any = false;
+  for (const auto& s : r.series)
+    for (std::size_t k = 0; k < s.x.size(); ++k) {
+      if (!std::isfinite(s.x[k]) || !std::isfinite(s.y[k])) continue;
+      x0 = any ? std::min(x0, s.x[k]) : s.x[k];
+      x1 = any ? std::max(x1, s.x[k]) : s.x[k];
+      y0 = any ? std::min(y0, s.y[k]) : s.y[k];
+      y1 = any ? std::max(y1, s.y[k]) : s.y[k];
+      any = true;
+    }
+  if (any) {
+    const bool bars = std::any_of(r.series.begin(), r.series.end(), [](const ChartSeries& s) { return s.kind == ChartSeries::Kind::Bars; });
+    if (bars) y0 = std::min(y0, 0.0);
+    const double dy = y1 > y0 ? y1 - y0 : std::max(1.0, std::abs(y0));
+    chart->GetAxis(vtkAxis::LEFT)->SetBehavior(vtkAxis::FIXED);
+    chart->GetAxis(vtkAxis::LEFT)->SetRange(bars ? y0 : y0 - 0.08 * dy, y1 + 0.35 * dy);
+    chart->GetAxis(vtkAxis::BOTTOM)->SetBehavior(vtkAxis::FIXED);
+    chart->GetAxis(vtkAxis::BOTTOM)->SetRange(x0 - 0.6, x1 + 0.6);
   }
   window->Render();
   return window_picture(window);

@@ -126,7 +126,7 @@ body{font-family:system-ui,sans-serif;margin:0 auto;padding:0.8em;max-width:1100
 h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.5em}
 .wrap{overflow-x:auto}table{border-collapse:collapse;width:100%;font-size:0.9em}
 td,th{padding:0.25em 0.5em;border-bottom:1px solid #ddd;text-align:right;white-space:nowrap}
-td:first-child,th:first-child,td:last-child{text-align:left}
+td:first-child,th:first-child,td:last-child,td:nth-child(2){text-align:left}
 .alarm{background:#f8d0d0}.warn{background:#fbeec0}.too-few{color:#777}
 .figs{display:grid;grid-template-columns:repeat(auto-fill,minmax(280px,1fr));gap:0.8em}
 figure{margin:0;border:1px solid #ddd;padding:0.4em}figure img,figure svg{width:100%;height:auto;display:block}
@@ -147,14 +147,14 @@ figcaption{font-size:0.85em}
                    "alarms; at least {} values per side ({} for PSI). PSI bins: the reference's deciles, empty bins counted as {:g}.</p>\n",
                    folders(info.reference_folders), folders(info.current_folders), c.thresholds.psi_warn,
                    c.thresholds.psi_alarm, c.thresholds.ks_alarm_p, c.min_samples, c.thresholds.psi_min_samples, kPsiEpsilon);
-  h += "<h2>Quantities</h2>\n<div class=\"wrap\"><table><tr><th>quantity</th><th>n</th><th>ref n</th><th>mean</th>"
-       "<th>ref mean</th><th>PSI</th><th>KS D</th><th>KS p</th><th>status</th></tr>\n";
+  h += "<h2>Quantities</h2>\n<div class=\"wrap\"><table><tr><th>quantity</th><th>status</th><th>n</th><th>ref n</th><th>mean</th>"
+       "<th>ref mean</th><th>PSI</th><th>KS D</th><th>KS p</th><th>why</th></tr>\n";
   for (const auto& d : c.drifts) {
     std::string cls = d.status == Status::Alarm ? "alarm" : d.status == Status::Warn ? "warn" : d.status == Status::TooFew ? "too-few" : "";
     h += fmt::format("<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
-                     "<td>{}{}</td></tr>\n",
-                     cls, escape(d.quantity), d.n, d.reference_n, number(d.mean), number(d.reference_mean), number(d.psi),
-                     number(d.ks_d), number(d.ks_p), status_name(d.status), d.why.empty() ? "" : ": " + escape(d.why));
+                     "<td>{}</td><td>{}</td></tr>\n",
+                     cls, escape(d.quantity), status_name(d.status), d.n, d.reference_n, number(d.mean), number(d.reference_mean),
+                     number(d.psi), number(d.ks_d), number(d.ks_p), escape(d.why));
   }
   h += "</table></div>\n<h2>Needs review over time</h2>\n";
   if (c.review_over_time.empty()) {

@@ -26,7 +26,8 @@ struct ChartRequest {
   int width = 640, height = 400;  // pixels, 16..8192
 };
 
-// An RGB image of the chart (row 0 at the bottom, as VTK stores images).
+// An RGB image of the chart (row 0 at the bottom, as VTK stores images). Axes: fixed ranges around
+// the data (x +-0.6, meant for indices; y with headroom for the legend; bars from 0).
 vtkSmartPointer<vtkImageData> render_chart(const ChartRequest& request);
 // The chart as PNG bytes (written through a temporary file, removed again).
 std::string render_chart_png(const ChartRequest& request);
