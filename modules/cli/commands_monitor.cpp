@@ -37,7 +37,7 @@ CommandSpec monitor_spec() {
                                   "are given, else the earlier half of the studies in time)");
   reference.channel = Channel::Input;
   Parameter out = parameter("output", ParamType::Directory, "output", "", "Output folder",
-                            "Where monitor.csv, monitor.html and plots/*.png go");
+                            "Where monitor.csv, studies.csv, monitor.html and plots/*.png go");
   out.flag = "o";
   out.required = true;
   out.channel = Channel::Output;
@@ -153,7 +153,10 @@ int run_monitor(const Arguments& a) {
     std::cerr << "sagitta monitor: " << note << std::endl;
     info.notes.push_back(note);
   }
+  info.reference = reference;
+  info.current = current;
   write_text_atomically(out.add("monitor.csv"), mon::to_csv(c));
+  write_text_atomically(out.add("studies.csv"), mon::to_studies_csv(reference, current));
   write_text_atomically(out.add("monitor.html"), mon::to_html(c, figures, info));
   out.commit();
 

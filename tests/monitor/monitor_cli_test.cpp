@@ -186,6 +186,29 @@ TEST_F(MonitorCli, StaysQuietOnAnUndriftedCohort) {
   for (const auto& [quantity, row] : read_csv(out / "monitor.csv")) EXPECT_NE(row.at("status"), "alarm") << quantity;
 }
 
+// A study segmented from the DICOM series itself takes its time from StudyDate/StudyTime
+// (20240102 100000 in the shipped series); NRRD inputs have none and use their report's write time.
+TEST_F(MonitorCli, StudiesAreOrderedByStudyDateWhenTheReportHasOne) {
+  const fs::path cohort = work_dir() / "dicom_cohort";
+  if (!fs::exists(cohort / "demo/report.json")) {
+    const auto s = run_command(shell_quote(sagitta::testing::sagitta_executable()) + " segment --no-progress --threads 2 " +
+                               shell_quote(sagitta::testing::source_dir() / "testdata/demo/ct_phantom") + " --model " +
+                               shell_quote(sagitta::testing::source_dir() / "testdata/models/phantom/model.json") + " -o " +
+                               shell_quote(cohort / "demo"));
+    ASSERT_EQ(s.exit_code, 0) << s.err;
+  }
+  const fs::path out = work_dir() / "monitor_dicom";
+  fs::remove_all(out);
+  const auto r = run_command(monitor(shell_quote(cohort) + " --reference " + shell_quote(reference_) + " --no-png -o " + shell_quote(out)));
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;  // one current study: every quantity is "too few", nothing alarms
+  const std::string studies = read_file(out / "studies.csv");
+  EXPECT_NE(studies.find("current,demo," + cohort.string() + ",2024-01-02T10:00:00Z,study date"), std::string::npos) << studies;
+  EXPECT_NE(studies.find("reference,reference0,"), std::string::npos) << studies;
+  EXPECT_NE(studies.find("report written"), std::string::npos) << studies;
+  for (const auto& [quantity, row] : read_csv(out / "monitor.csv")) EXPECT_EQ(row.at("status"), "too few") << quantity;
+  EXPECT_NE(read_file(out / "monitor.html").find("2024-01-02 10:00:00"), std::string::npos);
+}
+
 TEST_F(MonitorCli, BadInputIsOneLineAndADamagedReportIsSkipped) {
   const fs::path empty = work_dir() / "empty";
   fs::create_directories(empty);

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ctime>
 #include <set>
 
 #include "sagitta/monitor/monitor.h"
@@ -32,6 +33,15 @@ std::vector<double> values_of(const std::vector<Study>& studies, const std::stri
 }
 
 std::string number(double v) { return std::isfinite(v) ? fmt::format("{:.6g}", v) : ""; }
+
+std::string iso_time(double seconds) {
+  const std::time_t t = std::time_t(seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return text;
+}
 
 std::string csv_cell(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
@@ -117,6 +127,27 @@ std::string to_csv(const Comparison& c) {
     out += fmt::format("{},{},{},{},{},{},{},{},{},{}\n", csv_cell(d.quantity), d.n, d.reference_n, number(d.mean),
                        number(d.reference_mean), number(d.psi), number(d.ks_d), number(d.ks_p), status_name(d.status),
                        csv_cell(d.why));
+  return out;
+}
+
+std::string to_studies_csv(const std::vector<Study>& reference, const std::vector<Study>& current) {
+  std::set<std::string> names;
+  for (const auto* side : {&reference, &current})
+    for (const auto& s : *side)
+      for (const auto& [name, v] : s.values) names.insert(name);
+  std::string out = "cohort,id,batch,time,time_source";
+  for (const auto& n : names) out += "," + csv_cell(n);
+  out += "\n";
+  for (const auto* side : {&reference, &current})
+    for (const auto& s : *side) {
+      out += fmt::format("{},{},{},{},{}", side == &reference ? "reference" : "current", csv_cell(s.id), csv_cell(s.batch),
+                         iso_time(s.time), s.time_source);
+      for (const auto& n : names) {
+        auto it = s.values.find(n);
+        out += "," + (it == s.values.end() ? std::string() : fmt::format("{:.10g}", it->second));
+      }
+      out += "\n";
+    }
   return out;
 }
 

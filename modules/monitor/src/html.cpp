@@ -49,7 +49,7 @@ std::string utc(double seconds) {
   std::tm tm{};
   gmtime_r(&t, &tm);
   char text[32];
-  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M", &tm);
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &tm);
   return text;
 }
 
@@ -175,6 +175,14 @@ figcaption{font-size:0.85em}
     h += "<figcaption>" + escape(f.title) + "</figcaption></figure>\n";
   }
   h += "</div>\n";
+  h += "<h2>Studies</h2>\n<details><summary>" + std::to_string(info.reference.size()) + " reference and " +
+       std::to_string(info.current.size()) + " current studies, in time order</summary>\n<div class=\"wrap\"><table>"
+       "<tr><th>cohort</th><th>id</th><th>time (UTC)</th><th>from</th><th>report</th></tr>\n";
+  for (const auto* side : {&info.reference, &info.current})
+    for (const auto& s : *side)
+      h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n", side == &info.reference ? "reference" : "current",
+                       escape(s.id), utc(s.time), escape(s.time_source), escape(s.report.string()));
+  h += "</table></div></details>\n";
   if (!info.notes.empty()) {
     h += "<h2>Notes</h2>\n<ul>\n";
     for (const auto& n : info.notes) h += "<li>" + escape(n) + "</li>\n";

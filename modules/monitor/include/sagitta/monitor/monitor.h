@@ -97,6 +97,10 @@ Comparison compare(const std::vector<Study>& reference, const std::vector<Study>
 // monitor.csv: quantity,n,reference_n,mean,reference_mean,psi,ks_d,ks_p,status,why.
 std::string to_csv(const Comparison& c);
 
+// studies.csv: one row per study in time order, reference first: cohort (reference/current), id,
+// batch folder, time (UTC, ISO 8601), time_source, then every quantity's value (empty when absent).
+std::string to_studies_csv(const std::vector<Study>& reference, const std::vector<Study>& current);
+
 // One picture of the page: a PNG (inlined as base64) and/or inline SVG markup.
 struct Figure {
   std::string quantity;      // the Drift it shows ("" for the needs_review share)
@@ -109,6 +113,7 @@ struct PageInfo {
   std::vector<std::string> reference_folders, current_folders;
   std::vector<std::string> notes;  // skipped reports, skipped plots
   std::string version;
+  std::vector<Study> reference, current;  // listed in the page (id, time and where it came from)
 };
 
 // The self-contained monitor.html: a viewport meta tag and a fluid layout, the table, and the
