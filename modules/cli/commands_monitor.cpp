@@ -148,6 +148,29 @@ int run_monitor(const Arguments& a) {
       figures.push_back(std::move(f));
     }
   }
+  // The share of studies needing review over time (the page's table has the same numbers).
+  if (png_skipped.empty() && !c.review_over_time.empty()) {
+    vw::ChartRequest review{"needs_review: share over time", fmt::format("window of {} studies (time order)", a.integer("review_window")),
+                            "share needing review", {}, 480, 300};
+    vw::ChartSeries cs{"current", {}, {}, kCurrent, vw::ChartSeries::Kind::Line};
+    for (std::size_t k = 0; k < c.review_over_time.size(); ++k) {
+      cs.x.push_back(double(k + 1));
+      cs.y.push_back(double(c.review_over_time[k].flagged) / double(c.review_over_time[k].studies));
+    }
+    if (cs.x.size() < 2) cs.kind = vw::ChartSeries::Kind::Points;  // a line needs two points
+    review.series.push_back(cs);
+    if (c.reference_review_share)
+      review.series.push_back({"reference", {0.5, double(cs.x.size()) + 0.5}, {*c.reference_review_share, *c.reference_review_share},
+                               kReference, vw::ChartSeries::Kind::Line});
+    try {
+      mon::Figure f{"needs_review", review.title, vw::render_chart_png(review), ""};
+      std::ofstream(out.add("plots/needs_review_share.png"), std::ios::binary) << f.png;
+      ++pngs;
+      figures.insert(figures.begin(), std::move(f));
+    } catch (const sagitta::Error& e) {
+      png_skipped = e.what();
+    }
+  }
   if (!png_skipped.empty()) {
     const std::string note = "PNG plots skipped (" + png_skipped + "): the page has SVG figures instead";
     std::cerr << "sagitta monitor: " << note << std::endl;
