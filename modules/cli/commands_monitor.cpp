@@ -83,6 +83,63 @@ std::vector<vw::ChartRequest> charts_of(const mon::Drift& d) {
   return {hist, time};
 }
 
+vw::ChartRequest review_chart(const mon::Comparison& c, long window) {
+  vw::ChartRequest review{"needs_review: share over time", fmt::format("window of {} studies (time order)", window),
+                          "share needing review", {}, 480, 300};
+  vw::ChartSeries cs{"current", {}, {}, kCurrent, vw::ChartSeries::Kind::Line};
+  for (std::size_t k = 0; k < c.review_over_time.size(); ++k) {
+    cs.x.push_back(double(k + 1));
+    cs.y.push_back(double(c.review_over_time[k].flagged) / double(c.review_over_time[k].studies));
+  }
+  if (cs.x.size() < 2) cs.kind = vw::ChartSeries::Kind::Points;  // a line needs two points
+  review.series.push_back(cs);
+  if (c.reference_review_share)
+    review.series.push_back({"reference", {0.5, double(cs.x.size()) + 0.5}, {*c.reference_review_share, *c.reference_review_share},
+                             kReference, vw::ChartSeries::Kind::Line});
+  return review;
+}
+
+// The page's figures, alarms first, then warnings, then the rest: PNGs (also written to plots/)
+// while a display renders them, inline SVG always. `skipped` says why PNGs were not rendered.
+struct Figures {
+  std::vector<mon::Figure> list;
+  std::size_t pngs = 0;
+  std::string skipped;
+
+  void png(mon::Figure& f, const vw::ChartRequest& chart, StagedOutputs& out, const std::string& name) {
+    if (!skipped.empty()) return;
+    try {
+      f.png = vw::render_chart_png(chart);
+      std::ofstream(out.add("plots/" + name + ".png"), std::ios::binary) << f.png;
+      ++pngs;
+    } catch (const sagitta::Error& e) {
+      skipped = e.what();
+    }
+  }
+
+  void draw(const mon::Comparison& c, long review_window, StagedOutputs& out) {
+    if (!c.review_over_time.empty()) {
+      mon::Figure f{"needs_review", "needs_review: share over time", "", ""};
+      png(f, review_chart(c, review_window), out, "needs_review_share");
+      if (!f.png.empty()) list.push_back(std::move(f));  // without PNG the page's table shows it
+    }
+    std::vector<const mon::Drift*> order;
+    for (const auto& d : c.drifts) order.push_back(&d);
+    auto rank = [](mon::Status s) { return s == mon::Status::Alarm ? 0 : s == mon::Status::Warn ? 1 : 2; };
+    std::stable_sort(order.begin(), order.end(), [&](const mon::Drift* x, const mon::Drift* y) { return rank(x->status) < rank(y->status); });
+    for (const mon::Drift* d : order) {
+      if (d->reference.empty() || d->current.empty()) continue;
+      const auto charts = charts_of(*d);
+      mon::Figure distribution{d->quantity, charts[0].title, "", mon::svg_histogram(*d)};
+      png(distribution, charts[0], out, file_name(d->quantity) + "_distribution");
+      mon::Figure time{d->quantity, charts[1].title, "", mon::svg_series(*d)};
+      png(time, charts[1], out, file_name(d->quantity) + "_time");
+      list.push_back(std::move(distribution));
+      list.push_back(std::move(time));
+    }
+  }
+};
+
 int run_monitor(const Arguments& a) {
   std::vector<std::string> folders = a.list("inputs");
   if (folders.empty()) throw UsageError("give the output folders of `sagitta segment --cohort` to monitor");
@@ -93,21 +150,21 @@ int run_monitor(const Arguments& a) {
 
   mon::PageInfo info;
   info.version = kVersion;
-  auto read = [&](const std::string& folder, std::vector<mon::Study>& into) {
-    mon::Batch b = mon::read_batch(folder);
-    for (const auto& line : b.skipped) {
-      std::cerr << "sagitta monitor: " << line << std::endl;
-      info.notes.push_back(line);
+  auto read = [&](const std::vector<std::string>& list, std::vector<mon::Study>& into) {
+    for (const auto& folder : list) {
+      mon::Batch b = mon::read_batch(folder);
+      for (const auto& line : b.skipped) {
+        std::cerr << "sagitta monitor: " << line << std::endl;
+        info.notes.push_back(line);
+      }
+      into.insert(into.end(), b.studies.begin(), b.studies.end());
     }
-    into.insert(into.end(), b.studies.begin(), b.studies.end());
+    std::stable_sort(into.begin(), into.end(), [](const mon::Study& x, const mon::Study& y) { return x.time != y.time ? x.time < y.time : x.id < y.id; });
   };
   std::vector<mon::Study> reference, current;
-  for (const auto& f : folders) read(f, current);
-  auto by_time = [](const mon::Study& x, const mon::Study& y) { return x.time != y.time ? x.time < y.time : x.id < y.id; };
-  std::stable_sort(current.begin(), current.end(), by_time);
+  read(folders, current);
   if (!reference_folder.empty()) {
-    read(reference_folder, reference);
-    std::stable_sort(reference.begin(), reference.end(), by_time);
+    read({reference_folder}, reference);
     info.reference_folders = {reference_folder};
     info.current_folders = folders;
   } else {  // one folder: its earlier half is the reference
@@ -120,59 +177,11 @@ int run_monitor(const Arguments& a) {
   const mon::Comparison c = mon::compare(reference, current, t, std::size_t(a.integer("min_samples")), std::size_t(a.integer("review_window")));
 
   StagedOutputs out(a.text("output"));
-  std::vector<mon::Figure> figures;
-  std::string png_skipped = a.flag("no_png") ? "--no-png" : vw::display_available() ? "" : "no X display (run under xvfb-run -a)";
-  std::size_t pngs = 0;
-  // Figures: alarms first, then warnings, then the rest (each group by name).
-  std::vector<const mon::Drift*> order;
-  for (const auto& d : c.drifts) order.push_back(&d);
-  auto rank = [](mon::Status s) { return s == mon::Status::Alarm ? 0 : s == mon::Status::Warn ? 1 : 2; };
-  std::stable_sort(order.begin(), order.end(), [&](const mon::Drift* x, const mon::Drift* y) { return rank(x->status) < rank(y->status); });
-  for (const mon::Drift* drift : order) {
-    const mon::Drift& d = *drift;
-    if (d.status == mon::Status::TooFew && (d.reference.empty() || d.current.empty())) continue;
-    const auto charts = charts_of(d);
-    const std::string svgs[2] = {mon::svg_histogram(d), mon::svg_series(d)};
-    const char* suffix[2] = {"distribution", "time"};
-    for (int k = 0; k < 2; ++k) {
-      mon::Figure f{d.quantity, charts[std::size_t(k)].title, "", svgs[k]};
-      if (png_skipped.empty()) {
-        try {
-          f.png = vw::render_chart_png(charts[std::size_t(k)]);
-          std::ofstream(out.add("plots/" + file_name(d.quantity) + "_" + suffix[k] + ".png"), std::ios::binary) << f.png;
-          ++pngs;
-        } catch (const sagitta::Error& e) {
-          png_skipped = e.what();
-        }
-      }
-      figures.push_back(std::move(f));
-    }
-  }
-  // The share of studies needing review over time (the page's table has the same numbers).
-  if (png_skipped.empty() && !c.review_over_time.empty()) {
-    vw::ChartRequest review{"needs_review: share over time", fmt::format("window of {} studies (time order)", a.integer("review_window")),
-                            "share needing review", {}, 480, 300};
-    vw::ChartSeries cs{"current", {}, {}, kCurrent, vw::ChartSeries::Kind::Line};
-    for (std::size_t k = 0; k < c.review_over_time.size(); ++k) {
-      cs.x.push_back(double(k + 1));
-      cs.y.push_back(double(c.review_over_time[k].flagged) / double(c.review_over_time[k].studies));
-    }
-    if (cs.x.size() < 2) cs.kind = vw::ChartSeries::Kind::Points;  // a line needs two points
-    review.series.push_back(cs);
-    if (c.reference_review_share)
-      review.series.push_back({"reference", {0.5, double(cs.x.size()) + 0.5}, {*c.reference_review_share, *c.reference_review_share},
-                               kReference, vw::ChartSeries::Kind::Line});
-    try {
-      mon::Figure f{"needs_review", review.title, vw::render_chart_png(review), ""};
-      std::ofstream(out.add("plots/needs_review_share.png"), std::ios::binary) << f.png;
-      ++pngs;
-      figures.insert(figures.begin(), std::move(f));
-    } catch (const sagitta::Error& e) {
-      png_skipped = e.what();
-    }
-  }
-  if (!png_skipped.empty()) {
-    const std::string note = "PNG plots skipped (" + png_skipped + "): the page has SVG figures instead";
+  Figures figures;
+  figures.skipped = a.flag("no_png") ? "--no-png" : vw::display_available() ? "" : "no X display (run under xvfb-run -a)";
+  figures.draw(c, a.integer("review_window"), out);
+  if (!figures.skipped.empty()) {
+    const std::string note = "PNG plots skipped (" + figures.skipped + "): the page has SVG figures instead";
     std::cerr << "sagitta monitor: " << note << std::endl;
     info.notes.push_back(note);
   }
@@ -180,21 +189,20 @@ int run_monitor(const Arguments& a) {
   info.current = current;
   write_text_atomically(out.add("monitor.csv"), mon::to_csv(c));
   write_text_atomically(out.add("studies.csv"), mon::to_studies_csv(reference, current));
-  write_text_atomically(out.add("monitor.html"), mon::to_html(c, figures, info));
+  write_text_atomically(out.add("monitor.html"), mon::to_html(c, figures.list, info));
   out.commit();
 
   fmt::print("{} reference and {} current studies, {} quantities: {} alarms, {} warnings; wrote {} ({} PNG plots)\n",
-             reference.size(), current.size(), c.drifts.size(), c.alarms, c.warnings, (out.folder() / "monitor.html").string(), pngs);
+             reference.size(), current.size(), c.drifts.size(), c.alarms, c.warnings, (out.folder() / "monitor.html").string(),
+             figures.pngs);
   for (const auto& d : c.drifts)
     if (d.status == mon::Status::Alarm || d.status == mon::Status::Warn)
       fmt::print("  {:<5} {}: {}\n", mon::status_name(d.status), d.quantity, d.why);
-  if (c.alarms) {
-    std::cerr << fmt::format("sagitta monitor: {} quantit{} drifted beyond the alarm thresholds (see monitor.csv)", c.alarms,
-                             c.alarms == 1 ? "y" : "ies")
-              << std::endl;
-    return kExitData;
-  }
-  return kExitOk;
+  if (!c.alarms) return kExitOk;
+  std::cerr << fmt::format("sagitta monitor: {} quantit{} drifted beyond the alarm thresholds (see monitor.csv)", c.alarms,
+                           c.alarms == 1 ? "y" : "ies")
+            << std::endl;
+  return kExitData;
 }
 
 }  // namespace
