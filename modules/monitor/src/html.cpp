@@ -33,7 +33,7 @@ constexpr const char* kCurrentColour = "#dd8452";
 constexpr int kWidth = 320, kHeight = 160, kPad = 24;
 
 std::string svg_open(const std::string& label) {
-  return fmt::format("<svg viewBox=\"0 0 {} {}\" role=\"img\" aria-label=\"{}\" xmlns=\"http://www.w3.org/2000/svg\">"
+  return fmt::format("<svg viewBox=\"0 0 {} {}\" role=\"img\" aria-label=\"{}\">"
                      "<rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>",
                      kWidth, kHeight, escape(label));
 }
