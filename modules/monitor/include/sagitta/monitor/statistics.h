@@ -36,7 +36,8 @@ KsResult ks_two_sample(std::vector<double> a, std::vector<double> b);
 // P(D_n >= d) for the two-sided one-sample Kolmogorov statistic with n observations: exact
 // (Marsaglia-Tsang-Wang's matrix method; Ruben-Gambino's closed forms near the ends; twice the
 // exact one-sided Smirnov tail, Birnbaum-Tingey, where n d^2 is large enough that the two tails
-// do not overlap measurably), and Kolmogorov's limiting distribution for n > 20000.
+// do not overlap measurably), and Kolmogorov's limiting distribution where the matrix would pass
+// 301 rows (n D >= 150: thousands of studies per side).
 double kolmogorov_sf(long n, double d);
 
 // The limit: P(K >= x) = 2 sum_{k>=1} (-1)^(k-1) exp(-2 k^2 x^2).
