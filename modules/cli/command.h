@@ -35,5 +35,6 @@ std::vector<Command> training_commands();      // sagitta-models: train
 std::vector<Command> wsi_commands();           // sagitta-models: wsi (segment, info, train-demo)
 std::vector<Command> demo_commands();          // sagitta-models: demo, the whole pipeline through `sagitta`
 std::vector<Command> viewer_commands();        // sagitta-viewer: render, view, mesh
+std::vector<Command> report_commands();        // sagitta-viewer: report (a study's or cohort's HTML page)
 
 }  // namespace sagitta::cli

@@ -1,4 +1,9 @@
-// sagitta-viewer: render, view and mesh; VTK, no LibTorch.
+// sagitta-viewer: render, view, mesh and report; VTK, no LibTorch.
 #include "run_main.h"
 
-int main(int argc, char** argv) { return sagitta::cli::run_main(argc, argv, sagitta::cli::viewer_commands()); }
+int main(int argc, char** argv) {
+  using namespace sagitta::cli;
+  std::vector<Command> commands = viewer_commands();
+  for (const auto& c : report_commands()) commands.push_back(c);
+  return run_main(argc, argv, commands);
+}

@@ -4,6 +4,7 @@
 // deterministic: no multisampling, fixed sizes, fixed fonts.
 #include <filesystem>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <vtkImageData.h>
@@ -38,5 +39,7 @@ void render_png(const Scene& scene, const RenderRequest& request, const std::fil
 
 // Atomic PNG writing of an RGB(A) image.
 void write_png(vtkImageData* image, const std::filesystem::path& png);
+// The PNG file's bytes of an RGB(A) image, in memory (for pages that inline their pictures).
+std::string png_bytes(vtkImageData* image);
 
 }  // namespace sagitta::viewer
