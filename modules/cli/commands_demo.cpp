@@ -9,14 +9,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <cerrno>
 #include <map>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "command.h"
 #include "progress.h"
+#include "run_main.h"
 #include "sagitta/core/atomic_output.h"
 #include "sagitta/core/volume_io.h"
 #include "sagitta/core/model_card.h"
@@ -47,24 +44,6 @@ CommandSpec demo_spec() {
   Parameter threads = ranged(option("threads", ParamType::Integer, "threads", "Threads", "Threads for every step (0: all cores)", "0"), 0, 256);
   s.groups.push_back({"Demo", "", {data, model, truth, out, threads}});
   return s;
-}
-
-// Runs `sagitta <args>` (the front that started this program, $SAGITTA_FRONT, else `sagitta` on
-// the PATH) with stdout and stderr shared, and returns its exit code.
-int run_sagitta(const std::vector<std::string>& args) {
-  const char* front = std::getenv("SAGITTA_FRONT");
-  const std::string program = front && *front ? front : "sagitta";
-  std::vector<char*> argv{const_cast<char*>(program.c_str())};
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  if (::posix_spawnp(&pid, program.c_str(), nullptr, nullptr, argv.data(), environ) != 0)
-    throw sagitta::Error("demo: cannot run " + program + " (set SAGITTA_FRONT to the sagitta program)");
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) throw sagitta::Error("demo: lost the step's process");
-  if (cancel_requested()) throw Cancelled();
-  return WIFEXITED(status) ? WEXITSTATUS(status) : kExitInternal;
 }
 
 // Dice per label of `predicted` against `truth` (same grid), for the labels of the card.
@@ -114,7 +93,7 @@ int run_demo(const Arguments& a) {
       const auto t = std::chrono::steady_clock::now();
       std::vector<std::string> command{name};
       command.insert(command.end(), args.begin(), args.end());
-      const int code = run_sagitta(command);
+      const int code = run_sagitta(command, "demo");
       s["exit_code"] = code;
       s["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
       if (code != kExitOk) throw sagitta::Error(fmt::format("demo step failed: {} (exit {})", line, code));

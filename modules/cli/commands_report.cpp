@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
+#include <tuple>
 
 #include "command.h"
 #include "sagitta/core/atomic_output.h"
@@ -42,7 +44,13 @@ CommandSpec report_spec() {
                                   "Width in pixels of the pictures", "960"), 128, 4096);
   Parameter count = ranged(option("montage_count", ParamType::Integer, "montage-count", "Montage slices",
                                   "Axial slices in the montage", "9"), 1, 64);
-  s.groups.push_back({"Report", "", {folder, out, width, count}});
+  Parameter explanation = option("explanation", ParamType::Directory, "explanation", "Explanation",
+                                 "A `sagitta explain` output folder of the same input: its heatmaps and faithfulness numbers "
+                                 "join the study's page");
+  explanation.channel = Channel::Input;
+  Parameter quiet = switch_option("quiet", "quiet", "Quiet", "Print nothing on stdout (segment --html --json uses it)");
+  quiet.slicer = false;
+  s.groups.push_back({"Report", "", {folder, out, explanation, width, count, quiet}});
   return s;
 }
 
@@ -63,7 +71,32 @@ fs::path find_input(const std::string& path, const fs::path& folder) {
 }
 
 // The labels, the card's colours (else defaults named from the report) and every heatmap listed.
-std::vector<vw::ReportPicture> pictures(const json& report, const fs::path& folder, const Arguments& a) {
+// The label maps and heatmaps among a report's outputs: (labels|heatmap, label name, file).
+std::vector<std::tuple<std::string, std::string, fs::path>> volume_outputs(const json& report, const fs::path& folder) {
+  std::vector<std::tuple<std::string, std::string, fs::path>> found;
+  const auto ends = [](const std::string& n, const std::string& e) {
+    return n.size() > e.size() && n.compare(n.size() - e.size(), e.size(), e) == 0;
+  };
+  for (const auto& name : report.value("outputs", json::array())) {
+    if (!name.is_string()) continue;
+    const std::string n = name;
+    if (n.find('/') != std::string::npos) continue;
+    std::string stem = ends(n, ".nrrd") ? n.substr(0, n.size() - 5) : ends(n, ".nii.gz") ? n.substr(0, n.size() - 7)
+                     : ends(n, ".nii") ? n.substr(0, n.size() - 4) : "";
+    if (stem == "labels") found.emplace_back("labels", "", folder / n);
+    if (stem.rfind("heatmap", 0) == 0) {
+      std::string label = stem.size() > 8 ? stem.substr(8) : "";
+      // One heatmap without a suffix (sagitta explain): its label is the explanation's.
+      const json& l = report.value("explanation", json::object()).value("labels", json::array());
+      if (label.empty() && l.size() == 1) label = l[0].value("name", "");
+      found.emplace_back("heatmap", label.empty() ? "target" : label, folder / n);
+    }
+  }
+  return found;
+}
+
+std::vector<vw::ReportPicture> pictures(const json& report, const fs::path& folder, const std::optional<json>& explained,
+                                        const fs::path& explanation_folder, const Arguments& a) {
   const json& inputs = report.value("inputs", json::array());
   if (!inputs.is_array() || inputs.empty() || !inputs[0].value("path", json()).is_string())
     throw sagitta::Error((folder / "report.json").string() + ": names no input (inputs[0].path)");
@@ -73,22 +106,13 @@ std::vector<vw::ReportPicture> pictures(const json& report, const fs::path& fold
   const dicom::OpenedVolume in = dicom::open_volume(find_input(inputs[0]["path"], folder), oo);
   vw::LabelImage::Pointer labels;
   std::vector<std::pair<std::string, vw::Image::Pointer>> heatmaps;
-  for (const auto& name : report.value("outputs", json::array())) {
-    if (!name.is_string()) continue;
-    const std::string n = name;
-    const fs::path file = folder / n;
-    const bool volume = n.size() > 5 && (n.rfind(".nrrd") == n.size() - 5 || n.rfind(".nii.gz") + 7 == n.size() ||
-                                         n.rfind(".nii") + 4 == n.size());
-    if (!volume || n.find('/') != std::string::npos) continue;
-    if (n.rfind("labels.", 0) == 0 && n.find(".seg.") == std::string::npos)
-      labels = vw::read_label_map(file, in.volume);
-    else if (n.rfind("heatmap", 0) == 0) {
-      std::string label = fs::path(n).stem().string();
-      if (label.size() > 4 && label.substr(label.size() - 4) == ".nii") label.resize(label.size() - 4);
-      label = label == "heatmap" ? "" : label.substr(8);
-      heatmaps.emplace_back(label.empty() ? "target" : label, vw::read_heatmap(file, in.volume));
-    }
+  for (const auto& [kind, name, file] : volume_outputs(report, folder)) {
+    if (kind == "labels") labels = vw::read_label_map(file, in.volume);
+    if (kind == "heatmap") heatmaps.emplace_back(name, vw::read_heatmap(file, in.volume));
   }
+  if (explained)
+    for (const auto& [kind, name, file] : volume_outputs(*explained, explanation_folder))
+      if (kind == "heatmap") heatmaps.emplace_back(name + " (sagitta explain)", vw::read_heatmap(file, in.volume));
   vw::Scene scene(in.volume, labels, nullptr, in.modality);
   const std::string card = report.value("model", json::object()).value("card", "");
   if (!card.empty() && fs::is_regular_file(card)) {
@@ -106,12 +130,36 @@ std::vector<vw::ReportPicture> pictures(const json& report, const fs::path& fold
 
 // One study's page; returns its report (for a cohort page).
 json write_study(const fs::path& folder, const fs::path& page, const Arguments& a) {
-  const json report = read_json(folder / "report.json");
+  json report = read_json(folder / "report.json");
   check_output_file(page);
+  std::optional<json> explained;
+  const fs::path explanation_folder = a.text("explanation");
+  if (!explanation_folder.empty()) {
+    explained = read_json(explanation_folder / "report.json");
+    const auto input = [](const json& r) {
+      const json& in = r.value("inputs", json::array());
+      return in.is_array() && !in.empty() ? fs::weakly_canonical(in[0].value("path", "")) : fs::path();
+    };
+    if (input(*explained) != input(report) || !explained->contains("explanation"))
+      throw sagitta::Error(fmt::format("{}: not a `sagitta explain` of the study's input ({})", explanation_folder.string(),
+                                       input(report).string()));
+    // Its numbers (faithfulness, sanity) are the page's explanation when the study has none measured.
+    // Its labels (with their faithfulness and sanity numbers) replace the study's of the same name.
+    if (!report.contains("explanation") || !report["explanation"].value("labels", json()).is_array()) {
+      report["explanation"] = (*explained)["explanation"];
+    } else {
+      json& mine = report["explanation"]["labels"];
+      for (const auto& l : (*explained)["explanation"].value("labels", json::array())) {
+        auto same = std::find_if(mine.begin(), mine.end(), [&](const json& m) { return m.value("name", "") == l.value("name", ""); });
+        if (same != mine.end()) *same = l;
+        else mine.push_back(l);
+      }
+    }
+  }
   std::vector<std::string> notes;
   std::vector<vw::ReportPicture> pics;
   if (vw::display_available()) {
-    pics = pictures(report, folder, a);
+    pics = pictures(report, folder, explained, explanation_folder, a);
   } else {
     const std::string note = "No X display: the slice montage, heatmap and 3D pictures need OpenGL and are left out of "
                              "this page; run `xvfb-run -a sagitta report ...` to include them.";
@@ -145,7 +193,7 @@ int run_report(const Arguments& a) {
   const fs::path page = a.text("output").empty() ? folder / "report.html" : fs::path(a.text("output"));
   if (fs::exists(folder / "report.json")) {
     write_study(folder, page, a);
-    fmt::print("wrote {}\n", page.string());
+    if (!a.flag("quiet")) fmt::print("wrote {}\n", page.string());
     return kExitOk;
   }
   // A cohort: one sub-folder per study, each with its report.json.
@@ -169,7 +217,7 @@ int run_report(const Arguments& a) {
   const fs::path name = fs::weakly_canonical(folder).filename();
   write_text_atomically(page, vw::cohort_report_html("Sagitta cohort: " + name.string(),
                                                      entries, notes, fmt::format("Sagitta {} (sagitta report)", kVersion)));
-  fmt::print("wrote {} and {} stud{} pages\n", page.string(), studies.size(), studies.size() == 1 ? "y's" : "ies'");
+  if (!a.flag("quiet")) fmt::print("wrote {} and {} stud{} pages\n", page.string(), studies.size(), studies.size() == 1 ? "y's" : "ies'");
   return kExitOk;
 }
 
