@@ -57,7 +57,7 @@ const json& at(const json& j, const char* key) {
 
 const char* kStyle = R"(<style>
 *{box-sizing:border-box}
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;padding:0 .8rem 2rem;color:#1b1f24;background:#fafbfc;line-height:1.4}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;padding:0 .8rem 2rem;color:#1b1f24;background:#fafbfc;line-height:1.4;overflow-wrap:break-word}
 main{max-width:64rem;margin:0 auto}
 h1{font-size:1.4rem;margin:1rem 0 .3rem}h2{font-size:1.15rem;margin:1.6rem 0 .5rem;border-bottom:1px solid #d0d7de}
 img{max-width:100%;height:auto;display:block;border:1px solid #d0d7de;background:#000}
@@ -70,7 +70,7 @@ th{background:#eef1f4}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .ok{background:#dafbe1;border:2px solid #1a7f37;color:#0a3622}
 .unknown{background:#fff8c5;border:2px solid #9a6700;color:#4d2d00}
 .note{background:#fff8c5;border-left:4px solid #9a6700;padding:.4rem .7rem;margin:.4rem 0}
-.flag{color:#82071e;font-weight:600}.muted{color:#57606a}code{word-break:break-all}
+.flag{color:#82071e;font-weight:600}tr.what td{border-top:0;padding-bottom:.5rem}tr.flag-row td{border-bottom:0}.muted{color:#57606a}code{word-break:break-all}
 </style>)";
 
 std::string head(const std::string& title) {
@@ -113,7 +113,8 @@ std::string flag_rows(const json& flags, const std::string& subject_default) {
     const json& subject = at(f, "subject");
     s += "<tr class=\"flag-row\"><td class=\"flag\">" + esc(at(f, "check")) + "</td><td>" +
          (subject.is_null() ? html_escape(subject_default) : esc(subject)) + "</td><td class=\"n\">" +
-         value(at(f, "measured")) + "</td><td>" + value(at(f, "expected")) + "</td><td>" + esc(at(f, "what")) + "</td></tr>\n";
+         value(at(f, "measured")) + "</td><td>" + value(at(f, "expected")) + "</td></tr>\n<tr class=\"what\"><td colspan=\"4\">" +
+         esc(at(f, "what")) + "</td></tr>\n";
   }
   return s;
 }
@@ -127,7 +128,7 @@ std::string qa_section(const json& qa) {
     s += "<p>No flags.</p>\n";
   else
     s += "<div class=\"scroll\"><table id=\"flags\"><tr><th>check</th><th>subject</th><th>measured</th><th>expected</th>"
-         "<th>what</th></tr>\n" + rows + "</table></div>\n";
+         "</tr>\n" + rows + "</table></div>\n";
   if (!at(qa, "skipped").empty()) {
     s += "<p>Checks that did not run:</p>\n<ul id=\"skipped\">\n";
     for (const auto& k : qa["skipped"]) s += "<li><b>" + esc(at(k, "check")) + "</b>: " + esc(at(k, "why")) + "</li>\n";
