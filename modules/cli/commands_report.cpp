@@ -9,9 +9,11 @@
 #include <fstream>
 #include <iostream>
 #include <optional>
+#include <set>
 #include <tuple>
 
 #include "command.h"
+#include "sagitta/batch/batch.h"
 #include "sagitta/core/atomic_output.h"
 #include "sagitta/dicom/open_volume.h"
 #include "sagitta/viewer/display.h"
@@ -211,6 +213,21 @@ int run_report(const Arguments& a) {
     entries.push_back(cohort_entry(id, write_study(s, s / "report.html", a)));
     if (fs::weakly_canonical(fs::absolute(page).parent_path()) != fs::weakly_canonical(folder))
       entries.back().link = fs::absolute(s / "report.html").string();
+  }
+  // Studies the batch CSVs list without a finished folder (failed, not run) are listed too.
+  std::set<std::string> listed;
+  for (const auto& e : entries) listed.insert(e.id);
+  for (const auto& e : fs::directory_iterator(folder)) {
+    const std::string name = e.path().filename().string();
+    if (!e.is_regular_file() || name.rfind("batch", 0) != 0 || e.path().extension() != ".csv") continue;
+    for (auto& row : batch::read_batch_csv(e.path()))
+      if (!row["id"].empty() && listed.insert(row["id"]).second) {
+        vw::CohortStudy st;
+        st.id = row["id"];
+        st.status = row["status"];
+        st.message = row["message"];
+        entries.push_back(std::move(st));
+      }
   }
   std::vector<std::string> notes;
   if (!vw::display_available()) notes.push_back("No X display: the studies' pages were written without their pictures.");

@@ -16,28 +16,18 @@
 #include <regex>
 #include <sstream>
 
+#include "report_chromium.h"
 #include "support/test_paths.h"
 
 namespace {
 namespace fs = std::filesystem;
 namespace st = sagitta::testing;
 using nlohmann::json;
+using namespace sagitta::testing::report;
 
 const char* kHostileName = "<img src=x onerror=alert(1)>&\"Zo\xC3\xAB'^</td>";
 
 std::string sagitta(const std::string& args) { return fmt::format("'{}' {}", st::sagitta_executable().string(), args); }
-
-bool have(const char* program) { return st::run_command(fmt::format("command -v {}", program)).exit_code == 0; }
-
-#define REQUIRE_CHROMIUM()                                                                                  \
-  if (!have("chromium")) GTEST_SKIP() << "chromium not installed (Debian package chromium; scripts/setup.sh)"; \
-  if (st::run_command("/usr/bin/python3 -c 'import PIL'").exit_code != 0)                                   \
-  GTEST_SKIP() << "Python's PIL not installed (Debian package python3-pil)"
-
-std::string chromium(const std::string& args, const fs::path& profile) {
-  return fmt::format("chromium --headless --no-sandbox --disable-gpu --no-first-run --hide-scrollbars --user-data-dir='{}' {}",
-                     profile.string(), args);
-}
 
 // `text` in single quotes for /bin/sh, its own single quotes included.
 std::string quoted(const std::string& text) {
@@ -82,64 +72,6 @@ json qa_fixture(const json& labels) {
                      {"intensity", {{"mean", -300.5}, {"std", 400.0}, {"p00_5", -1024}, {"median", -50}, {"p99_5", 900}}}}},
           {"structures", structures}};
 }
-
-json read_json(const fs::path& p) {
-  std::ifstream in(p);
-  return json::parse(in);
-}
-
-// What Chromium saw after the page loaded: the DOM, with the marks a small script left on <body>.
-struct Rendered {
-  std::string dom;
-  int images = -1, decoded = -1, scripts = -1, scroll_width = -1, inner_width = -1;
-};
-
-Rendered open_in_chromium(const fs::path& page, const fs::path& dir, int width) {
-  // A copy of the page with a probe script before </body> (the page itself has no script).
-  std::string html = st::read_file(page);
-  const auto at = html.rfind("</body>");
-  EXPECT_NE(at, std::string::npos);
-  html.insert(at, "<script>window.addEventListener('load',()=>{const b=document.body;const im=[...document.images];"
-                  "b.dataset.images=im.length;b.dataset.decoded=im.filter(i=>i.complete&&i.naturalWidth>0).length;"
-                  "b.dataset.scripts=document.scripts.length;b.dataset.scrollWidth=document.documentElement.scrollWidth;"
-                  "b.dataset.innerWidth=window.innerWidth;});</script>");
-  const fs::path probe = dir / "probe.html";
-  std::ofstream(probe) << html;
-  const auto r = st::run_command(chromium(fmt::format("--window-size={},900 --virtual-time-budget=10000 --dump-dom '{}'", width,
-                                                      probe.string()), dir / "profile"));
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  Rendered out;
-  out.dom = r.out;
-  const auto mark = [&](const char* name) {
-    std::smatch m;
-    const std::regex re(std::string("data-") + name + "=\"(\\d+)\"");
-    return std::regex_search(out.dom, m, re) ? std::stoi(m[1]) : -1;
-  };
-  out.images = mark("images"), out.decoded = mark("decoded"), out.scripts = mark("scripts");
-  out.scroll_width = mark("scroll-width"), out.inner_width = mark("inner-width");
-  return out;
-}
-
-// Standard deviation of the screenshot's pixel values (all channels): 0 for a blank page.
-double screenshot_spread(const fs::path& page, const fs::path& dir, int width, int height) {
-  const fs::path png = dir / "shot.png";
-  const auto r = st::run_command(chromium(fmt::format("--window-size={},{} --screenshot='{}' '{}'", width, height, png.string(),
-                                                      page.string()), dir / "profile"));
-  EXPECT_EQ(r.exit_code, 0) << r.err;
-  // Python's PIL (Debian python3-pil) reads the PNG: the peer decodes what Chromium wrote.
-  const auto stat = st::run_command(fmt::format(
-      "/usr/bin/python3 -c \"import sys; from PIL import Image, ImageStat; im = Image.open(sys.argv[1]).convert('RGB'); "
-      "print(im.size[0], max(ImageStat.Stat(im).stddev))\" '{}'", png.string()));
-  EXPECT_EQ(stat.exit_code, 0) << stat.err;
-  std::istringstream in(stat.out);
-  int w = 0;
-  double spread = -1;
-  in >> w >> spread;
-  EXPECT_EQ(w, width);
-  return spread;
-}
-
-std::string two_decimals(const json& v) { return fmt::format("{:.2f}", v.get<double>()); }
 
 TEST(ReportHtml, StudyPageOpensInChromiumWithPicturesNumbersAndFlags) {
   REQUIRE_CHROMIUM();
@@ -245,4 +177,40 @@ TEST(ReportHtml, BadInputIsOneLineAndWritesNothing) {
   }
 }
 
+// A cohort: `segment --cohort --html` writes each study's page and OUT/report.html linking them;
+// after a study gains a qa section, `sagitta report OUT` says which study needs review.
+TEST(ReportHtml, CohortPageLinksEveryStudyWithItsVerdict) {
+  REQUIRE_CHROMIUM();
+  const fs::path dir = st::scratch_dir();
+  const fs::path phantom = st::source_dir() / "testdata" / "demo" / "ct_phantom";
+  fs::create_directories(dir / "cohort");
+  for (const char* id : {"alpha", "beta"}) fs::copy(phantom, dir / "cohort" / id, fs::copy_options::recursive);
+  fs::create_directories(dir / "cohort" / "gamma");
+  std::ofstream(dir / "cohort" / "gamma" / "notes.txt") << "not an image";
+  const fs::path card = st::source_dir() / "testdata" / "models" / "phantom" / "model.json";
+  const fs::path out = dir / "out";
+  auto r = st::run_command("env -u DISPLAY " + sagitta(fmt::format("segment --cohort '{}' --model '{}' -o '{}' --html --no-progress",
+                                                                   (dir / "cohort").string(), card.string(), out.string())));
+  ASSERT_EQ(r.exit_code, 3) << "gamma fails: " << r.err;
+  for (const char* id : {"alpha", "beta"}) EXPECT_TRUE(fs::exists(out / id / "report.html")) << id;
+  json beta = read_json(out / "beta" / "report.json");
+  beta["qa"] = qa_fixture(beta["labels"]);
+  std::ofstream(out / "beta" / "report.json") << beta.dump(2);
+  r = st::run_command("env -u DISPLAY " + sagitta(fmt::format("report '{}'", out.string())));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const Rendered d = open_in_chromium(out / "report.html", dir, 1024);
+  EXPECT_NE(d.dom.find("1 of 3 studies needs review"), std::string::npos);
+  EXPECT_NE(d.dom.find("1 failed"), std::string::npos);
+  EXPECT_NE(d.dom.find("<td>gamma</td><td>failed: "), std::string::npos);
+  // Each link leads to that study's page.
+  const std::regex link("<a href=\"([^\"]+)\">([a-z]+)</a>");
+  int links = 0;
+  for (auto it = std::sregex_iterator(d.dom.begin(), d.dom.end(), link); it != std::sregex_iterator(); ++it, ++links)
+    EXPECT_TRUE(fs::exists(out / (*it)[1].str())) << (*it)[1];
+  EXPECT_EQ(links, 2);
+  EXPECT_NE(d.dom.find("intensity"), std::string::npos);
+  EXPECT_NE(d.dom.find("organ: mean_probability"), std::string::npos);
+}
+
 }  // namespace
+
