@@ -73,6 +73,33 @@ json qa_fixture(const json& labels) {
           {"structures", structures}};
 }
 
+// Text as Chromium serialises a text node: & < > escaped, quotes not.
+std::string dom_text(const std::string& text) {
+  std::string s;
+  for (char c : text) s += c == '&' ? "&amp;" : c == '<' ? "&lt;" : c == '>' ? "&gt;" : std::string(1, c);
+  return s;
+}
+
+// The verdict and every flag's evidence sentence and every skipped check of `qa` are on the page.
+void expect_qa_shown(const json& qa, const std::string& dom) {
+  const bool review = qa.value("needs_review", false);
+  EXPECT_NE(dom.find(fmt::format("data-needs-review=\"{}\"", review ? "true" : "false")), std::string::npos);
+  std::size_t flags = 0;
+  const auto check = [&](const json& list) {
+    for (const auto& f : list) {
+      ++flags;
+      EXPECT_NE(dom.find(dom_text(f.value("what", ""))), std::string::npos) << f.dump();
+    }
+  };
+  check(qa.value("flags", json::array()));
+  for (const auto& st : qa.value("structures", json::array())) check(st.value("flags", json::array()));
+  for (const auto& k : qa.value("skipped", json::array()))
+    EXPECT_NE(dom.find(dom_text(k.value("why", ""))), std::string::npos) << k.dump();
+  if (review) {
+    EXPECT_NE(dom.find(fmt::format("NEEDS REVIEW: {} flag", flags)), std::string::npos);
+  }
+}
+
 TEST(ReportHtml, StudyPageOpensInChromiumWithPicturesNumbersAndFlags) {
   REQUIRE_CHROMIUM();
   if (!have("dcmodify")) GTEST_SKIP() << "dcmodify (Debian package dcmtk) not installed";
@@ -85,8 +112,12 @@ TEST(ReportHtml, StudyPageOpensInChromiumWithPicturesNumbersAndFlags) {
                                                series.string(), card.string(), out.string())));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   json report = read_json(out / "report.json");
-  report["qa"] = qa_fixture(report["labels"]);
-  std::ofstream(out / "report.json") << report.dump(2);
+  // Until segment writes its own qa section, the fixture stands in (the only hand-written part).
+  const bool fixture = !report.contains("qa");
+  if (fixture) {
+    report["qa"] = qa_fixture(report["labels"]);
+    std::ofstream(out / "report.json") << report.dump(2);
+  }
 
   r = st::run_command(sagitta(fmt::format("report '{}'", out.string())));
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -120,11 +151,11 @@ TEST(ReportHtml, StudyPageOpensInChromiumWithPicturesNumbersAndFlags) {
     if (l["value"] != 0) {
       EXPECT_NE(d.dom.find(">" + two_decimals(l["volume_ml"]) + "<"), std::string::npos) << l.dump();
     }
-  EXPECT_NE(d.dom.find("data-needs-review=\"true\""), std::string::npos);
-  EXPECT_NE(d.dom.find("NEEDS REVIEW: " + std::to_string(1 + structures) + " flags"), std::string::npos);
-  EXPECT_NE(d.dom.find("outside the training data's [-20, 180]"), std::string::npos);
-  EXPECT_NE(d.dom.find(">812<"), std::string::npos);
-  EXPECT_NE(d.dom.find("no test-time augmentation was run"), std::string::npos);
+  expect_qa_shown(report["qa"], d.dom);
+  if (fixture) {
+    EXPECT_NE(d.dom.find("NEEDS REVIEW: " + std::to_string(1 + structures) + " flags"), std::string::npos);
+    EXPECT_NE(d.dom.find(">812<"), std::string::npos);
+  }
   EXPECT_NE(d.dom.find(report["model"]["card_sha256"].get<std::string>()), std::string::npos);
   EXPECT_NE(d.dom.find(report["model"]["weights_sha256"].get<std::string>()), std::string::npos);
   EXPECT_GT(screenshot_spread(page, dir, 390, 2000), 20.0) << "the screenshot is blank";
@@ -210,6 +241,25 @@ TEST(ReportHtml, CohortPageLinksEveryStudyWithItsVerdict) {
   EXPECT_EQ(links, 2);
   EXPECT_NE(d.dom.find("intensity"), std::string::npos);
   EXPECT_NE(d.dom.find("organ: mean_probability"), std::string::npos);
+}
+
+// Issue 16's own example: the real MR given to the CT demo model. The page must say NEEDS REVIEW
+// with the evidence segment's qa section measured (skips until segment writes a qa section).
+TEST(ReportHtml, MrIntoTheCtModelIsShownAsNeedingReview) {
+  REQUIRE_CHROMIUM();
+  SAGITTA_REQUIRE_EXTERNAL(mr, "ct/totalsegmentator/example_mr_sm.nii.gz");
+  const fs::path dir = st::scratch_dir();
+  const fs::path card = st::source_dir() / "testdata" / "models" / "demo" / "model.json";
+  const fs::path out = dir / "out";
+  const auto r = st::run_command(sagitta(fmt::format("segment '{}' --model '{}' -o '{}' --html --threads 2 --no-progress",
+                                                     mr.string(), card.string(), out.string())));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const json report = read_json(out / "report.json");
+  if (!report.contains("qa")) GTEST_SKIP() << "segment writes no qa section yet (issue 16)";
+  EXPECT_TRUE(report["qa"].value("needs_review", false)) << report["qa"].dump();
+  const Rendered d = open_in_chromium(out / "report.html", dir, 1024);
+  expect_qa_shown(report["qa"], d.dom);
+  EXPECT_EQ(d.decoded, d.images);
 }
 
 }  // namespace
