@@ -155,7 +155,10 @@ vtkSmartPointer<vtkImageData> render_image(const Scene& scene, const RenderReque
     view->reset_camera();
     view->update();
   }
-  if (v.surface) v.surface->reset_camera();
+  if (v.surface) {
+    v.surface->reset_camera();
+    if (r.azimuth != 0 || r.elevation != 0) v.surface->rotate(r.azimuth, r.elevation);
+  }
   window->Render();
   return window_picture(window);
 }

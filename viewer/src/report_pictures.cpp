@@ -70,7 +70,12 @@ std::vector<ReportPicture> study_pictures(const Scene& scene, const std::vector<
     RenderRequest r;
     r.layout = Layout::ThreeD;
     r.width = r.height = small;
-    pictures.push_back({"3D surfaces", "Smoothed surfaces of the labels, in the label colours.", png_bytes(render_image(scene, r))});
+    // Raised toward the head: a thin slab (a few slices) seen edge-on from the front is a line.
+    r.elevation = 35;
+    pictures.push_back({"3D surfaces",
+                        "Smoothed surfaces of the labels in their colours, seen from the front (patient's left on the "
+                        "right), the camera raised 35° toward the head.",
+                        png_bytes(render_image(scene, r))});
   }
   return pictures;
 }

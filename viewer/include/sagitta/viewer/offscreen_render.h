@@ -27,6 +27,7 @@ struct RenderRequest {
   int width = 512, height = 512;  // of the whole picture
   int montage_count = 9;        // montage: slices, evenly spaced over the volume (or the labels)
   SurfaceOptions surfaces;      // 3D and grid
+  double azimuth = 0, elevation = 0;  // 3D and grid: degrees the camera turns after framing from the anterior
 };
 
 // Renders into an RGB image (row 0 at the bottom, as VTK stores images).
