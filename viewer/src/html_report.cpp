@@ -317,7 +317,9 @@ std::string study_report_html(const json& report, const std::vector<ReportPictur
   const json& labels = at(report, "labels").is_array() ? report["labels"] : at(report, "segmentation");
   std::string s = head(title);
   s += "<h1>" + html_escape(title) + "</h1>\n<p class=\"muted\">Model " + esc(at(at(report, "model"), "name")) + " " +
-       esc(at(at(report, "model"), "version")) + " · " + esc(at(at(at(first, "stack"), "series"), "modality")) + " · " + esc(at(first, "path")) + "</p>\n";
+       esc(at(at(report, "model"), "version")) + " · " + esc(at(at(at(first, "stack"), "series"), "modality")) + " " +
+       esc(at(at(at(first, "stack"), "series"), "description")) + " " + esc(at(at(at(first, "stack"), "study"), "date")) +
+       " · " + esc(at(first, "path")) + "</p>\n";
   s += verdict(qa) + notes_html(notes);
   s += volumes_section(labels.is_array() ? labels : json::array(), qa);
   s += qa_section(qa);
