@@ -89,7 +89,7 @@ build
 case "$mode" in
   build) ;;
   demo)
-    # The overview picture needs an X server (Debian's VTK renders through X only).
+    # The overview picture and the report page's pictures need an X server (Debian's VTK renders through X only).
     if [ -n "${DISPLAY:-}" ]; then
       "$build_dir/modules/sagitta" demo --output "$build_dir/demo-output"
     else
