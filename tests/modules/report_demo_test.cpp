@@ -1,6 +1,6 @@
 // `sagitta demo` with its defaults: the real 20-slice CT that ships in testdata/demo/ct_real and
 // the demo model, ending with the study's HTML page, opened in Debian's headless Chromium. Label
-// `slow` (about 1.5 to 3 minutes on 2 busy cores); needs X for the pictures (xvfb-run -a).
+// `slow` (45 s on 2 quiet cores, about 2 minutes on busy ones); needs X for the pictures (xvfb-run -a).
 #include <gtest/gtest.h>
 
 #include <cstdlib>
