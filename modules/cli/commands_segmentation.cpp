@@ -22,6 +22,7 @@
 #include "sagitta/core/atomic_output.h"
 #include "sagitta/core/volume_io.h"
 #include "sagitta/dicom/report_json.h"
+#include "sagitta/segmentation/review.h"
 #include "sagitta/dicom/seg.h"
 #include "sagitta/dicom/rtstruct.h"
 #include "sagitta/dicom/seg_from_card.h"
@@ -84,7 +85,12 @@ CommandSpec segment_spec() {
   s.groups.push_back({"PACS and DICOMweb", "", remote_study_parameters(), true});
   s.groups.push_back({"Inference", "", inference_parameters("Average the predictions over flips of every axis (8x slower in 3D)"), true});
   s.groups.push_back({"Postprocessing", "", {largest, holes, min_size}, true});
-  s.groups.push_back({"Reporting", "", {json_parameter(), no_progress_parameter()}, true});
+  Parameter review = parameter("review_threshold", ParamType::String, "review-threshold", "", "Review thresholds",
+                                "Override a threshold of the review flags, NAME=VALUE (min_mean_probability, "
+                                "max_border_entropy, max_intensity_z, spacing_factor, extent_factor, max_components); "
+                                "otherwise the model card's, else the defaults (docs/review.md)");
+  review.multiple = true;
+  s.groups.push_back({"Reporting", "", {json_parameter(), no_progress_parameter(), review}, true});
   Parameter cohort = parameter("cohort", ParamType::File, "cohort", "", "Cohort",
                                "A cohort in one run, instead of input files: a CSV manifest (id,input[,label map] per row; "
                                "inputs are DICOM folders or volume files, relative to the manifest; a label map gives "
@@ -107,6 +113,28 @@ seg::SegmentOptions segment_options(const Arguments& a) {
   so.postprocess.min_component_voxels = static_cast<std::size_t>(a.integer("min_size"));
   so.probabilities = a.flag("probabilities");
   return so;
+}
+
+// What the review knows besides the result: the input's DICOM modality and body part, the
+// command line's thresholds, whether mirroring ran.
+seg::ReviewContext review_context(const Arguments& a, const std::vector<dcm::OpenedVolume>& inputs, const seg::SegmentOptions& so) {
+  seg::ReviewContext r;
+  if (const auto& info = inputs.front().info) r.modality = info->modality, r.body_part = info->body_part;
+  for (const std::string& item : a.list("review_threshold")) {
+    const auto eq = item.find('=');
+    char* end = nullptr;
+    const double value = eq == std::string::npos ? 0 : std::strtod(item.c_str() + eq + 1, &end);
+    if (eq == std::string::npos || end == item.c_str() + eq + 1 || *end != '\0')
+      throw UsageError(fmt::format("--review-threshold {}: NAME=VALUE expected, e.g. min_mean_probability=0.9", item));
+    try {
+      set_threshold(r.overrides, item.substr(0, eq), value);
+    } catch (const sagitta::Error& e) {
+      throw UsageError(std::string("--review-threshold: ") + e.what());
+    }
+  }
+  if (!a.list("review_threshold").empty()) r.overrides.source = "command line";
+  r.mirrored = so.window.mirror;
+  return r;
 }
 
 bool wants_dicom_objects(const Arguments& a) { return a.flag("dicom_seg") || a.flag("dicom_sr") || a.flag("rtstruct"); }
@@ -195,6 +223,12 @@ void print_summary(const Arguments& a, const nlohmann::json& report, const seg::
   fmt::print("wrote {} ({} windows, {:.1f} s)\n", labels.string(), result.report["windows"]["count"].get<int>(), seconds);
   for (const auto& s : result.statistics)
     if (s.value != 0) fmt::print("  {:>3} {:<24} {:>10} voxels {:>10.2f} mL\n", s.value, s.name, s.voxels, s.volume_ml);
+  const nlohmann::json& qa = report["qa"];
+  if (!qa.value("needs_review", false)) return;
+  fmt::print("NEEDS REVIEW:\n");
+  for (const auto& f : qa["flags"]) fmt::print("  - {}\n", f["what"].get<std::string>());
+  for (const auto& s : qa["structures"])
+    for (const auto& f : s["flags"]) fmt::print("  - {}\n", f["what"].get<std::string>());
 }
 
 // One study's outputs, staged in `out`: labels, probabilities, DICOM SEG, explanation, and
@@ -256,6 +290,7 @@ StudyRun segment_study(const Arguments& a, const StudyContext& c, const std::vec
   nlohmann::json& report = run.report;
   report = segment_report(a, result, so, inputs, c.model_report, c.remote);
   report["dicom"] = dicom_json;
+  report["qa"] = seg::review(result, volumes_of(inputs), c.card, review_context(a, inputs, so));
   if (explanation) add_explanation_outputs(*explanation, *inputs.front().volume, c.card, out, ext, report);
   if (c.annotate) c.annotate(result, report);
   report["outputs"] = out.names();
@@ -367,6 +402,10 @@ std::vector<batch::Column> cohort_columns(const ModelCard& card) {
     if (l.value != 0) c.push_back({"volume_" + l.name + "_ml", "volume_" + l.name});
   for (const auto& l : card.labels)
     if (l.value != 0) c.push_back({"dice_" + l.name, "dice_" + l.name});
+  c.push_back({"needs_review", "needs_review"});
+  c.push_back({"flags", "flags"});
+  for (const auto& l : card.labels)
+    if (l.value != 0) c.push_back({"confidence_" + l.name, "confidence_" + l.name});
   return c;
 }
 
@@ -377,6 +416,21 @@ batch::Row cohort_cells(const nlohmann::json& report) {
     if (l.value("value", 0) != 0) row["volume_" + l["name"].get<std::string>()] = fmt::format("{:.4f}", l["volume_ml"].get<double>());
   for (const auto& [name, d] : report["batch"]["dice"].items())
     if (!d.is_null()) row["dice_" + name] = fmt::format("{:.4f}", d.get<double>());
+  if (report.contains("qa")) {
+    const nlohmann::json& qa = report["qa"];
+    row["needs_review"] = qa.value("needs_review", false) ? "1" : "0";
+    std::string checks;
+    auto add = [&](const nlohmann::json& flags) {
+      for (const auto& f : flags) checks += (checks.empty() ? "" : ";") + f.value("subject", "") + ":" + f.value("check", "");
+    };
+    add(qa["flags"]);
+    for (const auto& s : qa["structures"]) {
+      add(s["flags"]);
+      if (s.contains("mean_probability") && s["mean_probability"].is_number())
+        row["confidence_" + s["name"].get<std::string>()] = fmt::format("{:.4f}", s["mean_probability"].get<double>());
+    }
+    row["flags"] = checks;
+  }
   std::size_t windows = report["windows"].value("count", 0);
   row["detail"] = fmt::format("{} windows", windows);
   return row;

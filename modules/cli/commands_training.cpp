@@ -12,6 +12,9 @@
 #include "command.h"
 #include "sagitta/segmentation/error.h"
 #include "sagitta/segmentation/train.h"
+#include "sagitta/segmentation/calibrate.h"
+#include "sagitta/core/atomic_output.h"
+#include "model_options.h"
 
 namespace sagitta::cli {
 namespace fs = std::filesystem;
@@ -289,8 +292,69 @@ int run_train(const Arguments& a) {
   return kExitOk;
 }
 
+// ---- calibrate -------------------------------------------------------------------------------
+
+CommandSpec calibrate_spec() {
+  CommandSpec s = command_spec("calibrate", "Sagitta Calibrate",
+      "Measures a model's review profile on labelled cases: runs the model on each image as `sagitta segment` "
+      "does, scores every structure against its label map (Dice), records the training profile (spacing, field "
+      "of view, intensities inside the labelled structures) and learns the review thresholds (mean probability, "
+      "border entropy) that best separate structures with Dice < 0.8; reports the precision and recall of "
+      "needs_review before and after. Writes model.json (the card with the profile and thresholds, pointing at "
+      "the same weights) and calibration.json.");
+  Parameter output = output_folder_parameter("the calibrated model.json and calibration.json");
+  output.required = true;
+  std::vector<Parameter> input{model_card_parameter()};
+  for (const auto& p : model_source_parameters()) input.push_back(p);
+  input.push_back(files("image", ParamType::Image, "image", "Images", "Labelled volumes (NRRD, NIfTI, MHA) or DICOM folders", true));
+  input.push_back(files("label", ParamType::LabelImage, "label", "Label maps", "Reference label maps, one per --image", true));
+  input.push_back(parameter("series", ParamType::String, "series", "", "DICOM series",
+                            "Stack selector for DICOM folders that hold several series"));
+  input.push_back(parameter("labels", ParamType::String, "labels", "", "Labels",
+                            "How reference values map to the model's labels, as `sagitta train --labels` (liver=5,"
+                            "kidneys=2+3); default: the card's training mapping, else the values as they are"));
+  s.groups.push_back({"Input", "", input});
+  s.groups.push_back({"Output", "", {output}});
+  std::vector<Parameter> inference = inference_parameters("Average the predictions over flips of every axis");
+  s.groups.push_back({"Inference", "", inference, true});
+  return s;
+}
+
+int run_calibrate(const Arguments& a) {
+  const ModelCard card = open_model(a);
+  if (card.path.extension() != ".json")
+    throw UsageError(fmt::format("--model {}: calibrate writes a model card pointing at the same weights; {} models "
+                                 "(folders) have none — give a card (model.json)",
+                                 a.text("model"), card.format));
+  const seg::Model model = load_model(card, a, "sagitta calibrate");
+  std::vector<seg::LabelSpec> labels;
+  if (!a.text("labels").empty()) labels = seg::parse_label_specs(a.text("labels"));
+  const seg::CalibrationResult r = seg::calibrate(model, pairs(a, "image", "label"), labels);
+  // Written in place, each file atomically (the card's weights path is relative to its folder, so
+  // it is written where it stays), the report first: a card appears only with its report.
+  const fs::path out = a.text("output");
+  fs::create_directories(out);
+  write_text_atomically(out / "calibration.json", r.report.dump(2) + "\n");
+  save_card(r.card, out / "model.json");
+  auto pct = [](const nlohmann::json& v) { return v.is_number() ? fmt::format("{:.0f}%", 100 * v.get<double>()) : std::string("–"); };
+  fmt::print("{} structures in {} case(s), {} with Dice < {}\n", r.report["structures"].get<std::size_t>(),
+             r.report["cases"].size(), r.report["bad_structures"].get<int>(), seg::kBadDice);
+  for (const char* what : {"confidence_flags", "needs_review"})
+    for (const char* when : {"before", "after"}) {
+      const auto& s = r.report[when][what];
+      fmt::print("  {:<16} {:<6}: precision {:>4}, recall {:>4} ({} flagged)\n", what, when, pct(s["precision"]),
+                 pct(s["recall"]), s["flagged"].get<int>());
+    }
+  fmt::print("  min_mean_probability {:.3f}, max_border_entropy {:.3f}\n",
+             r.report["thresholds"]["min_mean_probability"].get<double>(),
+             r.report["thresholds"]["max_border_entropy"].get<double>());
+  for (const auto& n : r.report["notes"]) fmt::print("  note: {}\n", n.get<std::string>());
+  fmt::print("wrote {}\n", (out / "model.json").string());
+  return kExitOk;
+}
+
 }  // namespace
 
-std::vector<Command> training_commands() { return {{train_spec(), run_train}}; }
+std::vector<Command> training_commands() { return {{train_spec(), run_train}, {calibrate_spec(), run_calibrate}}; }
 
 }  // namespace sagitta::cli

@@ -10,9 +10,11 @@
 #include <chrono>
 #include <set>
 
+#include "confidence.h"
 #include "sagitta/segmentation/error.h"
 #include "sagitta/segmentation/model_sources.h"
 #include "sagitta/segmentation/nnunet.h"
+#include "scores.h"
 
 namespace sagitta::segmentation {
 namespace fs = std::filesystem;
@@ -143,6 +145,7 @@ ModelCard card_from_nnunet(const fs::path& folder, const ModelSourceOptions& opt
                      {"folds", folds},
                      {"checkpoint", options.checkpoint},
                      {"image_reader_writer", plan.reader_name}};
+  if (!plan.profile.source.empty()) card.training_profile = plan.profile;
   return card;
 }
 
@@ -222,9 +225,28 @@ Segmentation segment_nnunet(const Model& model, const std::vector<Image::Pointer
   if (networks > 1) decisions.push_back(fmt::format("{} folds, their float16 logits averaged (nnU-Net's ensemble)", networks));
 
   auto t = Clock::now();
+  // Confidence on the model grid, from the averaged logits (the labels there are their argmax).
+  Segmentation out;
+  {
+    const std::size_t n = logits.empty() ? 0 : logits[0].values.size();
+    std::vector<const float*> planes;
+    for (const auto& a : logits) planes.push_back(a.values.data());
+    std::vector<float> top(n), entropy(n);
+    std::vector<std::uint16_t> model_labels(n);
+    detail::confidence_from_scores(planes, n, !card.regions.empty(), top.data(), entropy.data());
+    detail::argmax_into(planes, n, model_labels.data());
+    if (!card.regions.empty())  // region models: later regions win where their logit is positive
+      for (std::size_t i = 0; i < n; ++i) {
+        model_labels[i] = 0;
+        for (std::size_t r = 0; r < card.regions.size(); ++r)
+          if (planes[r][i] > 0) model_labels[i] = std::uint16_t(card.regions[r].value);
+      }
+    const auto& shape = logits.empty() ? nnunet::Shape{} : logits[0].shape;  // C order: z y x
+    out.confidence = detail::structure_confidence(model_labels.data(), top.data(), entropy.data(),
+                                                  {std::size_t(shape[2]), std::size_t(shape[1]), std::size_t(shape[0])}, card);
+  }
   nnunet::Exported e = nnunet::export_prediction(plan, props, logits, options.probabilities);
   logits.clear();
-  Segmentation out;
   out.labels = e.labels;
   out.probabilities = std::move(e.probabilities);
   decisions.push_back(fmt::format("nnU-Net export: logits resampled to {} (order {}), {}, uncropped into {}, "
@@ -260,6 +282,9 @@ Segmentation segment_nnunet(const Model& model, const std::vector<Image::Pointer
                                {"to_source_grid", t_back},
                                {"postprocess", t_post}}},
                 {"labels", stats}};
+  nlohmann::json confidence_json = nlohmann::json::array();
+  for (const auto& c : out.confidence) confidence_json.push_back(to_json(c));
+  out.report["confidence"] = confidence_json;
   return out;
 }
 

@@ -31,6 +31,47 @@ ojson read_json(const fs::path& folder, const std::string& name) {
   }
 }
 
+// The dataset as the review checks see it. The fingerprint's spacings and shapes_after_crop are
+// in the reader's array order (z y x of the stored axes, for every nnU-Net reader); reversed here.
+TrainingProfile dataset_profile(const fs::path& folder, const ojson& plans, const std::vector<std::string>& channels) {
+  TrainingProfile p;
+  p.source = "nnU-Net plans.json";
+  if (channels.size() == 1 && channels[0] == "CT") p.modality = "CT";
+  const ojson intensity = plans.contains("foreground_intensity_properties_per_channel")
+                              ? plans.at("foreground_intensity_properties_per_channel")
+                              : plans.value("foreground_intensity_properties_by_modality", ojson::object());
+  for (std::size_t i = 0; i < channels.size(); ++i) {
+    const std::string key = std::to_string(i);
+    if (!intensity.contains(key)) {
+      p.foreground.clear();
+      break;
+    }
+    const ojson& v = intensity.at(key);
+    p.foreground.push_back({v.at("mean").get<double>(), v.at("std").get<double>(), v.at("percentile_00_5").get<double>(),
+                            v.at("median").get<double>(), v.at("percentile_99_5").get<double>()});
+  }
+  const fs::path fingerprint = folder / "dataset_fingerprint.json";
+  if (!fs::is_regular_file(fingerprint)) return p;
+  const ojson f = read_json(folder, "dataset_fingerprint.json");
+  const auto spacings = f.at("spacings").get<std::vector<std::vector<double>>>();
+  const auto shapes = f.at("shapes_after_crop").get<std::vector<std::vector<double>>>();
+  if (spacings.empty() || spacings.size() != shapes.size()) return p;
+  std::array<double, 3> smin, smax, emin, emax;
+  smin.fill(1e300), emin.fill(1e300), smax.fill(0), emax.fill(0);
+  for (std::size_t k = 0; k < spacings.size(); ++k) {
+    if (spacings[k].size() != 3 || shapes[k].size() != 3) return p;
+    for (std::size_t a = 0; a < 3; ++a) {
+      const double s = spacings[k][2 - a], e = s * shapes[k][2 - a];
+      smin[a] = std::min(smin[a], s), smax[a] = std::max(smax[a], s);
+      emin[a] = std::min(emin[a], e), emax[a] = std::max(emax[a], e);
+    }
+  }
+  p.spacing_min = smin, p.spacing_max = smax, p.extent_min = emin, p.extent_max = emax;
+  p.cases = int(spacings.size());
+  p.source = "nnU-Net plans.json and dataset_fingerprint.json";
+  return p;
+}
+
 // PlansManager._internal_resolve_configuration_inheritance
 // PlansManager._recursive_update: objects in both are updated key by key, anything else replaced.
 void recursive_update(ojson& base, const ojson& child) {
@@ -287,6 +328,11 @@ Plan read_results_folder(const fs::path& folder_in) {
     throw;
   } catch (const std::exception& e) {
     fail(folder, fmt::format("plans.json or dataset.json lacks an entry or has one of the wrong type ({})", e.what()));
+  }
+  try {  // statistics for the review only: a folder whose statistics cannot be read still runs
+    plan.profile = dataset_profile(folder, plans, plan.channel_names);
+  } catch (const std::exception&) {
+    plan.profile = {};
   }
   for (const auto& entry : fs::directory_iterator(folder)) {
     const std::string name = entry.path().filename().string();

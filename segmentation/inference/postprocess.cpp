@@ -72,6 +72,42 @@ Components components(const LabelImage& image, bool include_background) {
   return c;
 }
 
+// The number of connected components (6-connectivity) of every label value; one bit of state per
+// voxel, so it runs on volumes whose component ids would not fit.
+std::map<std::uint16_t, std::size_t> component_counts(const LabelImage& image) {
+  const auto s = image.GetBufferedRegion().GetSize();
+  const std::size_t nx = s[0], ny = s[1], nz = s[2], plane = nx * ny, n = plane * nz;
+  const std::uint16_t* v = image.GetBufferPointer();
+  std::vector<bool> seen(n, false);
+  std::map<std::uint16_t, std::size_t> counts;
+  std::vector<std::size_t> stack;
+  for (std::size_t start = 0; start < n; ++start) {
+    if (seen[start] || v[start] == 0) continue;
+    const std::uint16_t value = v[start];
+    ++counts[value];
+    seen[start] = true;
+    stack.push_back(start);
+    while (!stack.empty()) {
+      const std::size_t i = stack.back();
+      stack.pop_back();
+      const std::size_t x = i % nx, y = i / nx % ny, z = i / plane;
+      auto visit = [&](bool inside, std::size_t j) {
+        if (inside && !seen[j] && v[j] == value) {
+          seen[j] = true;
+          stack.push_back(j);
+        }
+      };
+      visit(x > 0, i - 1);
+      visit(x + 1 < nx, i + 1);
+      visit(y > 0, i - nx);
+      visit(y + 1 < ny, i + nx);
+      visit(z > 0, i - plane);
+      visit(z + 1 < nz, i + plane);
+    }
+  }
+  return counts;
+}
+
 }  // namespace
 
 namespace detail {
@@ -95,6 +131,41 @@ void argmax_into(const std::vector<const float*>& planes, std::size_t n, std::ui
     const float* p = planes[c];
     for (std::size_t i = 0; i < n; ++i)
       if (p[i] > best[i]) best[i] = p[i], out[i] = std::uint16_t(c);
+  }
+}
+
+void confidence_from_scores(const std::vector<const float*>& planes, std::size_t n, bool sigmoid, float* top,
+                            float* entropy) {
+  const std::size_t k = planes.size();
+  if (sigmoid) {
+    constexpr double kLn2 = 0.69314718055994531;
+    for (std::size_t i = 0; i < n; ++i) {
+      double least = 1, h = 0;
+      for (std::size_t c = 0; c < k; ++c) {
+        const double p = 1.0 / (1.0 + std::exp(-double(planes[c][i])));
+        least = std::min(least, std::max(p, 1 - p));
+        if (p > 0 && p < 1) h -= p * std::log(p) + (1 - p) * std::log(1 - p);
+      }
+      top[i] = float(least);
+      entropy[i] = k ? float(h / (kLn2 * double(k))) : 0.0f;
+    }
+    return;
+  }
+  // With e_c = exp(l_c - m) and S = sum e_c: p_c = e_c / S, max p = 1 / S (m is the largest logit),
+  // and H = -sum p_c ln p_c = ln S - sum e_c (l_c - m) / S: one exp per class, one log per voxel.
+  const double ln_k = k > 1 ? std::log(double(k)) : 1.0;
+  for (std::size_t i = 0; i < n; ++i) {
+    float m = planes[0][i];
+    for (std::size_t c = 1; c < k; ++c) m = std::max(m, planes[c][i]);
+    double sum = 0, weighted = 0;
+    for (std::size_t c = 0; c < k; ++c) {
+      const double d = double(planes[c][i]) - m;
+      const double e = std::exp(d);
+      sum += e;
+      weighted += e * d;
+    }
+    top[i] = float(1.0 / sum);
+    entropy[i] = float(std::max(0.0, std::log(sum) - weighted / sum) / ln_k);
   }
 }
 
@@ -212,6 +283,7 @@ std::vector<LabelStatistics> label_statistics(const LabelImage& labels, const Im
         b[0] = std::max(b[0], x), b[1] = std::max(b[1], y), b[2] = std::max(b[2], z);
       }
   const double voxel_ml = labels.GetSpacing()[0] * labels.GetSpacing()[1] * labels.GetSpacing()[2] / 1000.0;
+  const auto pieces = component_counts(labels);
   std::vector<LabelStatistics> out;
   for (const auto& label : card.labels) {
     const std::size_t l = std::size_t(label.value);
@@ -224,6 +296,9 @@ std::vector<LabelStatistics> label_statistics(const LabelImage& labels, const Im
       st.bbox_min = lo[l];
       st.bbox_max = hi[l];
       st.mean_intensity = in ? sum[l] / double(count[l]) : 0;
+      const auto it = pieces.find(std::uint16_t(label.value));
+      st.components = it == pieces.end() ? 0 : it->second;
+      for (int a = 0; a < 3; ++a) st.touches_edge |= lo[l][std::size_t(a)] == 0 || hi[l][std::size_t(a)] == long(s[std::size_t(a)]) - 1;
     }
     out.push_back(st);
   }
@@ -236,6 +311,8 @@ nlohmann::json to_json(const LabelStatistics& s) {
     j["bbox_min"] = s.bbox_min;
     j["bbox_max"] = s.bbox_max;
     j["mean_intensity"] = s.mean_intensity;
+    j["components"] = s.components;
+    j["touches_edge"] = s.touches_edge;
   }
   return j;
 }

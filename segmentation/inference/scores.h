@@ -14,4 +14,12 @@ void softmax_in_place(const std::vector<float*>& planes, std::size_t n);
 // out[i] = the class with the highest score at voxel i; ties (and NaN) go to the lower class.
 void argmax_into(const std::vector<const float*>& planes, std::size_t n, std::uint16_t* out);
 
+// The model's confidence at voxels [0, n) from its raw scores (logits), without changing them:
+// top[i] the winning probability and entropy[i] the entropy of the voxel's distribution divided by
+// its maximum (0 certain, 1 uniform). Softmax models: over the classes, ln(k) the maximum.
+// Sigmoid (region) models: each region is its own yes/no; top is the least certain region's
+// max(p, 1 - p) and entropy the mean of the regions' binary entropies / ln 2.
+void confidence_from_scores(const std::vector<const float*>& planes, std::size_t n, bool sigmoid, float* top,
+                            float* entropy);
+
 }  // namespace sagitta::segmentation::detail

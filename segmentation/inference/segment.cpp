@@ -6,6 +6,7 @@
 
 #include "sagitta/core/image.h"
 #include "sagitta/segmentation/error.h"
+#include "confidence.h"
 #include "model_conventions.h"
 #include "nnunet_pipeline.h"
 #include "scores.h"
@@ -21,13 +22,21 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 // asked, per-class probabilities.
 // Region-based (sigmoid) models: a voxel takes the value of every region whose probability exceeds
 // 0.5 (logit > 0), in card order, so later regions win.
+// The model-grid maps a study's review reads (see StructureConfidence): the winning probability
+// and the normalised entropy per voxel.
+struct ConfidenceMaps {
+  Image::Pointer top, entropy;
+};
+
 void write_block(const engine::Block& block, const ModelCard& card, LabelImage& labels,
-                 std::vector<Image::Pointer>& probabilities) {
+                 std::vector<Image::Pointer>& probabilities, ConfidenceMaps& confidence) {
   torch::Tensor v = block.values.contiguous();
   const int64_t classes = v.size(0), nz = v.size(1), ny = v.size(2), nx = v.size(3);
   const std::size_t n = std::size_t(nz * ny * nx);
   std::vector<float*> planes;
   for (int64_t c = 0; c < classes; ++c) planes.push_back(v.data_ptr<float>() + std::size_t(c) * n);
+  std::vector<float> top(n), entropy(n);
+  detail::confidence_from_scores({planes.begin(), planes.end()}, n, !card.regions.empty(), top.data(), entropy.data());
   std::vector<std::uint16_t> block_labels(n);
   if (card.regions.empty()) {
     detail::argmax_into({planes.begin(), planes.end()}, n, block_labels.data());
@@ -49,6 +58,8 @@ void write_block(const engine::Block& block, const ModelCard& card, LabelImage& 
       const std::size_t from = std::size_t(z * ny + y) * row;
       const std::size_t at = (std::size_t(block.z0 + z) * size[1] + std::size_t(block.y0 + y)) * size[0] + std::size_t(block.x0);
       std::copy_n(block_labels.data() + from, row, labels.GetBufferPointer() + at);
+      std::copy_n(top.data() + from, row, confidence.top->GetBufferPointer() + at);
+      std::copy_n(entropy.data() + from, row, confidence.entropy->GetBufferPointer() + at);
       for (std::size_t c = 0; c < probabilities.size(); ++c)
         std::copy_n(planes[c] + from, row, probabilities[c]->GetBufferPointer() + at);
     }
@@ -119,10 +130,11 @@ Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inpu
   const bool argmax_on_source = detail::labels_from_source_probabilities(card) && card.regions.empty();
   if (options.probabilities || argmax_on_source)
     for (int k = 0; k < model.num_classes(); ++k) probabilities.push_back(sagitta::new_like<Image>(grid, 0.0f));
+  ConfidenceMaps confidence{sagitta::new_like<Image>(grid, 0.0f), sagitta::new_like<Image>(grid, 0.0f)};
   double t_blocks = 0;
   const auto sink = [&](const engine::Block& block) {
     const auto tb = Clock::now();
-    write_block(block, card, *model_labels, probabilities);
+    write_block(block, card, *model_labels, probabilities, confidence);
     t_blocks += since(tb);
   };
   auto t = Clock::now();
@@ -132,6 +144,11 @@ Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inpu
 
   t = Clock::now();
   Segmentation out;
+  const auto model_size = model_labels->GetLargestPossibleRegion().GetSize();
+  out.confidence = detail::structure_confidence(model_labels->GetBufferPointer(), confidence.top->GetBufferPointer(),
+                                                confidence.entropy->GetBufferPointer(),
+                                                {model_size[0], model_size[1], model_size[2]}, card);
+  confidence = {};
   if (!argmax_on_source) out.labels = labels_to_source(*model_labels, *inputs[0]);
   model_labels = nullptr;
   for (std::size_t k = 0; k < probabilities.size(); ++k) {
@@ -173,6 +190,9 @@ Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inpu
                                {"to_source_grid", t_back},
                                {"postprocess", t_post}}},
                 {"labels", stats}};
+  nlohmann::json confidence_json = nlohmann::json::array();
+  for (const auto& c : out.confidence) confidence_json.push_back(detail::to_json(c));
+  out.report["confidence"] = confidence_json;
   return out;
 }
 

@@ -91,7 +91,33 @@ struct Setup {
   Normalization norm;
   float pad = 0;                       // normalised value outside the images
   std::vector<Case> train_cases, val_cases;
+  TrainingProfile profile;             // what the training cases were, for the card's review checks
 };
+
+// The training cases as the card's training profile: the images' own spacing and field of view,
+// and the raw intensities inside the trained labels (on the training grid). The modality is CT
+// when the CT normalisation was chosen, else not stated.
+TrainingProfile training_profile(const std::vector<CaseData>& train, const Normalization& norm) {
+  TrainingProfile p;
+  p.source = "sagitta train";
+  p.cases = int(train.size());
+  if (norm.scheme == Normalization::Scheme::CT) p.modality = "CT";
+  std::array<double, 3> smin, smax, emin, emax;
+  smin.fill(1e300), emin.fill(1e300), smax.fill(0), emax.fill(0);
+  std::vector<float> foreground;
+  for (const auto& c : train) {
+    for (std::size_t a = 0; a < 3; ++a) {
+      smin[a] = std::min(smin[a], c.source_spacing[a]), smax[a] = std::max(smax[a], c.source_spacing[a]);
+      emin[a] = std::min(emin[a], c.source_extent[a]), emax[a] = std::max(emax[a], c.source_extent[a]);
+    }
+    for (std::size_t i = 0; i < c.labels.size(); ++i)
+      if (c.labels[i] != 0) foreground.push_back(c.image[i]);
+  }
+  if (train.empty()) return p;
+  p.spacing_min = smin, p.spacing_max = smax, p.extent_min = emin, p.extent_max = emax;
+  p.foreground.push_back(summarize(foreground));
+  return p;
+}
 
 UNetOptions network_options(const TrainOptions& o, const Setup& s) {
   UNetOptions net;
@@ -194,6 +220,7 @@ Setup prepare(const TrainOptions& o, const Paths& paths) {
   for (const auto& p : o.validation) val.push_back(detail::load_case(p, grid_spacing, s.labels));
   s.norm = choose_normalization(o, s, train);
   s.pad = detail::pad_value(s.norm);
+  s.profile = training_profile(train, s.norm);
   s.train_cases = make_cases(std::move(train), s);
   s.val_cases = make_cases(std::move(val), s);
   return s;
@@ -388,6 +415,7 @@ ModelCard Trainer::card(int epoch) const {
   saved.deep_supervision = false;  // inference never needs the extra heads
   card.unet = saved.to_json();
   card.provenance = provenance(epoch);
+  if (s_.profile.cases > 0) card.training_profile = s_.profile;
   return card;
 }
 

@@ -91,6 +91,10 @@ CaseData load_case(const TrainingPair& pair, const std::array<double, 3>& spacin
   }
   CaseData c;
   c.name = pair.image.filename().string();
+  for (unsigned a = 0; a < 3; ++a) {
+    c.source_spacing[a] = image->GetSpacing()[a];
+    c.source_extent[a] = image->GetSpacing()[a] * double(image->GetLargestPossibleRegion().GetSize()[a]);
+  }
   // Air outside the scanned extent: -1024 HU is right for CT, and for other modalities the
   // normalisation's clip/shift handles it.
   auto grid_image = resample_canonical(*image, spacing, false, -1024.0f);

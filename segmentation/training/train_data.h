@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "sagitta/core/model_card.h"
 #include "sagitta/segmentation/images.h"
 #include "sagitta/segmentation/train.h"
 
@@ -35,7 +36,14 @@ struct CaseData {
   std::vector<std::uint8_t> labels;
   Image::Pointer grid;                 // the canonical grid (geometry only matters)
   std::string name;
+  std::array<double, 3> source_spacing{}, source_extent{};  // the image as given, mm (x y z)
 };
+
+// The labels to score a model's output against a label map: given, else the mapping in the
+// card's provenance (`sagitta train --labels`), else the card's labels kept as they are.
+std::vector<LabelSpec> labels_to_score(const ModelCard& card, const std::vector<LabelSpec>& given);
+// A reference label map, its reading errors as SegmentationError.
+Image::Pointer read_reference(const std::filesystem::path& path);
 
 CaseData load_case(const TrainingPair& pair, const std::array<double, 3>& spacing,
                    const std::vector<LabelSpec>& specs);

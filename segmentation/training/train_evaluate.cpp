@@ -22,18 +22,6 @@ using json = nlohmann::json;
 
 namespace {
 
-// The labels to score: given, else the mapping in the card's provenance, else the card's labels.
-std::vector<LabelSpec> labels_to_score(const ModelCard& card, const std::vector<LabelSpec>& given) {
-  std::vector<LabelSpec> labels = given;
-  if (labels.empty() && card.provenance.contains("labels"))
-    for (const auto& l : card.provenance["labels"])
-      labels.push_back(detail::label_from_json(l));
-  if (labels.empty())
-    for (const auto& l : card.labels)
-      if (l.value) labels.push_back({l.value, l.name, {l.value}, l.color});
-  return labels;
-}
-
 // A float image on `grid`'s geometry holding `values`.
 template <typename T>
 Image::Pointer image_like(const Image& grid, const std::vector<T>& values) {
@@ -64,6 +52,22 @@ std::vector<std::uint8_t> segment_on_grid(const ModelCard& card, const Image& gr
   return pred;
 }
 
+}  // namespace
+
+namespace detail {
+
+// The labels to score: given, else the mapping in the card's provenance, else the card's labels.
+std::vector<LabelSpec> labels_to_score(const ModelCard& card, const std::vector<LabelSpec>& given) {
+  std::vector<LabelSpec> labels = given;
+  if (labels.empty() && card.provenance.contains("labels"))
+    for (const auto& l : card.provenance["labels"])
+      labels.push_back(label_from_json(l));
+  if (labels.empty())
+    for (const auto& l : card.labels)
+      if (l.value) labels.push_back({l.value, l.name, {l.value}, l.color});
+  return labels;
+}
+
 Image::Pointer read_reference(const fs::path& path) {
   try {
     return sagitta::read_volume(path);
@@ -72,14 +76,14 @@ Image::Pointer read_reference(const fs::path& path) {
   }
 }
 
-}  // namespace
+}  // namespace detail
 
 std::vector<LabelDice> evaluate_model(const fs::path& card_path, const TrainingPair& pair,
                                       const std::vector<LabelSpec>& given, int threads) {
   const auto card = load_card(card_path);
   if (card.format != "native-unet")
     throw SegmentationError(card_path.string() + ": evaluate_model needs a native-unet model");
-  const std::vector<LabelSpec> labels = labels_to_score(card, given);
+  const std::vector<LabelSpec> labels = detail::labels_to_score(card, given);
   if (card.channels.size() != 1) throw SegmentationError("evaluate_model handles single-channel models");
 
   const auto image = detail::read_image(pair.image, pair.series);
@@ -93,7 +97,7 @@ std::vector<LabelDice> evaluate_model(const fs::path& card_path, const TrainingP
   const auto pred = segment_on_grid(card, *grid_image, values, threads);
 
   // Back to the label map's own grid: the Dice is measured where the reference was drawn.
-  const auto reference = read_reference(pair.label);
+  const auto reference = detail::read_reference(pair.label);
   auto pred_on_ref = detail::resample_like(*image_like(*grid_image, pred), *reference, true, 0.0f);
   std::vector<LabelSpec> identity;
   for (const auto& l : labels) identity.push_back({l.value, l.name, {l.value}, l.color});

@@ -18,7 +18,8 @@ Only the standard library.
   /whoami/...     400 when the request carries an Authorization header, else 200 DICOM JSON []
   /elsewhere/...  302 to http://localhost:<this port>/whoami/studies (another host name)
   /stowfail/...   POST: 409 with a FailedSOPSequence naming every instance sent (reason 0xA700)
-  /slow/...       sends nothing for 60 s
+  /slow/...       sends nothing for 60 s (each such request first appends a line to <port-file>.slow,
+                  so a test knows the client is waiting before it interrupts it)
 """
 import argparse
 import http.server
@@ -96,6 +97,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             target = "http://localhost:%d/whoami/studies" % self.server.server_address[1]
             return self.reply(302, "text/plain", b"", [("Location", target)])
         if kind == "slow":
+            with open(self.server.slow_log, "a") as f:
+                f.write("waiting\n")
             time.sleep(60)
             return self.reply(200, "application/dicom+json", b"[]")
         return self.reply(404, "text/plain", b"no such route")
@@ -127,6 +130,7 @@ def main():
     Handler.plain_port = args.plain_port
     DICOM_PART = open(args.dicom, "rb").read() if args.dicom else b"DICM" * 64
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.slow_log = args.port_file + ".slow"
     server.daemon_threads = True
     if args.cert:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

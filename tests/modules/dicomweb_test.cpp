@@ -308,9 +308,15 @@ TEST_F(BadServer, SigintCancelsAWaitingRequestWithExitCode4AndNothingLeft) {
   const fs::path out = st::scratch_dir() / "cancelled";
   for (const std::string& action : {std::string("query"), "retrieve --study 1.2.3 -o " + st::shell_quote(out)}) {
     const auto t0 = std::chrono::steady_clock::now();
-    // The server says nothing for 60 s; SIGINT after one.
-    const auto r = st::run_command(fmt::format("({} & p=$!; sleep 1; kill -INT $p; wait $p)",
-                                               sagitta(fmt::format("dicomweb {} --url {} --no-progress", action, plain("slow")))));
+    // The server says nothing for 60 s; SIGINT once it has the request (a fixed delay raced the
+    // program's start on a loaded machine: a background job starts with SIGINT ignored until
+    // Sagitta installs its handler).
+    const fs::path log = dir_ / "plain.port.slow";
+    const std::size_t before = st::read_file(log).size();
+    const auto r = st::run_command(fmt::format(
+        "({} & p=$!; i=0; while [ \"$(wc -c < {} 2>/dev/null || echo 0)\" -le {} ] && [ $i -lt 300 ]; do sleep 0.1; "
+        "i=$((i+1)); done; kill -INT $p; wait $p)",
+        sagitta(fmt::format("dicomweb {} --url {} --no-progress", action, plain("slow"))), st::shell_quote(log), before));
     EXPECT_EQ(r.exit_code, 4) << action << ": " << r.err;
     EXPECT_NE(r.err.find("cancelled"), std::string::npos) << r.err;
     EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 20.0);

@@ -269,6 +269,11 @@ json to_json(const ModelCard& c) {
   if (c.crop_foreground_margin) j["crop_foreground_margin"] = *c.crop_foreground_margin;
   if (!c.unet.is_null()) j["unet"] = c.unet;
   if (!c.provenance.is_null()) j["provenance"] = c.provenance;
+  if (c.training_profile) j["training_profile"] = to_json(*c.training_profile);
+  if (const json t = to_json(c.review_thresholds); t.size() > (t.contains("source") ? 1u : 0u)) {
+    j["review_thresholds"] = t;
+    if (j["review_thresholds"].value("source", "") == "card") j["review_thresholds"].erase("source");
+  }
   return j;
 }
 
@@ -372,6 +377,10 @@ ModelCard card_from_json(const json& j, const fs::path& card_path) {
     c.returns_activation = j.value("returns_activation", false);
     if (j.contains("unet")) c.unet = j["unet"];
     if (j.contains("provenance")) c.provenance = j["provenance"];
+    if (j.contains("training_profile") && !j["training_profile"].is_null())
+      c.training_profile = training_profile_from_json(j["training_profile"]);
+    if (j.contains("review_thresholds") && !j["review_thresholds"].is_null())
+      c.review_thresholds = review_thresholds_from_json(j["review_thresholds"]);
     c.path = card_path;
     validate(c);
   } catch (const json::exception& e) {

@@ -19,6 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sagitta/core/review_profile.h"
 #include "sagitta/segmentation/images.h"
 
 namespace sagitta::segmentation::nnunet {
@@ -62,6 +63,10 @@ struct Plan {
   nlohmann::json architecture;         // plans' "architecture": network_class_name, arch_kwargs, ...
   std::string network_class_name;
   std::vector<std::string> channel_names;  // dataset.json channel_names in key order "0", "1", ...
+  // What the dataset was: plans' foreground intensities per channel and, when the folder keeps
+  // dataset_fingerprint.json, the cases' spacing and cropped field of view (in x y z of the stored
+  // axes), for the review checks.
+  TrainingProfile profile;
   std::vector<Label> labels;               // dataset.json order, "ignore" excluded
   std::optional<int> ignore_label;
   bool has_regions = false;

@@ -38,6 +38,8 @@ struct LabelStatistics {
   double volume_ml = 0;
   std::array<long, 3> bbox_min{}, bbox_max{};  // voxel indices (x y z), inclusive; unset when empty
   double mean_intensity = 0;                   // of `intensity` over the label; 0 when none given
+  std::size_t components = 0;                  // connected components (6-connectivity)
+  bool touches_edge = false;                   // reaches a face of the volume (may be cut off)
 };
 
 // One entry per card label (background included), in the card's order. `intensity` (optional)

@@ -20,10 +20,22 @@ struct SegmentOptions {
   bool probabilities = false;  // also return per-class probabilities on the source grid
 };
 
+// How sure the model was of one structure, measured on the model's grid before postprocessing:
+// the winning probability and the normalised entropy (0 certain .. 1 uniform, see
+// detail::confidence_from_scores) averaged over the structure's voxels and over its border (its
+// voxels with a 6-neighbour of another label). NaN where the structure has no voxels.
+struct StructureConfidence {
+  int value = 0;
+  std::string name;
+  std::size_t voxels = 0, border_voxels = 0;
+  double mean_probability = 0, mean_entropy = 0, border_probability = 0, border_entropy = 0;
+};
+
 struct Segmentation {
   LabelImage::Pointer labels;                 // on the source grid (geometry identical to inputs[0])
   std::vector<Image::Pointer> probabilities;  // one per class (value = index), source grid; when asked
   std::vector<LabelStatistics> statistics;    // per card label, on the source grid
+  std::vector<StructureConfidence> confidence;  // per card label but the background (model grid)
   nlohmann::json report;                      // decisions, windows, timings (seconds), statistics
 };
 

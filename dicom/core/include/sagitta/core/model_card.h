@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sagitta/core/review_profile.h"
+
 namespace sagitta {
 
 // How an input channel's intensities are normalised before the network sees them. The schemes
@@ -129,6 +131,9 @@ struct ModelCard {
   bool returns_activation = false;     // forward returns (logits, activation)
   nlohmann::json unet;                 // native U-Net architecture (format "native-unet")
   nlohmann::json provenance;           // how it was made: data, command, metrics
+  // What the model was trained on and when its results need a human's review (review_profile.h).
+  std::optional<TrainingProfile> training_profile;
+  ReviewThresholds review_thresholds;
   std::filesystem::path path;          // where the card was read from
 
   int num_classes() const;             // highest label value + 1
