@@ -147,12 +147,18 @@ std::string qa_section(const json& qa) {
     s += "<div class=\"scroll\"><table id=\"input-stats\"><tr><th>input</th><th>value</th></tr>\n";
     for (const char* k : {"modality", "body_part", "spacing_mm", "field_of_view_mm"})
       if (in.contains(k)) s += "<tr><td>" + std::string(k) + "</td><td>" + value(in[k]) + "</td></tr>\n";
-    for (const char* k : {"intensity", "foreground_intensity"})
-      if (in.contains(k) && in[k].is_object()) {
+    // Intensity statistics: one object, or one per input channel.
+    for (const char* k : {"intensity", "foreground_intensity"}) {
+      const json& stats = at(in, k);
+      const json list = stats.is_array() ? stats : json::array({stats});
+      for (std::size_t c = 0; c < list.size(); ++c) {
+        if (!list[c].is_object()) continue;
         std::string v;
-        for (const auto& [name, x] : in[k].items()) v += (v.empty() ? "" : ", ") + html_escape(name) + " " + value(x);
-        s += "<tr><td>" + std::string(k) + "</td><td>" + v + "</td></tr>\n";
+        for (const auto& [name, x] : list[c].items()) v += (v.empty() ? "" : ", ") + html_escape(name) + " " + value(x);
+        s += "<tr><td>" + std::string(k) + (list.size() > 1 ? fmt::format(" (channel {})", c) : "") + "</td><td>" + v +
+             "</td></tr>\n";
       }
+    }
     s += "</table></div>\n";
   }
   return s;
@@ -316,10 +322,14 @@ std::string study_report_html(const json& report, const std::vector<ReportPictur
   const json& qa = at(report, "qa");
   const json& labels = at(report, "labels").is_array() ? report["labels"] : at(report, "segmentation");
   std::string s = head(title);
-  s += "<h1>" + html_escape(title) + "</h1>\n<p class=\"muted\">Model " + esc(at(at(report, "model"), "name")) + " " +
-       esc(at(at(report, "model"), "version")) + " · " + esc(at(at(at(first, "stack"), "series"), "modality")) + " " +
-       esc(at(at(at(first, "stack"), "series"), "description")) + " " + esc(at(at(at(first, "stack"), "study"), "date")) +
-       " · " + esc(at(first, "path")) + "</p>\n";
+  const json& series = at(at(first, "stack"), "series");
+  std::string sub;
+  for (const json* part : {&at(at(report, "model"), "name"), &at(at(report, "model"), "version"), &at(series, "modality"),
+                           &at(series, "description"), &at(at(at(first, "stack"), "study"), "date"), &at(first, "path")}) {
+    const std::string text = esc(*part);
+    if (!text.empty()) sub += (sub.empty() ? "" : " · ") + text;
+  }
+  s += "<h1>" + html_escape(title) + "</h1>\n<p class=\"muted\">Model " + sub + "</p>\n";
   s += verdict(qa) + notes_html(notes);
   s += volumes_section(labels.is_array() ? labels : json::array(), qa);
   s += qa_section(qa);
