@@ -27,6 +27,7 @@ packages=(
   dcmtk libgdcm-tools dcm2niix dicom3tools python3-pydicom python3-shapely time orthanc orthanc-dicomweb openssl curl
   python3-torch python3-numpy python3-scipy python3-skimage python3-nibabel python3-yaml
   openslide-tools python3-openslide
+  chromium python3-pil
   clang-14 libclang-rt-14-dev zlib1g-dev
 )
 # Not installed by default: slurm-wlm, for the `cluster` tests (a one-node Slurm on this machine):
@@ -88,7 +89,7 @@ build
 case "$mode" in
   build) ;;
   demo)
-    # The overview picture needs an X server (Debian's VTK renders through X only).
+    # The overview picture and the report page's pictures need an X server (Debian's VTK renders through X only).
     if [ -n "${DISPLAY:-}" ]; then
       "$build_dir/modules/sagitta" demo --output "$build_dir/demo-output"
     else

@@ -36,5 +36,6 @@ std::vector<Command> wsi_commands();           // sagitta-models: wsi (segment, 
 std::vector<Command> demo_commands();          // sagitta-models: demo, the whole pipeline through `sagitta`
 std::vector<Command> viewer_commands();        // sagitta-viewer: render, view, mesh
 std::vector<Command> monitor_commands();       // sagitta-viewer: monitor (cohort drift; VTK charts)
+std::vector<Command> report_commands();        // sagitta-viewer: report (a study's or cohort's HTML page)
 
 }  // namespace sagitta::cli

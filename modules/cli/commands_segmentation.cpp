@@ -15,6 +15,7 @@
 #include "batch_options.h"
 #include "command.h"
 #include "explain_outputs.h"
+#include "run_main.h"
 #include "model_options.h"
 #include "remote_study.h"
 #include "progress.h"
@@ -65,6 +66,10 @@ CommandSpec segment_spec() {
   Parameter explain = switch_option("explain", "explain", "Explain",
                                 "Also write a Grad-CAM heatmap per predicted label (heatmap_<label>, overlay and "
                                 "montage PNGs), from the same pass over the windows as the segmentation");
+  Parameter html = switch_option("html", "html", "HTML report",
+                             "After report.json, also write report.html: the study's self-contained page (`sagitta "
+                             "report`; a cohort: each study's page and the cohort's). Pictures need X (xvfb-run -a)");
+  html.slicer = false;
   Parameter largest = switch_option("largest_component", "largest-component", "Largest component",
                                 "Keep only the largest connected component of each label");
   Parameter holes = switch_option("fill_holes", "fill-holes", "Fill holes",
@@ -76,7 +81,7 @@ CommandSpec segment_spec() {
   s.groups.push_back({"Input", "", input_group});
   s.groups.push_back({"Output", "",
                       {output_folder_parameter("labels, probabilities and report.json"), volume_format_parameter(),
-                       probabilities, dicom_seg, seg_type, dicom_sr, rtstruct, slicer_seg, explain}});
+                       probabilities, dicom_seg, seg_type, dicom_sr, rtstruct, slicer_seg, explain, html}});
   s.groups.push_back({"PACS and DICOMweb", "", remote_study_parameters(), true});
   s.groups.push_back({"Inference", "", inference_parameters("Average the predictions over flips of every axis (8x slower in 3D)"), true});
   s.groups.push_back({"Postprocessing", "", {largest, holes, min_size}, true});
@@ -299,6 +304,17 @@ StudyRun segment_study(const Arguments& a, const StudyContext& c, const std::vec
 
 int run_cohort(const Arguments& a);
 
+// --html: the page of what was just committed, by `sagitta report` (in the executable that has
+// VTK for the pictures). Its failure is the command's: the rest of the outputs stay.
+int write_html(const Arguments& a, const fs::path& folder) {
+  if (!a.flag("html")) return kExitOk;
+  std::vector<std::string> args{"report", folder.string()};
+  if (a.flag("json")) args.push_back("--quiet");
+  const int code = run_sagitta(args, "segment --html");
+  if (code != kExitOk) std::cerr << "sagitta segment: the outputs are written; report.html is not (exit " << code << ")\n";
+  return code;
+}
+
 int run_segment(const Arguments& a) {
   if (!a.text("cohort").empty()) return run_cohort(a);
   Stopwatch total, step;
@@ -330,7 +346,7 @@ int run_segment(const Arguments& a) {
   out.commit();
   progress.finish();
   print_summary(a, run.report, run.result, out.folder() / ("labels" + volume_extension(a)), total.seconds());
-  return kExitOk;
+  return write_html(a, out.folder());
 }
 
 // ---- cohorts -----------------------------------------------------------------------------------
@@ -512,7 +528,10 @@ int run_cohort(const Arguments& a) {
       return cohort_cells(run.report);
     };
   };
-  return console.finish(batch::run(studies, job), "sagitta segment");
+  const int code = console.finish(batch::run(studies, job), "sagitta segment");
+  if (code == kExitCancelled || code == kExitUsage) return code;
+  const int html = write_html(a, job.output);
+  return code != kExitOk ? code : html;
 }
 
 }  // namespace

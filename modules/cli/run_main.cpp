@@ -2,6 +2,12 @@
 #include "run_main.h"
 
 #include <malloc.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
 
 #include <limits>
 
@@ -80,6 +86,23 @@ void keep_freed_memory() {
   // Volume-sized buffers (huge pages, images) and the engine's logit tiles keep their own mappings.
   ::mallopt(M_MMAP_MAX, 0);
   ::mallopt(M_TRIM_THRESHOLD, std::numeric_limits<int>::max());
+}
+
+int run_sagitta(const std::vector<std::string>& args, const std::string& who) {
+  const char* front = std::getenv("SAGITTA_FRONT");
+  const std::string program = front && *front ? front : "sagitta";
+  std::vector<char*> argv{const_cast<char*>(program.c_str())};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  std::fflush(stdout);
+  pid_t pid = 0;
+  if (::posix_spawnp(&pid, program.c_str(), nullptr, nullptr, argv.data(), environ) != 0)
+    throw sagitta::Error(who + ": cannot run " + program + " (set SAGITTA_FRONT to the sagitta program)");
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR) throw sagitta::Error(who + ": lost the child process");
+  if (cancel_requested()) throw Cancelled();
+  return WIFEXITED(status) ? WEXITSTATUS(status) : kExitInternal;
 }
 
 }  // namespace sagitta::cli

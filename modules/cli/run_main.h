@@ -26,4 +26,10 @@ void keep_freed_memory();
 int report_failure(const std::string& where, const std::exception_ptr& error);
 int report_failure(const std::string& where, const std::string& message, int exit_code);
 
+// Runs `sagitta <args>` in a child process (the front that started this program,
+// $SAGITTA_FRONT, else `sagitta` on the PATH) with stdout and stderr shared, and returns its exit
+// code. `who` names the caller in errors. A command that needs another executable's libraries
+// (segment --html needs VTK's pictures) runs that command this way.
+int run_sagitta(const std::vector<std::string>& args, const std::string& who);
+
 }  // namespace sagitta::cli

@@ -140,12 +140,17 @@ TEST(SagittaCli, AnOutputFolderThatCannotBeCreatedIsExit3InEveryCommand) {
   }
 }
 
+// The fast case: the phantom series, model and true labels (the demo's default is the real CT).
 TEST(SagittaCli, DemoRunsTheWholePipelineOnShippedData) {
   const fs::path out = scratch_dir() / "demo";
-  const auto r = run_command(fmt::format("{} demo -o '{}' --threads 1", sagitta(), out.string()));
+  const fs::path src = sagitta::testing::source_dir();
+  const auto r = run_command(fmt::format("{} demo -o '{}' --threads 1 --data '{}' --model '{}' --truth '{}'", sagitta(), out.string(),
+                                         (src / "testdata" / "demo" / "ct_phantom").string(),
+                                         (src / "testdata" / "models" / "phantom" / "model.json").string(),
+                                         (src / "testdata" / "demo" / "ct_phantom_labels.nrrd").string()));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (const char* f : {"ct.nrrd", "segmentation/labels.nrrd", "segmentation/probabilities.nrrd",
-                        "segmentation/report.json", "surfaces.vtp", "report.json"})
+                        "segmentation/report.json", "surfaces.vtp", "report.json", "report.html"})
     EXPECT_TRUE(fs::exists(out / f)) << f;
   std::ifstream report(out / "report.json");
   const auto j = nlohmann::json::parse(report);
@@ -156,7 +161,8 @@ TEST(SagittaCli, DemoRunsTheWholePipelineOnShippedData) {
       EXPECT_EQ(s["exit_code"], 0) << s.dump();
     }
   }
-  EXPECT_EQ(commands, (std::vector<std::string>{"info", "convert", "segment", "explain", "mesh", "render"}));
+  EXPECT_EQ(commands, (std::vector<std::string>{"info", "convert", "segment", "explain", "mesh", "render", "report"}));
+  EXPECT_NE(r.out.find("open the report: " + (out / "report.html").string()), std::string::npos) << r.out;
   // ctest runs under xvfb-run: the overview picture must be there.
   if (std::getenv("DISPLAY")) {
     EXPECT_TRUE(fs::exists(out / "overview.png"));

@@ -3,6 +3,7 @@
 
 #include <vtkImageData.h>
 #include <vtkPNGWriter.h>
+#include <vtkUnsignedCharArray.h>
 #include <vtkRenderWindow.h>
 #include <vtkRenderer.h>
 #include <vtkWindowToImageFilter.h>
@@ -154,7 +155,10 @@ vtkSmartPointer<vtkImageData> render_image(const Scene& scene, const RenderReque
     view->reset_camera();
     view->update();
   }
-  if (v.surface) v.surface->reset_camera();
+  if (v.surface) {
+    v.surface->reset_camera();
+    if (r.azimuth != 0 || r.elevation != 0) v.surface->rotate(r.azimuth, r.elevation);
+  }
   window->Render();
   return window_picture(window);
 }
@@ -180,6 +184,17 @@ void write_png(vtkImageData* image, const fs::path& png) {
     writer->Write();
     if (writer->GetErrorCode() != 0 || !fs::exists(tmp)) throw ViewerError(png.string() + ": cannot write the picture");
   });
+}
+
+std::string png_bytes(vtkImageData* image) {
+  vtkNew<vtkPNGWriter> writer;
+  writer->SetInputData(image);
+  writer->WriteToMemoryOn();
+  writer->Write();
+  vtkUnsignedCharArray* bytes = writer->GetResult();
+  if (writer->GetErrorCode() != 0 || !bytes || bytes->GetNumberOfTuples() == 0)
+    throw ViewerError("cannot encode the picture as PNG");
+  return std::string(reinterpret_cast<const char*>(bytes->GetPointer(0)), std::size_t(bytes->GetNumberOfTuples()));
 }
 
 void render_png(const Scene& scene, const RenderRequest& request, const fs::path& png) {

@@ -324,6 +324,27 @@ std::string Result::summary() const {
   return s + "; report " + csv.string();
 }
 
+std::vector<std::map<std::string, std::string>> read_batch_csv(const fs::path& csv) {
+  std::ifstream in(csv);
+  if (!in) throw Error(csv.string() + ": cannot read");
+  std::vector<std::map<std::string, std::string>> rows;
+  std::vector<std::string> header;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (trim(line).empty()) continue;
+    const auto cells = split_csv(line);
+    if (!cells) throw Error(fmt::format("{} line {}: a quote is not closed", csv.string(), n));
+    if (header.empty()) {
+      header = *cells;
+      continue;
+    }
+    std::map<std::string, std::string> row;
+    for (std::size_t c = 0; c < header.size() && c < cells->size(); ++c) row[header[c]] = (*cells)[c];
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
 std::string csv_name(const Shard& shard) {
   return shard.count == 1 ? std::string("batch.csv") : fmt::format("batch-{}-of-{}.csv", shard.index + 1, shard.count);
 }

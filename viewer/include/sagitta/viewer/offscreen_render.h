@@ -4,6 +4,7 @@
 // deterministic: no multisampling, fixed sizes, fixed fonts.
 #include <filesystem>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <vtkImageData.h>
@@ -26,6 +27,7 @@ struct RenderRequest {
   int width = 512, height = 512;  // of the whole picture
   int montage_count = 9;        // montage: slices, evenly spaced over the volume (or the labels)
   SurfaceOptions surfaces;      // 3D and grid
+  double azimuth = 0, elevation = 0;  // 3D and grid: degrees the camera turns after framing from the anterior
 };
 
 // Renders into an RGB image (row 0 at the bottom, as VTK stores images).
@@ -38,5 +40,7 @@ void render_png(const Scene& scene, const RenderRequest& request, const std::fil
 
 // Atomic PNG writing of an RGB(A) image.
 void write_png(vtkImageData* image, const std::filesystem::path& png);
+// The PNG file's bytes of an RGB(A) image, in memory (for pages that inline their pictures).
+std::string png_bytes(vtkImageData* image);
 
 }  // namespace sagitta::viewer

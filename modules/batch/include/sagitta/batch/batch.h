@@ -129,6 +129,10 @@ struct Result {
 // batch.csv, or batch-<i>-of-<N>.csv for a shard (array tasks never write the same file).
 std::string csv_name(const Shard& shard);
 
+// The rows of a batch CSV this runner wrote, as header -> cell (for pages and tools that read a
+// finished batch). Throws Error when the file cannot be read or a quote is not closed.
+std::vector<std::map<std::string, std::string>> read_batch_csv(const std::filesystem::path& csv);
+
 // Runs the shard's items of `items` (already checked by check_ids). Throws UsageError for a
 // shard that does not exist, Error when the output folder cannot be made, Cancelled when an item
 // was cancelled (after removing its staging folder and writing the CSV).
