@@ -11,7 +11,9 @@
 #include <cmath>
 #include <functional>
 
+#include "confidence.h"
 #include "engine.h"
+#include "scores.h"
 #include "sagitta/core/image.h"
 #include "sagitta/explain/error.h"
 #include "sagitta/segmentation/postprocess.h"
@@ -241,8 +243,19 @@ void segmentation_from_pass(Run& run, seg::Segmentation& s) {
   const auto t = Clock::now();
   const ExplainOptions& o = run.options;
   auto& logits = run.pass.logits;
+  // The review's per-structure confidence, from the logits as segment() measures it.
+  const std::size_t n = logits.empty() ? 0 : logits[0]->GetBufferedRegion().GetNumberOfPixels();
+  std::vector<const float*> planes;
+  for (const auto& l : logits) planes.push_back(l->GetBufferPointer());
+  std::vector<float> top(n), entropy(n);
+  seg::detail::confidence_from_scores(planes, n, !run.card.regions.empty(), top.data(), entropy.data());
   seg::softmax(logits);
   run.model_labels = seg::argmax(logits);
+  if (n) {
+    const auto size = run.model_labels->GetLargestPossibleRegion().GetSize();
+    s.confidence = seg::detail::structure_confidence(run.model_labels->GetBufferPointer(), top.data(), entropy.data(),
+                                                     {size[0], size[1], size[2]}, run.card);
+  }
   s.labels = seg::labels_to_source(*run.model_labels, run.source);
   if (o.segment.probabilities)
     for (std::size_t k = 0; k < logits.size(); ++k)

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 
 #include "sagitta/segmentation/error.h"
 
@@ -142,9 +143,38 @@ void check_input(Review& r, json& input, const Segmentation& result, const std::
 
 json number(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
+// A structure with more than this share of its voxels outside the range that holds 99% of the
+// training structures' voxels (channel 0) is flagged: something inside it is not tissue the model
+// has seen (metal, a corrupted or replaced region, another modality). Fixed for now; docs/review.md.
+constexpr double kMaxOutsideShare = 0.25;
+
+// Per label value: the share of its voxels whose first-channel intensity lies outside [lo, hi].
+std::map<int, double> outside_shares(const LabelImage& labels, const Image& image, double lo, double hi) {
+  std::map<int, std::pair<std::size_t, std::size_t>> counts;  // value -> (outside, all)
+  const std::size_t n = labels.GetBufferedRegion().GetNumberOfPixels();
+  const std::uint16_t* l = labels.GetBufferPointer();
+  const float* v = image.GetBufferPointer();
+  for (std::size_t i = 0; i < n; ++i) {
+    if (l[i] == 0) continue;
+    auto& c = counts[l[i]];
+    ++c.second;
+    if (!(v[i] >= lo && v[i] <= hi)) ++c.first;
+  }
+  std::map<int, double> out;
+  for (const auto& [value, c] : counts) out[value] = double(c.first) / double(c.second);
+  return out;
+}
+
 // Per structure: confidence, border entropy, components, a face of the volume reached.
-json check_structures(Review& r, const Segmentation& result, const ReviewThresholds& t) {
+json check_structures(Review& r, const Segmentation& result, const Image& input, const ModelCard& card,
+                      const ReviewThresholds& t) {
   json structures = json::array();
+  const TrainingProfile* profile = card.training_profile ? &*card.training_profile : nullptr;
+  std::map<int, double> outside;
+  if (profile && !profile->foreground.empty())
+    outside = outside_shares(*result.labels, input, profile->foreground[0].p00_5, profile->foreground[0].p99_5);
+  else
+    r.skip("outside_training_range", "the model card has no training intensities");
   for (const auto& s : result.statistics) {
     if (s.value == 0) continue;
     json flags = json::array();
@@ -171,6 +201,14 @@ json check_structures(Review& r, const Segmentation& result, const ReviewThresho
       if (double(s.components) > *t.max_components)
         r.flag(flags, "components", s.name, s.components, fmt::format("<= {:.0f}", *t.max_components),
                fmt::format("{}: {} separate pieces (6-connected), more than {:.0f}", s.name, s.components, *t.max_components));
+      if (const auto o = outside.find(s.value); o != outside.end()) {
+        j["outside_training_range"] = o->second;
+        if (o->second > kMaxOutsideShare)
+          r.flag(flags, "outside_training_range", s.name, o->second, fmt::format("<= {:.2g}", kMaxOutsideShare),
+                 fmt::format("{}: {:.0f}% of its voxels have intensities outside {:.4g}..{:.4g}, the range of 99% of "
+                             "the training structures' voxels (metal, a corrupted region or another kind of image?)",
+                             s.name, 100 * o->second, profile->foreground[0].p00_5, profile->foreground[0].p99_5));
+      }
       if (s.touches_edge)
         r.flag(flags, "cut_off", s.name, true, "inside the field of view",
                fmt::format("{}: it reaches a face of the volume, so the field of view may cut it off and its volume "
@@ -193,7 +231,7 @@ json review(const Segmentation& result, const std::vector<Image::Pointer>& input
   Review r;
   json input = json::object();
   check_input(r, input, result, inputs, card, context, t);
-  json structures = check_structures(r, result, t);
+  json structures = check_structures(r, result, *inputs.front(), card, t);
   if (result.confidence.empty()) r.skip("mean_probability", "the segmentation did not measure confidence");
   r.skip("tta_disagreement", context.mirrored ? "the mirrored predictions are averaged inside the window engine; their "
                                                 "disagreement is not kept"

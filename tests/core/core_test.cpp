@@ -2,12 +2,14 @@
 // maps, card labels.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
 #include "sagitta/core/atomic_output.h"
 #include "sagitta/core/colormap.h"
 #include "sagitta/core/error.h"
+#include "sagitta/core/markup.h"
 #include "sagitta/core/model_card.h"
 #include "support/test_paths.h"
 
@@ -125,4 +127,27 @@ TEST(CardLabels, ColourTablesNeedNoWeights) {
   EXPECT_FALSE(labels[2].color_given);
   std::ofstream(dir / "bad.json") << R"({"labels": [{"value": 70000}]})";
   EXPECT_THROW(sagitta::read_card_labels(dir / "bad.json"), sagitta::Error);
+}
+
+// One escaper and one base64 encoder for every HTML page (sagitta/core/markup.h); base64 against
+// Python's standard library.
+TEST(Markup, Base64MatchesPythonAndEscapingKeepsPagesValid) {
+  std::string bytes;
+  for (int i = 0; i < 259; ++i) bytes += char((i * 37 + 11) & 0xFF);
+  for (std::size_t n : {0u, 1u, 2u, 3u, 4u, 5u, 259u}) {
+    const std::string part = bytes.substr(0, n);
+    std::string hex;
+    for (unsigned char c : part) {
+      char two[3];
+      std::snprintf(two, sizeof two, "%02x", c);
+      hex += two;
+    }
+    const auto r = sagitta::testing::run_command(
+        "/usr/bin/python3 -c \"import base64,sys; print(base64.b64encode(bytes.fromhex(sys.argv[1])).decode())\" '" + hex + "'");
+    if (r.exit_code != 0) GTEST_SKIP() << "python3 not available: " << r.err;
+    EXPECT_EQ(sagitta::base64(part) + "\n", r.out) << n << " bytes";
+  }
+  EXPECT_EQ(sagitta::html_escape("a<b>&\"'c"), "a&lt;b&gt;&amp;&quot;&#39;c");
+  EXPECT_EQ(sagitta::html_escape("caf\xC3\xA9"), "caf\xC3\xA9");                        // valid UTF-8 kept
+  EXPECT_EQ(sagitta::html_escape("x\xFFy\x01z"), "x\xEF\xBF\xBDy\xEF\xBF\xBDz");  // stray byte, control
 }

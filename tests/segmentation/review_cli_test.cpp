@@ -1,7 +1,7 @@
 // `sagitta calibrate` and the review flags of `sagitta segment`, end to end on real data: the demo
 // model (trained on TotalSegmentator's example CT) calibrated on its own training pair and its
-// held-out pair, then given the real CT, the real MR, noise, a cut-off field of view and a CT at a
-// spacing far outside the training range.
+// held-out pair, then given the real CT, the real MR, noise, a metal-bright region, a cut-off
+// field of view and a CT at a spacing far outside the training range.
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
@@ -163,14 +163,44 @@ TEST_F(ReviewCli, ACutOffFieldOfViewIsFlagged) {
   EXPECT_TRUE(r["qa"]["needs_review"].get<bool>());
 }
 
+TEST_F(ReviewCli, AMetalBrightRegionInsideTheLiverIsFlagged) {
+  // A 30 x 30-voxel column at 3000 HU through the liver on every slice (the CT normalisation clips
+  // it to soft tissue, so the model calls it liver): its voxels are nothing the model was trained on.
+  auto ct = sagitta::read_volume(data_ / "example_ct_sm.nii.gz");
+  const auto truth = sagitta::read_volume(data_ / "example_seg.nii.gz");
+  ASSERT_EQ(truth->GetLargestPossibleRegion(), ct->GetLargestPossibleRegion());
+  const auto size = ct->GetLargestPossibleRegion().GetSize();
+  double cx = 0, cy = 0, n = 0;
+  const float* t = truth->GetBufferPointer();
+  for (std::size_t i = 0; i < truth->GetBufferedRegion().GetNumberOfPixels(); ++i)
+    if (t[i] == 5) cx += double(i % size[0]), cy += double(i / size[0] % size[1]), ++n;  // 5: the liver
+  ASSERT_GT(n, 0);
+  const long x0 = long(cx / n) - 15, y0 = long(cy / n) - 15;
+  for (std::size_t z = 0; z < size[2]; ++z)
+    for (long y = y0; y < y0 + 30; ++y)
+      for (long x = x0; x < x0 + 30; ++x) ct->SetPixel({{x, y, long(z)}}, 3000.0f);
+  const fs::path file = work_ / "metal.nrrd";
+  sagitta::write_volumes({ct}, file, {});
+  const json r = segment(file, "metal");
+  bool flagged = false;
+  for (const auto& s : r["qa"]["structures"])
+    if (s["name"] == "liver")
+      for (const auto& f : s["flags"]) flagged |= f["check"] == "outside_training_range";
+  EXPECT_TRUE(flagged) << r["qa"]["structures"].dump(2);
+  // The untouched CT's liver is not.
+  const json clean = segment(data_ / "example_ct_sm.nii.gz", "clean");
+  for (const auto& s : clean["qa"]["structures"])
+    for (const auto& f : s["flags"]) EXPECT_NE(f["check"], "outside_training_range") << s.dump(2);
+}
+
 TEST_F(ReviewCli, SpacingFarOutsideTheTrainingRangeIsFlagged) {
   auto ct = sagitta::read_volume(data_ / "example_ct_sm.nii.gz");
   auto spacing = ct->GetSpacing();
-  for (int a = 0; a < 3; ++a) spacing[a] *= 4;  // the same voxels said to be 4x larger
+  for (int a = 0; a < 3; ++a) spacing[a] /= 4;  // the same voxels said to be 4x smaller (a small model grid)
   ct->SetSpacing(spacing);
-  const fs::path file = work_ / "coarse.nrrd";
+  const fs::path file = work_ / "fine.nrrd";
   sagitta::write_volumes({ct}, file, {});
-  const json r = segment(file, "coarse");
+  const json r = segment(file, "fine");
   EXPECT_TRUE(input_checks(r).count("spacing")) << r["qa"]["flags"].dump(2);
   EXPECT_TRUE(input_checks(r).count("field_of_view")) << r["qa"]["flags"].dump(2);
 }

@@ -5,26 +5,13 @@
 #include <cmath>
 #include <ctime>
 
+#include "sagitta/core/markup.h"
 #include "sagitta/monitor/monitor.h"
 #include "sagitta/monitor/statistics.h"
 
 namespace sagitta::monitor {
 
 namespace {
-
-std::string escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
 
 std::string number(double v) { return std::isfinite(v) ? fmt::format("{:.4g}", v) : "&ndash;"; }
 
@@ -35,7 +22,7 @@ constexpr int kWidth = 320, kHeight = 160, kPad = 24;
 std::string svg_open(const std::string& label) {
   return fmt::format("<svg viewBox=\"0 0 {} {}\" role=\"img\" aria-label=\"{}\">"
                      "<rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>",
-                     kWidth, kHeight, escape(label));
+                     kWidth, kHeight, html_escape(label));
 }
 
 std::string legend() {
@@ -55,29 +42,6 @@ std::string utc(double seconds) {
 
 }  // namespace
 
-std::string base64(const std::string& bytes) {
-  static const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  for (; i + 2 < bytes.size(); i += 3) {
-    const unsigned v = (unsigned(static_cast<unsigned char>(bytes[i])) << 16) | (unsigned(static_cast<unsigned char>(bytes[i + 1])) << 8) |
-                       unsigned(static_cast<unsigned char>(bytes[i + 2]));
-    out += table[(v >> 18) & 63];
-    out += table[(v >> 12) & 63];
-    out += table[(v >> 6) & 63];
-    out += table[v & 63];
-  }
-  if (i < bytes.size()) {
-    unsigned v = unsigned(static_cast<unsigned char>(bytes[i])) << 16;
-    if (i + 1 < bytes.size()) v |= unsigned(static_cast<unsigned char>(bytes[i + 1])) << 8;
-    out += table[(v >> 18) & 63];
-    out += table[(v >> 12) & 63];
-    out += i + 1 < bytes.size() ? table[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
 
 std::string svg_histogram(const Drift& d) {
   const std::vector<double> edges = decile_edges(d.reference);
@@ -140,7 +104,7 @@ figcaption{font-size:0.85em}
                    c.alarms == 1 ? "" : "s", c.warnings, c.warnings == 1 ? "" : "s", c.drifts.size());
   auto folders = [&](const std::vector<std::string>& list) {
     std::string out;
-    for (const auto& f : list) out += (out.empty() ? "" : ", ") + std::string("<code>") + escape(f) + "</code>";
+    for (const auto& f : list) out += (out.empty() ? "" : ", ") + std::string("<code>") + html_escape(f) + "</code>";
     return out.empty() ? std::string("&ndash;") : out;
   };
   h += fmt::format("<p>Reference: {}<br>Current: {}<br>Thresholds: PSI &gt; {:g} warns, &gt; {:g} alarms; KS p &lt; {:g} "
@@ -153,8 +117,8 @@ figcaption{font-size:0.85em}
     std::string cls = d.status == Status::Alarm ? "alarm" : d.status == Status::Warn ? "warn" : d.status == Status::TooFew ? "too-few" : "";
     h += fmt::format("<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
                      "<td>{}</td><td>{}</td></tr>\n",
-                     cls, escape(d.quantity), status_name(d.status), d.n, d.reference_n, number(d.mean), number(d.reference_mean),
-                     number(d.psi), number(d.ks_d), number(d.ks_p), escape(d.why));
+                     cls, html_escape(d.quantity), status_name(d.status), d.n, d.reference_n, number(d.mean), number(d.reference_mean),
+                     number(d.psi), number(d.ks_d), number(d.ks_p), html_escape(d.why));
   }
   h += "</table></div>\n<h2>Needs review over time</h2>\n";
   if (c.review_over_time.empty()) {
@@ -170,9 +134,9 @@ figcaption{font-size:0.85em}
   h += "<h2>Figures</h2>\n<div class=\"figs\">\n";
   for (const auto& f : figures) {
     h += "<figure>";
-    if (!f.png.empty()) h += "<img alt=\"" + escape(f.title) + "\" src=\"data:image/png;base64," + base64(f.png) + "\">";
+    if (!f.png.empty()) h += "<img alt=\"" + html_escape(f.title) + "\" src=\"data:image/png;base64," + base64(f.png) + "\">";
     if (!f.svg.empty() && f.png.empty()) h += f.svg;
-    h += "<figcaption>" + escape(f.title) + "</figcaption></figure>\n";
+    h += "<figcaption>" + html_escape(f.title) + "</figcaption></figure>\n";
   }
   h += "</div>\n";
   h += "<h2>Studies</h2>\n<details><summary>" + std::to_string(info.reference.size()) + " reference and " +
@@ -181,14 +145,14 @@ figcaption{font-size:0.85em}
   for (const auto* side : {&info.reference, &info.current})
     for (const auto& s : *side)
       h += fmt::format("<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n", side == &info.reference ? "reference" : "current",
-                       escape(s.id), utc(s.time), escape(s.time_source), escape(s.report.string()));
+                       html_escape(s.id), utc(s.time), html_escape(s.time_source), html_escape(s.report.string()));
   h += "</table></div></details>\n";
   if (!info.notes.empty()) {
     h += "<h2>Notes</h2>\n<ul>\n";
-    for (const auto& n : info.notes) h += "<li>" + escape(n) + "</li>\n";
+    for (const auto& n : info.notes) h += "<li>" + html_escape(n) + "</li>\n";
     h += "</ul>\n";
   }
-  h += fmt::format("<p><small>sagitta {}</small></p>\n</body></html>\n", escape(info.version));
+  h += fmt::format("<p><small>sagitta {}</small></p>\n</body></html>\n", html_escape(info.version));
   return h;
 }
 

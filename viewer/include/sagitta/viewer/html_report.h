@@ -20,12 +20,6 @@ struct ReportPicture {
   std::string png;  // the PNG file's bytes
 };
 
-// Text for HTML element content and attribute values (& < > " ' escaped; invalid UTF-8 bytes
-// become U+FFFD so a page never carries broken text).
-std::string html_escape(std::string_view text);
-// Standard base64 (RFC 4648, with padding).
-std::string base64(std::string_view bytes);
-
 // The page of one study. `report` is its report.json (a `sagitta segment` or `sagitta explain`
 // report; the qa section, explanation and faithfulness numbers are shown when present). `notes`
 // are said at the top (e.g. pictures left out without a display). `generator` names the writer.

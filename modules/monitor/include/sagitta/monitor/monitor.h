@@ -125,6 +125,4 @@ std::string to_html(const Comparison& c, const std::vector<Figure>& figures, con
 std::string svg_histogram(const Drift& d);
 std::string svg_series(const Drift& d);
 
-std::string base64(const std::string& bytes);
-
 }  // namespace sagitta::monitor
