@@ -210,6 +210,7 @@ nlohmann::json segment_report(const Arguments& a, const seg::Segmentation& resul
           {"geometry", sagitta::geometry_json(*result.labels)},
           {"model_grid", result.report["model_grid"]},
           {"windows", result.report["windows"]},
+          {"memory_bytes", result.report.value("memory_bytes", nlohmann::json::object())},
           {"decisions", decisions},
           {"labels", result.report["labels"]}};
 }

@@ -36,12 +36,19 @@ void write_block(const engine::Block& block, const ModelCard& card, LabelImage& 
   std::vector<float*> planes;
   for (int64_t c = 0; c < classes; ++c) planes.push_back(v.data_ptr<float>() + std::size_t(c) * n);
   std::vector<float> top(n), entropy(n);
-  detail::confidence_from_scores({planes.begin(), planes.end()}, n, !card.regions.empty(), top.data(), entropy.data());
   std::vector<std::uint16_t> block_labels(n);
-  if (card.regions.empty()) {
-    detail::argmax_into({planes.begin(), planes.end()}, n, block_labels.data());
-    if (!probabilities.empty()) detail::softmax_in_place(planes, n);
-  } else {
+  // Per voxel, so the block's voxels are shared out between the threads.
+  at::parallel_for(0, int64_t(n), 4096, [&](int64_t i0, int64_t i1) {
+    const std::size_t at = std::size_t(i0), count = std::size_t(i1 - i0);
+    std::vector<float*> part;
+    for (float* p : planes) part.push_back(p + at);
+    detail::confidence_from_scores({part.begin(), part.end()}, count, !card.regions.empty(), top.data() + at,
+                                   entropy.data() + at);
+    if (!card.regions.empty()) return;
+    detail::argmax_into({part.begin(), part.end()}, count, block_labels.data() + at);
+    if (!probabilities.empty()) detail::softmax_in_place(part, count);
+  });
+  if (!card.regions.empty()) {
     for (std::size_t r = 0; r < card.regions.size(); ++r) {
       const auto value = std::uint16_t(card.regions[r].value);
       for (std::size_t i = 0; i < n; ++i)

@@ -115,8 +115,7 @@ SlidingWindowResult run_windows(const Model& model, const std::vector<Image::Poi
     if (logits.size(1) != classes)
       throw SegmentationError(fmt::format("model '{}' returned {} classes, the card has {}", model.card().name,
                                           logits.size(1), classes));
-    logits.mul_(g.gauss);
-    for (std::size_t w = first; w < last; ++w) {
+    for (std::size_t w = first; w < last; ++w) {  // weighted by the Gaussian as they are added
       sums.add_planes(w, logits, int64_t(w - first));
       sums.add_weight(w);
     }

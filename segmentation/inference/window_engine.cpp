@@ -218,7 +218,8 @@ struct Accumulator::Tile {
   std::array<int64_t, 3> at{}, n{};  // z y x start and size on the padded grid
   std::size_t last = 0;              // the last window that adds to it
   bool released = false;
-  torch::Tensor buffer;              // planes + 1 (the weights) x nz x ny x nx floats
+  torch::Tensor flat;                // the memory: at least (planes + 1) x nz x ny x nx floats
+  torch::Tensor buffer;              // planes + 1 (the weights) x nz x ny x nx floats of it
   torch::Tensor sums, weights;       // planes x nz x ny x nx and nz x ny x nx views of the buffer
 };
 
@@ -293,18 +294,22 @@ Accumulator::Tile& Accumulator::open(std::size_t t) {
   if (tile.buffer.defined()) return tile;
   if (tile.released) throw SegmentationError("internal: a window adds to a block that was already released");
   const int64_t numel = (planes_ + 1) * tile.n[0] * tile.n[1] * tile.n[2];
-  auto pooled = pool_.find(numel);
-  if (pooled != pool_.end()) {
-    // A freed tile of the same size: zeroing it costs far less than faulting in fresh pages.
-    tile.buffer = pooled->second.zero_().view({planes_ + 1, tile.n[0], tile.n[1], tile.n[2]});
-    pool_bytes_ -= std::size_t(numel) * sizeof(float);
+  // The smallest freed buffer that holds the tile, if it is no more than twice its size (the
+  // window starts are not evenly divisible, so tiles come in several near sizes): zeroing it
+  // costs far less than faulting in fresh pages.
+  auto pooled = pool_.lower_bound(numel);
+  if (pooled != pool_.end() && pooled->first <= 2 * numel) {
+    tile.flat = pooled->second;
+    tile.flat.narrow(0, 0, numel).zero_();
+    pool_bytes_ -= std::size_t(pooled->first) * sizeof(float);
     pool_.erase(pooled);
   } else {
-    tile.buffer = mapped_zeros({planes_ + 1, tile.n[0], tile.n[1], tile.n[2]});
+    tile.flat = mapped_zeros({numel});
   }
+  tile.buffer = tile.flat.narrow(0, 0, numel).view({planes_ + 1, tile.n[0], tile.n[1], tile.n[2]});
   tile.sums = tile.buffer.narrow(0, 0, planes_);
   tile.weights = tile.buffer[planes_];
-  bytes_ += std::size_t(tile.buffer.numel()) * sizeof(float);
+  bytes_ += std::size_t(tile.flat.numel()) * sizeof(float);
   peak_bytes_ = std::max(peak_bytes_, bytes_);
   return tile;
 }
@@ -321,11 +326,13 @@ void Accumulator::for_tiles(std::size_t w, F&& f) const {
 }
 
 // into (tile t's planes [c0, c1), or its weights) += the part of window w's `patch` (planes x
-// z y x, contiguous float) the tile holds. A plain loop over rows: the same one float addition
-// per voxel as a tensor add, without a tensor iterator's cost per short row (tiles cut a
-// window's rows into pieces of a few voxels).
+// z y x, contiguous float) the tile holds, times the window's Gaussian when `gauss` is given (one
+// rounded product, then the sum: what multiplying the patch first and adding it gives, bit for bit;
+// this file is built without floating-point contraction). A plain loop over rows: the same one
+// float addition per voxel as a tensor add, without a tensor iterator's cost per short row (tiles
+// cut a window's rows into pieces of a few voxels).
 void Accumulator::add_part(const Tile& t, float* into, const torch::Tensor& patch, std::size_t w, int64_t c0,
-                           int64_t c1) const {
+                           int64_t c1, const float* gauss) const {
   const auto& s = layout_.windows[w];
   const int64_t pz = patch.size(-3), py = patch.size(-2), px = patch.size(-1);
   const int64_t oz = t.at[0] - s[0], oy = t.at[1] - s[1], ox = t.at[2] - s[2];
@@ -336,10 +343,23 @@ void Accumulator::add_part(const Tile& t, float* into, const torch::Tensor& patc
       for (int64_t y = 0; y < ny; ++y) {
         float* d = into + ((c * nz + z) * ny + y) * nx;
         const float* from = src + ((c * pz + oz + z) * py + oy + y) * px + ox;
-        if (half_)  // a float16 sum: the float addition rounded to half, as torch's in-place add into one
-          for (int64_t x = 0; x < nx; ++x) d[x] = float(c10::Half(d[x] + from[x]));
-        else
+        const float* g = gauss ? gauss + ((oz + z) * py + oy + y) * px + ox : nullptr;
+        if (half_) {  // a float16 sum: the float addition rounded to half, as torch's in-place add into one
+          if (g)
+            for (int64_t x = 0; x < nx; ++x) {
+              const float product = from[x] * g[x];
+              d[x] = float(c10::Half(d[x] + product));
+            }
+          else
+            for (int64_t x = 0; x < nx; ++x) d[x] = float(c10::Half(d[x] + from[x]));
+        } else if (g) {
+          for (int64_t x = 0; x < nx; ++x) {
+            const float product = from[x] * g[x];
+            d[x] += product;
+          }
+        } else {
           for (int64_t x = 0; x < nx; ++x) d[x] += from[x];
+        }
       }
 }
 
@@ -351,14 +371,15 @@ void Accumulator::add(std::size_t w, int k, const torch::Tensor& weighted) {
   });
 }
 
-void Accumulator::add_planes(std::size_t w, const torch::Tensor& weighted, int64_t b) {
-  const torch::Tensor one = weighted[b].to(torch::kFloat32).contiguous();
+void Accumulator::add_planes(std::size_t w, const torch::Tensor& values, int64_t b) {
+  const torch::Tensor one = values[b].to(torch::kFloat32).contiguous();
+  const float* gauss = layout_.gauss.data_ptr<float>();
   std::vector<Tile*> touched;
   for_tiles(w, [&](std::size_t i) { touched.push_back(&open(i)); });
   // One parallel region per window, the planes shared out (not one per tile: a fork and join
   // per tile costs more than the additions when the cores are busy).
   at::parallel_for(0, one.size(0), 1, [&](int64_t c0, int64_t c1) {
-    for (const Tile* t : touched) add_part(*t, t->sums.data_ptr<float>(), one, w, c0, c1);
+    for (const Tile* t : touched) add_part(*t, t->sums.data_ptr<float>(), one, w, c0, c1, gauss);
   });
 }
 
@@ -389,15 +410,15 @@ void Accumulator::release(std::size_t w, const BlockSink& sink, bool zero_uncove
                          .narrow(3, span[2].in_tile, span[2].length);
       sink(block);
     }
-    const std::size_t freed = std::size_t(t.buffer.numel()) * sizeof(float);
+    const std::size_t freed = std::size_t(t.flat.numel()) * sizeof(float);
     bytes_ -= freed;
-    // Kept for the next tile of its size while the pool stays below a quarter of the peak; rows
-    // of windows repeat the same few tile shapes, so nearly every later tile comes from here.
-    if (pool_bytes_ + freed <= peak_bytes_ / 4) {
-      pool_.emplace(t.buffer.numel(), t.buffer.view({-1}));
+    // Kept for a later tile while the pool stays below an eighth of the peak; rows of windows
+    // repeat the same few tile shapes, so nearly every later tile comes from here.
+    if (pool_bytes_ + freed <= peak_bytes_ / 8) {
+      pool_.emplace(t.flat.numel(), t.flat);
       pool_bytes_ += freed;
     }
-    t.sums = t.weights = t.buffer = torch::Tensor();
+    t.sums = t.weights = t.buffer = t.flat = torch::Tensor();
     t.released = true;
   }
 }

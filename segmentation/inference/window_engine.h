@@ -136,8 +136,9 @@ public:
 
   // Adds `weighted` (z y x, already multiplied by the Gaussian) to plane k over window w.
   void add(std::size_t w, int k, const torch::Tensor& weighted);
-  // Adds every plane of `weighted` (B x planes x z y x, batch entry b) over window w.
-  void add_planes(std::size_t w, const torch::Tensor& weighted, int64_t b);
+  // Adds every plane of `values` (B x planes x z y x, batch entry b) times the layout's Gaussian
+  // over window w (the product rounded before the sum, as multiplying first would).
+  void add_planes(std::size_t w, const torch::Tensor& values, int64_t b);
   // Adds the Gaussian to the weights over window w.
   void add_weight(std::size_t w);
   // Hands every block that no window after `w` adds to, finished, to `sink` (z then y order) and
@@ -151,7 +152,7 @@ public:
   // Every remaining block into those whole images, which it returns (blocks released to a sink
   // before are 0 there). The accumulator is spent.
   std::vector<Image::Pointer> finish(bool zero_uncovered = false);
-  // The most bytes open tiles held at once (released buffers kept for reuse add at most a quarter).
+  // The most bytes open tiles held at once (released buffers kept for reuse add at most an eighth).
   std::size_t peak_bytes() const { return peak_bytes_; }
 
 private:
@@ -162,8 +163,10 @@ private:
   template <typename F>
   void for_tiles(std::size_t w, F&& f) const;
   // `into` (tile t's sums, one of its planes, or its weights) planes [c0, c1) += the part of
-  // window w's `patch` (planes x z y x, contiguous float) the tile holds.
-  void add_part(const Tile& t, float* into, const torch::Tensor& patch, std::size_t w, int64_t c0, int64_t c1) const;
+  // window w's `patch` (planes x z y x, contiguous float) the tile holds, times `gauss` (the
+  // layout's, z y x) when given.
+  void add_part(const Tile& t, float* into, const torch::Tensor& patch, std::size_t w, int64_t c0, int64_t c1,
+                const float* gauss = nullptr) const;
 
   const Layout& layout_;
   const Image& grid_;
