@@ -233,8 +233,7 @@ Segmentation segment_nnunet(const Model& model, const std::vector<Image::Pointer
     for (const auto& a : logits) planes.push_back(a.values.data());
     std::vector<float> top(n), entropy(n);
     std::vector<std::uint16_t> model_labels(n);
-    detail::confidence_from_scores(planes, n, !card.regions.empty(), top.data(), entropy.data());
-    detail::argmax_into(planes, n, model_labels.data());
+    detail::confidence_from_scores(planes, n, !card.regions.empty(), top.data(), entropy.data(), model_labels.data());
     if (!card.regions.empty())  // region models: later regions win where their logit is positive
       for (std::size_t i = 0; i < n; ++i) {
         model_labels[i] = 0;

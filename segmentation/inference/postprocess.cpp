@@ -135,7 +135,7 @@ void argmax_into(const std::vector<const float*>& planes, std::size_t n, std::ui
 }
 
 void confidence_from_scores(const std::vector<const float*>& planes, std::size_t n, bool sigmoid, float* top,
-                            float* entropy) {
+                            float* entropy, std::uint16_t* argmax) {
   const std::size_t k = planes.size();
   if (sigmoid) {
     constexpr double kLn2 = 0.69314718055994531;
@@ -153,19 +153,40 @@ void confidence_from_scores(const std::vector<const float*>& planes, std::size_t
   }
   // With e_c = exp(l_c - m) and S = sum e_c: p_c = e_c / S, max p = 1 / S (m is the largest logit),
   // and H = -sum p_c ln p_c = ln S - sum e_c (l_c - m) / S: one exp per class, one log per voxel.
+  // Voxels go in runs of kRun, each class plane read along the run (not 100+ planes per voxel);
+  // the exponentials in float (their error, ~1e-7, is far below what a review reads), the sums in
+  // double. The argmax falls out of the maximum's search: the first class of the largest score.
+  constexpr std::size_t kRun = 256;
   const double ln_k = k > 1 ? std::log(double(k)) : 1.0;
-  for (std::size_t i = 0; i < n; ++i) {
-    float m = planes[0][i];
-    for (std::size_t c = 1; c < k; ++c) m = std::max(m, planes[c][i]);
-    double sum = 0, weighted = 0;
-    for (std::size_t c = 0; c < k; ++c) {
-      const double d = double(planes[c][i]) - m;
-      const double e = std::exp(d);
-      sum += e;
-      weighted += e * d;
+  float m[kRun];
+  double sum[kRun], weighted[kRun];
+  for (std::size_t i0 = 0; i0 < n; i0 += kRun) {
+    const std::size_t len = std::min(kRun, n - i0);
+    std::copy_n(planes[0] + i0, len, m);
+    if (argmax) std::fill_n(argmax + i0, len, std::uint16_t(0));
+    for (std::size_t c = 1; c < k; ++c) {
+      const float* p = planes[c] + i0;
+      for (std::size_t j = 0; j < len; ++j)
+        if (p[j] > m[j]) {
+          m[j] = p[j];
+          if (argmax) argmax[i0 + j] = std::uint16_t(c);
+        }
     }
-    top[i] = float(1.0 / sum);
-    entropy[i] = float(std::max(0.0, std::log(sum) - weighted / sum) / ln_k);
+    std::fill_n(sum, len, 0.0);
+    std::fill_n(weighted, len, 0.0);
+    for (std::size_t c = 0; c < k; ++c) {
+      const float* p = planes[c] + i0;
+      for (std::size_t j = 0; j < len; ++j) {
+        const float d = p[j] - m[j];
+        const double e = std::exp(d);
+        sum[j] += e;
+        weighted[j] += e * double(d);
+      }
+    }
+    for (std::size_t j = 0; j < len; ++j) {
+      top[i0 + j] = float(1.0 / sum[j]);
+      entropy[i0 + j] = float(std::max(0.0, std::log(sum[j]) - weighted[j] / sum[j]) / ln_k);
+    }
   }
 }
 

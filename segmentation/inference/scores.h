@@ -19,7 +19,8 @@ void argmax_into(const std::vector<const float*>& planes, std::size_t n, std::ui
 // its maximum (0 certain, 1 uniform). Softmax models: over the classes, ln(k) the maximum.
 // Sigmoid (region) models: each region is its own yes/no; top is the least certain region's
 // max(p, 1 - p) and entropy the mean of the regions' binary entropies / ln 2.
+// Softmax models, when `argmax` is given: argmax_into's labels from the same pass.
 void confidence_from_scores(const std::vector<const float*>& planes, std::size_t n, bool sigmoid, float* top,
-                            float* entropy);
+                            float* entropy, std::uint16_t* argmax = nullptr);
 
 }  // namespace sagitta::segmentation::detail

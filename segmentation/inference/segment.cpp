@@ -42,11 +42,10 @@ void write_block(const engine::Block& block, const ModelCard& card, LabelImage& 
     const std::size_t at = std::size_t(i0), count = std::size_t(i1 - i0);
     std::vector<float*> part;
     for (float* p : planes) part.push_back(p + at);
-    detail::confidence_from_scores({part.begin(), part.end()}, count, !card.regions.empty(), top.data() + at,
-                                   entropy.data() + at);
-    if (!card.regions.empty()) return;
-    detail::argmax_into({part.begin(), part.end()}, count, block_labels.data() + at);
-    if (!probabilities.empty()) detail::softmax_in_place(part, count);
+    const bool sigmoid = !card.regions.empty();
+    detail::confidence_from_scores({part.begin(), part.end()}, count, sigmoid, top.data() + at, entropy.data() + at,
+                                   sigmoid ? nullptr : block_labels.data() + at);
+    if (!sigmoid && !probabilities.empty()) detail::softmax_in_place(part, count);
   });
   if (!card.regions.empty()) {
     for (std::size_t r = 0; r < card.regions.size(); ++r) {

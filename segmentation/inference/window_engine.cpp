@@ -240,10 +240,19 @@ torch::Tensor mapped_zeros(const std::vector<int64_t>& shape) {
   return torch::from_blob(p, shape, [bytes](void* q) { ::munmap(q, bytes); }, torch::kFloat32);
 }
 
-// Tile boundaries along one axis of the padded grid: 0, the end, every window start and end.
-std::vector<int64_t> cuts(const std::vector<int>& starts, int64_t patch, int64_t padded) {
+// Tile boundaries along one axis of the padded grid: 0, the end, every window start and, with
+// `ends`, every window end. The last window that adds to a voxel is the one with the largest start
+// at or before it, so starts alone give every tile one release time; the ends make a tile open
+// only when a window first reaches all of it. z and y cut at both (a tile opened a row of windows
+// early would hold a slab of logits for a whole row); x cuts only at starts, so that rows stay
+// long (cutting at ends too leaves tiles a few voxels wide) for the price of opening a tile one
+// window early.
+std::vector<int64_t> cuts(const std::vector<int>& starts, int64_t patch, int64_t padded, bool ends) {
   std::vector<int64_t> c = {0, padded};
-  for (int s : starts) c.push_back(s), c.push_back(std::min<int64_t>(padded, s + patch));
+  for (int s : starts) {
+    c.push_back(s);
+    if (ends) c.push_back(std::min<int64_t>(padded, s + patch));
+  }
   std::sort(c.begin(), c.end());
   c.erase(std::unique(c.begin(), c.end()), c.end());
   return c;
@@ -270,7 +279,7 @@ Span inside(int64_t t0, int64_t n, int64_t before, int64_t size) {
 
 Accumulator::Accumulator(const Layout& layout, const Image& grid, int planes, bool half)
     : layout_(layout), grid_(grid), planes_(planes), half_(half) {
-  for (int a = 0; a < 3; ++a) cuts_[a] = cuts(layout.starts[std::size_t(a)], layout.patch[a], layout.padded[a]);
+  for (int a = 0; a < 3; ++a) cuts_[a] = cuts(layout.starts[std::size_t(a)], layout.patch[a], layout.padded[a], a < 2);
   for (std::size_t iz = 0; iz + 1 < cuts_[0].size(); ++iz)
     for (std::size_t iy = 0; iy + 1 < cuts_[1].size(); ++iy)
       for (std::size_t ix = 0; ix + 1 < cuts_[2].size(); ++ix) {
@@ -294,11 +303,11 @@ Accumulator::Tile& Accumulator::open(std::size_t t) {
   if (tile.buffer.defined()) return tile;
   if (tile.released) throw SegmentationError("internal: a window adds to a block that was already released");
   const int64_t numel = (planes_ + 1) * tile.n[0] * tile.n[1] * tile.n[2];
-  // The smallest freed buffer that holds the tile, if it is no more than twice its size (the
+  // The smallest freed buffer that holds the tile, if it is at most a quarter larger (the
   // window starts are not evenly divisible, so tiles come in several near sizes): zeroing it
   // costs far less than faulting in fresh pages.
   auto pooled = pool_.lower_bound(numel);
-  if (pooled != pool_.end() && pooled->first <= 2 * numel) {
+  if (pooled != pool_.end() && 4 * pooled->first <= 5 * numel) {
     tile.flat = pooled->second;
     tile.flat.narrow(0, 0, numel).zero_();
     pool_bytes_ -= std::size_t(pooled->first) * sizeof(float);
@@ -335,30 +344,40 @@ void Accumulator::add_part(const Tile& t, float* into, const torch::Tensor& patc
                            int64_t c1, const float* gauss) const {
   const auto& s = layout_.windows[w];
   const int64_t pz = patch.size(-3), py = patch.size(-2), px = patch.size(-1);
-  const int64_t oz = t.at[0] - s[0], oy = t.at[1] - s[1], ox = t.at[2] - s[2];
+  const int64_t p[3] = {pz, py, px};
+  // The part of the tile the window covers, per axis: its first index in the tile and in the
+  // window, and its length (z and y tiles lie wholly inside every window that touches them; x
+  // tiles may not, see cuts()).
+  int64_t in_tile[3], in_window[3], len[3];
+  for (int a = 0; a < 3; ++a) {
+    const int64_t lo = std::max(t.at[a], int64_t(s[a])), hi = std::min(t.at[a] + t.n[a], int64_t(s[a]) + p[a]);
+    in_tile[a] = lo - t.at[a], in_window[a] = lo - s[a], len[a] = hi - lo;
+  }
   const int64_t nz = t.n[0], ny = t.n[1], nx = t.n[2];
   const float* src = patch.data_ptr<float>();
   for (int64_t c = c0; c < c1; ++c)
-    for (int64_t z = 0; z < nz; ++z)
-      for (int64_t y = 0; y < ny; ++y) {
-        float* d = into + ((c * nz + z) * ny + y) * nx;
-        const float* from = src + ((c * pz + oz + z) * py + oy + y) * px + ox;
-        const float* g = gauss ? gauss + ((oz + z) * py + oy + y) * px + ox : nullptr;
+    for (int64_t z = 0; z < len[0]; ++z)
+      for (int64_t y = 0; y < len[1]; ++y) {
+        const int64_t wz = in_window[0] + z, wy = in_window[1] + y;
+        float* d = into + ((c * nz + in_tile[0] + z) * ny + in_tile[1] + y) * nx + in_tile[2];
+        const float* from = src + ((c * pz + wz) * py + wy) * px + in_window[2];
+        const float* g = gauss ? gauss + (wz * py + wy) * px + in_window[2] : nullptr;
+        const int64_t n = len[2];
         if (half_) {  // a float16 sum: the float addition rounded to half, as torch's in-place add into one
           if (g)
-            for (int64_t x = 0; x < nx; ++x) {
+            for (int64_t x = 0; x < n; ++x) {
               const float product = from[x] * g[x];
               d[x] = float(c10::Half(d[x] + product));
             }
           else
-            for (int64_t x = 0; x < nx; ++x) d[x] = float(c10::Half(d[x] + from[x]));
+            for (int64_t x = 0; x < n; ++x) d[x] = float(c10::Half(d[x] + from[x]));
         } else if (g) {
-          for (int64_t x = 0; x < nx; ++x) {
+          for (int64_t x = 0; x < n; ++x) {
             const float product = from[x] * g[x];
             d[x] += product;
           }
         } else {
-          for (int64_t x = 0; x < nx; ++x) d[x] += from[x];
+          for (int64_t x = 0; x < n; ++x) d[x] += from[x];
         }
       }
 }

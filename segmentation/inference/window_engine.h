@@ -121,7 +121,7 @@ struct Block {
 using BlockSink = std::function<void(const Block&)>;
 
 // Weighted sums of per-window planes and the sum of the weights, kept in tiles of the padded grid
-// (each axis cut at every window start and end) that exist only between the first and the last
+// (z and y cut at every window start and end, x at every start) that exist only between the first and the last
 // window that adds to them. With windows visited z-slowest and released as they finish, the
 // memory is about the overlap of two rows of windows (patch depth minus step) x planes, not the
 // volume x planes: 117 classes cost what a few did. Per voxel the additions happen in window order, exactly as into
