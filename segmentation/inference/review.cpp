@@ -187,6 +187,7 @@ json check_structures(Review& r, const Segmentation& result, const Image& input,
       j["mean_entropy"] = number(c->mean_entropy);
       j["border_probability"] = number(c->border_probability);
       j["border_entropy"] = number(c->border_entropy);
+      if (c->tta_disagreement) j["tta_disagreement"] = number(*c->tta_disagreement);
     }
     if (s.voxels > 0) {
       if (c != result.confidence.end() && std::isfinite(c->mean_probability) && c->mean_probability < *t.min_mean_probability)
@@ -198,6 +199,12 @@ json check_structures(Review& r, const Segmentation& result, const Image& input,
                fmt::format("{}: the mean normalised entropy along its border is {:.3f}, above {:.3g} (an uncertain "
                            "outline)",
                            s.name, c->border_entropy, *t.max_border_entropy));
+      if (c != result.confidence.end() && c->tta_disagreement && std::isfinite(*c->tta_disagreement) &&
+          *c->tta_disagreement > *t.max_tta_disagreement)
+        r.flag(flags, "tta_disagreement", s.name, *c->tta_disagreement, fmt::format("<= {:.3g}", *t.max_tta_disagreement),
+               fmt::format("{}: on average {:.0f}% of the mirrored passes disagree with the averaged label inside it, "
+                           "more than {:.3g}%",
+                           s.name, 100 * *c->tta_disagreement, 100 * *t.max_tta_disagreement));
       if (double(s.components) > *t.max_components)
         r.flag(flags, "components", s.name, s.components, fmt::format("<= {:.0f}", *t.max_components),
                fmt::format("{}: {} separate pieces (6-connected), more than {:.0f}", s.name, s.components, *t.max_components));
@@ -233,9 +240,13 @@ json review(const Segmentation& result, const std::vector<Image::Pointer>& input
   check_input(r, input, result, inputs, card, context, t);
   json structures = check_structures(r, result, *inputs.front(), card, t);
   if (result.confidence.empty()) r.skip("mean_probability", "the segmentation did not measure confidence");
-  r.skip("tta_disagreement", context.mirrored ? "the mirrored predictions are averaged inside the window engine; their "
-                                                "disagreement is not kept"
-                                              : "no test-time mirroring ran (--mirror)");
+  const bool measured = std::any_of(result.confidence.begin(), result.confidence.end(),
+                                    [](const StructureConfidence& c) { return c.tta_disagreement.has_value(); });
+  if (!context.mirrored)
+    r.skip("tta_disagreement", "no test-time mirroring ran (--mirror)");
+  else if (!measured)
+    r.skip("tta_disagreement", "this pipeline averages the mirrored passes without keeping their disagreement (nnU-Net "
+                               "folders, segment --explain) or the card allows no mirror axis");
   r.skip("fold_disagreement", card.folds.empty() ? "the model has one set of weights"
                                                  : "the folds are averaged inside the window engine; their disagreement "
                                                    "is not kept");

@@ -1,6 +1,8 @@
 // The segmentation pipeline of one volume, in the order of the design's data flow.
 #include "sagitta/segmentation/segment.h"
 
+#include <malloc.h>
+
 #include <chrono>
 #include <cmath>
 
@@ -26,6 +28,7 @@ double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::
 // and the normalised entropy per voxel.
 struct ConfidenceMaps {
   Image::Pointer top, entropy;
+  Image::Pointer disagreement;  // with mirroring: see engine::forward
 };
 
 void write_block(const engine::Block& block, const ModelCard& card, LabelImage& labels,
@@ -136,15 +139,29 @@ Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inpu
   const bool argmax_on_source = detail::labels_from_source_probabilities(card) && card.regions.empty();
   if (options.probabilities || argmax_on_source)
     for (int k = 0; k < model.num_classes(); ++k) probabilities.push_back(sagitta::new_like<Image>(grid, 0.0f));
-  ConfidenceMaps confidence{sagitta::new_like<Image>(grid, 0.0f), sagitta::new_like<Image>(grid, 0.0f)};
+  ConfidenceMaps confidence{sagitta::new_like<Image>(grid, 0.0f), sagitta::new_like<Image>(grid, 0.0f), nullptr};
   double t_blocks = 0;
   const auto sink = [&](const engine::Block& block) {
     const auto tb = Clock::now();
     write_block(block, card, *model_labels, probabilities, confidence);
     t_blocks += since(tb);
   };
+  const auto disagreement_sink = [&](const engine::Block& block) {
+    if (!confidence.disagreement) confidence.disagreement = sagitta::new_like<Image>(grid, 0.0f);
+    const torch::Tensor v = block.values[0];
+    engine::view(*confidence.disagreement)
+        .narrow(0, block.z0, v.size(0))
+        .narrow(1, block.y0, v.size(1))
+        .narrow(2, block.x0, v.size(2))
+        .copy_(v);
+  };
+  // What reading and preprocessing freed (a volume's worth of file-typed pixels, resampling
+  // buffers) goes back to the system before the windows start: the command keeps freed heap
+  // memory for the forward passes to reuse (keep_freed_memory), not the loaders' leftovers.
+  ::malloc_trim(0);
   auto t = Clock::now();
-  SlidingWindowResult window = engine::stream_windows(model, pre.channels, window_rules(card, options.window), sink);
+  SlidingWindowResult window =
+      engine::stream_windows(model, pre.channels, window_rules(card, options.window), sink, disagreement_sink);
   pre.channels.clear();  // the normalised inputs are no longer needed: free them before resampling
   note(window.decisions);
 
@@ -153,7 +170,9 @@ Segmentation segment(const Model& model, const std::vector<Image::Pointer>& inpu
   const auto model_size = model_labels->GetLargestPossibleRegion().GetSize();
   out.confidence = detail::structure_confidence(model_labels->GetBufferPointer(), confidence.top->GetBufferPointer(),
                                                 confidence.entropy->GetBufferPointer(),
-                                                {model_size[0], model_size[1], model_size[2]}, card);
+                                                {model_size[0], model_size[1], model_size[2]}, card,
+                                                confidence.disagreement ? confidence.disagreement->GetBufferPointer()
+                                                                        : nullptr);
   confidence = {};
   if (!argmax_on_source) out.labels = labels_to_source(*model_labels, *inputs[0]);
   model_labels = nullptr;

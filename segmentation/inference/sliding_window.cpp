@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 #include "sagitta/segmentation/error.h"
 #include "sagitta/segmentation/nnunet.h"
@@ -96,7 +97,8 @@ namespace {
 // `release(last window done)`.
 SlidingWindowResult run_windows(const Model& model, const std::vector<Image::Pointer>& channels,
                                 const SlidingWindowOptions& options, const engine::Layout& g,
-                                engine::Accumulator& sums, const std::function<void(std::size_t)>& release) {
+                                engine::Accumulator& sums, const std::function<void(std::size_t)>& release,
+                                engine::Accumulator* votes = nullptr) {
   const auto t0 = Clock::now();
   SlidingWindowResult result;
   result.patch = {int(g.patch[2]), int(g.patch[1]), int(g.patch[0])};
@@ -111,13 +113,19 @@ SlidingWindowResult run_windows(const Model& model, const std::vector<Image::Poi
   for (std::size_t first = 0; first < g.windows.size(); first += batch) {
     const std::size_t last = std::min(g.windows.size(), first + batch);
     const torch::Tensor x = g.to_network(g.gather(inputs, first, last));  // B C [D] H W
-    torch::Tensor logits = g.from_network(engine::forward(model.impl(), x, flips, stats, options.fold));
+    torch::Tensor disagreement;
+    torch::Tensor logits =
+        g.from_network(engine::forward(model.impl(), x, flips, stats, options.fold, votes ? &disagreement : nullptr));
     if (logits.size(1) != classes)
       throw SegmentationError(fmt::format("model '{}' returned {} classes, the card has {}", model.card().name,
                                           logits.size(1), classes));
     for (std::size_t w = first; w < last; ++w) {  // weighted by the Gaussian as they are added
       sums.add_planes(w, logits, int64_t(w - first));
       sums.add_weight(w);
+      if (votes) {
+        votes->add_planes(w, g.from_network(disagreement), int64_t(w - first));
+        votes->add_weight(w);
+      }
     }
     release(last - 1);
     if (options.progress && !options.progress(int(last), int(g.windows.size()))) throw SegmentationError("cancelled");
@@ -145,11 +153,21 @@ SlidingWindowResult sliding_window(const Model& model, const std::vector<Image::
 namespace engine {
 
 SlidingWindowResult stream_windows(const Model& model, const std::vector<Image::Pointer>& channels,
-                                   const SlidingWindowOptions& options, const BlockSink& sink) {
+                                   const SlidingWindowOptions& options, const BlockSink& sink,
+                                   const BlockSink& disagreement) {
   check_inputs(model, channels, options);
   const Layout g = make_layout(model.card(), *channels[0], options);
   Accumulator sums(g, *channels[0], model.num_classes(), options.half_sums);
-  return run_windows(model, channels, options, g, sums, [&](std::size_t w) { sums.release(w, sink); });
+  const bool measure = disagreement && mirror_flips(model.card(), options.mirror).size() > 1;
+  std::optional<Accumulator> votes;
+  if (measure) votes.emplace(g, *channels[0], 1);
+  return run_windows(
+      model, channels, options, g, sums,
+      [&](std::size_t w) {
+        sums.release(w, sink);
+        if (votes) votes->release(w, disagreement);
+      },
+      votes ? &*votes : nullptr);
 }
 
 }  // namespace engine

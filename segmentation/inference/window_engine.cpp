@@ -191,10 +191,20 @@ torch::Tensor flipped_logits(const Model::Impl& net, const torch::Tensor& x, con
   return f.empty() ? net.fold_logits(x, fold) : net.fold_logits(x.flip(f), fold).flip(f);
 }
 
+namespace {
+
+// A pass's decision per voxel: the argmax over the classes, or for region models each region's sign.
+torch::Tensor decision(const Model::Impl& net, const torch::Tensor& logits) {
+  return net.card.regions.empty() ? logits.argmax(1, /*keepdim=*/true) : logits.gt(0);
+}
+
+}  // namespace
+
 torch::Tensor forward(const Model::Impl& net, const torch::Tensor& x, const Flips& flips, ForwardStats& stats,
-                      int fold) {
+                      int fold, torch::Tensor* disagreement) {
   const auto t0 = std::chrono::steady_clock::now();
   torch::Tensor logits;
+  std::vector<torch::Tensor> decisions;
   for (const auto& f : flips) {
     torch::Tensor y;
     try {
@@ -203,12 +213,19 @@ torch::Tensor forward(const Model::Impl& net, const torch::Tensor& x, const Flip
       const std::string what = e.what_without_backtrace();
       throw SegmentationError("model '" + net.card.name + "' failed on a window: " + what.substr(0, what.find('\n')));
     }
+    if (disagreement) decisions.push_back(decision(net, y.to(torch::kCPU)));
     logits = logits.defined() ? logits.add_(y) : y;
     ++stats.passes;
   }
   logits = logits.to(torch::kCPU);
   stats.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (flips.size() > 1) logits.div_(double(flips.size()));
+  if (disagreement) {
+    const torch::Tensor averaged = decision(net, logits);
+    torch::Tensor differ = torch::zeros_like(averaged.select(1, 0).unsqueeze(1), torch::kFloat32);
+    for (const auto& d : decisions) differ.add_(d.ne(averaged).any(1, /*keepdim=*/true).to(torch::kFloat32));
+    *disagreement = differ.div_(double(flips.size()));
+  }
   return logits;
 }
 

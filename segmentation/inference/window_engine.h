@@ -105,9 +105,11 @@ struct ForwardStats {
 };
 
 // Logits of a batch x (network layout) averaged over `flips` (summed in their order), on the CPU.
-// A failing network throws SegmentationError naming the model.
+// A failing network throws SegmentationError naming the model. With `disagreement`: per voxel
+// (B 1 [D] H W, float) the share of the flipped passes whose decision differs from the averaged
+// logits' one (softmax: the argmax; region models: any region's sign).
 torch::Tensor forward(const Model::Impl& net, const torch::Tensor& x, const Flips& flips, ForwardStats& stats,
-                      int fold = -1);
+                      int fold = -1, torch::Tensor* disagreement = nullptr);
 
 // ---- accumulation ------------------------------------------------------------------------------
 
@@ -185,7 +187,10 @@ private:
 
 // sliding_window() without the whole volume's logits: each block of averaged logits (classes x
 // z y x) goes to `sink` as soon as no later window adds to it; result.logits stays empty.
+// With `disagreement` (called only when mirroring runs more than one pass): blocks of forward()'s
+// disagreement, Gaussian-weighted over the windows like the logits (1 x z y x), as they finish.
 SlidingWindowResult stream_windows(const Model& model, const std::vector<Image::Pointer>& channels,
-                                   const SlidingWindowOptions& options, const BlockSink& sink);
+                                   const SlidingWindowOptions& options, const BlockSink& sink,
+                                   const BlockSink& disagreement = {});
 
 }  // namespace sagitta::segmentation::engine

@@ -57,6 +57,13 @@ fs::path write_script_model(const fs::path& dir, const std::string& kind, sagitt
     body += kind == "tuple" ? "    return (y, h)\n" : "    return y\n";
   } else if (kind == "threshold") {
     body = "    t = 10.0 * (x[:, 0:1] - 1.0)\n    return torch.cat([torch.zeros_like(t), t], 1)\n";
+  } else if (kind == "x_gradient") {  // class 1 logit = in(x + 1) - in(x - 1) + 0.5 (zeros outside)
+    if (d != 3) throw std::runtime_error("x_gradient: a 3D card");
+    torch::Tensor w = torch::zeros({1, cin, 1, 1, 3});
+    w[0][0][0][0][0] = -1, w[0][0][0][0][2] = 1;
+    m.register_parameter("w1", w, false);
+    body = "    g = torch.conv3d(x, self.w1, None, [1, 1, 1], [0, 0, 1])\n"
+           "    return torch.cat([torch.zeros_like(g), g + 0.5], 1)\n";
   } else if (kind == "one_channel") {
     m.register_parameter("w1", kernel(k, 1, 1), false);
     body = "    return " + conv + "(x, self.w1, None, " + ones + ", " + (d == 3 ? "[0, 0, 0]" : "[0, 0]") + ")\n";

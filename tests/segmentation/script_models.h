@@ -15,6 +15,8 @@ namespace sagitta::testing {
 //  "threshold"  class 1 logit = 10 * (x - 1), class 0 logit = 0 (a threshold at x = 1)
 //  "tuple"      "pointwise" returning (logits, hidden activation)
 //  "one_channel" a 1x1 conv that takes exactly one input channel whatever the card says
+//  "x_gradient" 3D, 2 classes: class 1 logit = x[x + 1] - x[x - 1] + 0.5 along x (zero padding),
+//               class 0 logit = 0; mirrored along x it sees the opposite gradient
 // Writes dir/model.pt and dir/model.json (card's weights/sha256 filled) and returns the card path.
 std::filesystem::path write_script_model(const std::filesystem::path& dir, const std::string& kind,
                                          sagitta::ModelCard card);

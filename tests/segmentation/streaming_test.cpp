@@ -16,6 +16,7 @@
 #include "sagitta/segmentation/model.h"
 #include "sagitta/segmentation/postprocess.h"
 #include "sagitta/segmentation/preprocess.h"
+#include "sagitta/segmentation/review.h"
 #include "sagitta/segmentation/segment.h"
 #include "sagitta/segmentation/sliding_window.h"
 #include "script_models.h"
@@ -175,6 +176,61 @@ TEST(Streaming, SegmentLabelsEqualTheWholeVolumePath) {
                                     streamed.labels->GetBufferPointer() + streamed.labels->GetBufferedRegion().GetNumberOfPixels());
     EXPECT_GE(present.size(), 3u) << "the comparison needs several classes present";
   }
+}
+
+TEST(Streaming, MirroredPassesThatDisagreeAreMeasuredAndFlagged) {
+  // A step from 0 to 1 at x = 8 in a 16^3 volume (one window). The model's class 1 logit is the
+  // x-gradient + 0.5: the plain pass says 1 everywhere but at x = 15 (gradient -1), the pass
+  // mirrored along x sees the opposite gradient and says 0 at x = 7 and 8 and 1 at x = 15; the
+  // averaged logit is 0.5 everywhere (label 1). So half the passes disagree on 3 of 16 columns:
+  // 0.5 x 3 / 16 = 0.09375 over the structure.
+  const fs::path dir = sagitta::testing::scratch_dir();
+  auto card = test_card(3, 2, 16, 1.0);
+  card.mirror_axes = "x";
+  const auto model = load_model(write_script_model(dir, "x_gradient", card));
+  const auto image = make_volume({16, 16, 16}, {1, 1, 1}, [](double x, double, double) { return x >= 7.5 ? 1.0f : 0.0f; });
+  seg::SegmentOptions o;
+  o.window.mirror = true;
+  const seg::Segmentation mirrored = seg::segment(model, {image}, o);
+  ASSERT_EQ(mirrored.confidence.size(), 1u);
+  ASSERT_TRUE(mirrored.confidence[0].tta_disagreement.has_value());
+  EXPECT_NEAR(*mirrored.confidence[0].tta_disagreement, 0.5 * 3 / 16, 1e-7);
+  EXPECT_EQ(mirrored.confidence[0].voxels, 16u * 16 * 16) << "every voxel is label 1";
+
+  // Reviewed: under the default 0.1 it passes, under 0.05 it is flagged with what was measured.
+  seg::ReviewContext context;
+  context.mirrored = true;
+  nlohmann::json qa = seg::review(mirrored, {image}, model.card(), context);
+  EXPECT_DOUBLE_EQ(qa["structures"][0]["tta_disagreement"].get<double>(), *mirrored.confidence[0].tta_disagreement);
+  for (const auto& f : qa["structures"][0]["flags"]) EXPECT_NE(f["check"], "tta_disagreement");
+  for (const auto& s : qa["skipped"]) EXPECT_NE(s["check"], "tta_disagreement") << "it was measured";
+  context.overrides.max_tta_disagreement = 0.05;
+  qa = seg::review(mirrored, {image}, model.card(), context);
+  bool flagged = false;
+  for (const auto& f : qa["structures"][0]["flags"])
+    if (f["check"] == "tta_disagreement") {
+      flagged = true;
+      EXPECT_NEAR(f["measured"].get<double>(), 0.09375, 1e-7);
+      EXPECT_NE(f["what"].get<std::string>().find("mirrored passes disagree"), std::string::npos) << f["what"];
+    }
+  EXPECT_TRUE(flagged);
+
+  // Without mirroring nothing is measured, and the review says why it skipped the check.
+  const seg::Segmentation plain = seg::segment(model, {image}, seg::SegmentOptions{});
+  EXPECT_FALSE(plain.confidence[0].tta_disagreement.has_value());
+  context.mirrored = false;
+  qa = seg::review(plain, {image}, model.card(), context);
+  bool skipped = false;
+  for (const auto& s : qa["skipped"]) skipped |= s["check"] == "tta_disagreement";
+  EXPECT_TRUE(skipped);
+
+  // A pointwise model is mirror-equivariant: its passes never disagree.
+  const auto pointwise = load_model(write_script_model(dir / "pointwise", "threshold", test_card(3, 2, 16, 1.0)));
+  const auto step = make_volume({16, 16, 16}, {1, 1, 1}, [](double x, double, double) { return x >= 7.5 ? 2.0f : 0.0f; });
+  const seg::Segmentation same = seg::segment(pointwise, {step}, o);
+  ASSERT_EQ(same.confidence.size(), 1u);
+  EXPECT_EQ(same.confidence[0].voxels, 16u * 16 * 8);
+  EXPECT_EQ(same.confidence[0].tta_disagreement.value_or(-1), 0.0);
 }
 
 TEST(Streaming, TheWayBackToTheSourceGridIsItksNearestNeighbour) {

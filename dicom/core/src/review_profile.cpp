@@ -23,6 +23,7 @@ const std::pair<const char*, std::optional<double> ReviewThresholds::*> kThresho
     {"spacing_factor", &ReviewThresholds::spacing_factor},
     {"extent_factor", &ReviewThresholds::extent_factor},
     {"max_components", &ReviewThresholds::max_components},
+    {"max_tta_disagreement", &ReviewThresholds::max_tta_disagreement},
 };
 
 json triple(const std::optional<std::array<double, 3>>& v) { return v ? json(*v) : json(nullptr); }
@@ -57,6 +58,7 @@ ReviewThresholds review_defaults() {
   t.spacing_factor = 2.0;
   t.extent_factor = 1.5;
   t.max_components = 10;
+  t.max_tta_disagreement = 0.1;
   t.source = "default";
   return t;
 }

@@ -2,6 +2,7 @@
 // The whole segmentation of one volume: preprocess -> sliding window -> softmax/argmax -> back to
 // the source grid -> postprocess -> statistics, with the decisions and timings for the report.
 #include <string>
+#include <optional>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -29,6 +30,9 @@ struct StructureConfidence {
   std::string name;
   std::size_t voxels = 0, border_voxels = 0;
   double mean_probability = 0, mean_entropy = 0, border_probability = 0, border_entropy = 0;
+  // With mirroring: the mean over its voxels of the share of mirrored passes whose decision differs
+  // from the averaged one (windows blended by their Gaussian weights); unset without mirroring.
+  std::optional<double> tta_disagreement;
 };
 
 struct Segmentation {

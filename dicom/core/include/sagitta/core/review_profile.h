@@ -37,6 +37,8 @@ struct ReviewThresholds {
   std::optional<double> spacing_factor;        // spacing outside [min / f, max x f] of the training's
   std::optional<double> extent_factor;         // field of view outside [min / f, max x f]
   std::optional<double> max_components;       // connected components of one structure
+  std::optional<double> max_tta_disagreement;  // a structure's mean share of mirrored passes that
+                                               // disagree with the averaged label
   std::string source;                          // "card", "calibration", ... ("" none given)
 };
 
