@@ -322,10 +322,10 @@ CommandSpec calibrate_spec() {
 
 int run_calibrate(const Arguments& a) {
   const ModelCard card = open_model(a);
-  if (card.path.extension() != ".json")
-    throw UsageError(fmt::format("--model {}: calibrate writes a model card pointing at the same weights; {} models "
-                                 "(folders) have none — give a card (model.json)",
-                                 a.text("model"), card.format));
+  // A card gets a calibrated copy pointing at the same weights; a model folder (MONAI bundle,
+  // nnU-Net results) has no card to copy, so its profile and thresholds go to a review_profile.json
+  // that segment, explain and cohort runs take with --review-profile.
+  const bool folder = card.path.extension() != ".json";
   const seg::Model model = load_model(card, a, "sagitta calibrate");
   std::vector<seg::LabelSpec> labels;
   if (!a.text("labels").empty()) labels = seg::parse_label_specs(a.text("labels"));
@@ -335,7 +335,18 @@ int run_calibrate(const Arguments& a) {
   const fs::path out = a.text("output");
   fs::create_directories(out);
   write_text_atomically(out / "calibration.json", r.report.dump(2) + "\n");
-  save_card(r.card, out / "model.json");
+  const fs::path written = out / (folder ? "review_profile.json" : "model.json");
+  if (folder) {
+    nlohmann::json thresholds = to_json(r.card.review_thresholds);
+    write_text_atomically(written, nlohmann::json{{"model", card.name},
+                                                  {"model_path", a.text("model")},
+                                                  {"training_profile", to_json(*r.card.training_profile)},
+                                                  {"review_thresholds", thresholds}}
+                                           .dump(2) +
+                                       "\n");
+  } else {
+    save_card(r.card, written);
+  }
   auto pct = [](const nlohmann::json& v) { return v.is_number() ? fmt::format("{:.0f}%", 100 * v.get<double>()) : std::string("–"); };
   fmt::print("{} structures in {} case(s), {} with Dice < {}\n", r.report["structures"].get<std::size_t>(),
              r.report["cases"].size(), r.report["bad_structures"].get<int>(), seg::kBadDice);
@@ -349,7 +360,7 @@ int run_calibrate(const Arguments& a) {
              r.report["thresholds"]["min_mean_probability"].get<double>(),
              r.report["thresholds"]["max_border_entropy"].get<double>());
   for (const auto& n : r.report["notes"]) fmt::print("  note: {}\n", n.get<std::string>());
-  fmt::print("wrote {}\n", (out / "model.json").string());
+  fmt::print("wrote {}{}\n", written.string(), folder ? " (give it to segment with --review-profile)" : "");
   return kExitOk;
 }
 

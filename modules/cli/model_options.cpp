@@ -1,8 +1,13 @@
 // The parameters and steps shared by the model commands (see model_options.h).
 #include "model_options.h"
 
+#include <fmt/format.h>
+
+#include <fstream>
 #include <iostream>
 
+#include "sagitta/core/error.h"
+#include "sagitta/core/review_profile.h"
 #include "sagitta/dicom/report_json.h"
 #include "sagitta/segmentation/model_sources.h"
 
@@ -84,8 +89,38 @@ std::vector<Parameter> model_source_parameters() {
   Parameter checkpoint = parameter("checkpoint", ParamType::StringEnumeration, "checkpoint", "final",
                                    "nnU-Net checkpoint", "nnU-Net results folders: checkpoint_final.pth or checkpoint_best.pth");
   checkpoint.enumeration = {"final", "best"};
-  return {folds, checkpoint};
+  Parameter profile = parameter("review_profile", ParamType::File, "review-profile", "", "Review profile",
+                                "The review_profile.json `sagitta calibrate` wrote for a model folder without a card "
+                                "(MONAI bundle, nnU-Net results): its training profile and review thresholds are "
+                                "used in place of the folder's own");
+  return {folds, checkpoint, profile};
 }
+
+namespace {
+
+// --review-profile FILE into the card: its training profile replaces the card's, its thresholds
+// win over the card's.
+void apply_review_profile(ModelCard& card, const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) throw sagitta::Error(fmt::format("--review-profile {}: cannot read it", path.string()));
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("training_profile") || !j["training_profile"].is_object())
+    throw sagitta::Error(fmt::format("--review-profile {}: not a review profile (a JSON object with a training_profile, "
+                                     "as `sagitta calibrate` writes)",
+                                     path.string()));
+  try {
+    card.training_profile = training_profile_from_json(j["training_profile"]);
+    if (j.contains("review_thresholds") && j["review_thresholds"].is_object()) {
+      ReviewThresholds t = review_thresholds_from_json(j["review_thresholds"]);
+      if (t.source.empty()) t.source = "review profile";
+      card.review_thresholds = merged(card.review_thresholds, t);
+    }
+  } catch (const sagitta::Error& e) {
+    throw sagitta::Error(fmt::format("--review-profile {}: {}", path.string(), e.what()));
+  }
+}
+
+}  // namespace
 
 ModelCard open_model(const Arguments& a) {
   seg::ModelSourceOptions options;
@@ -102,7 +137,9 @@ ModelCard open_model(const Arguments& a) {
   }
   options.checkpoint = a.text("checkpoint");
   if (options.checkpoint.empty()) options.checkpoint = "final";
-  return seg::open_model(a.text("model"), options);
+  ModelCard card = seg::open_model(a.text("model"), options);
+  if (!a.text("review_profile").empty()) apply_review_profile(card, a.text("review_profile"));
+  return card;
 }
 
 seg::Model load_model(const ModelCard& card, const Arguments& a, const std::string& where) {

@@ -35,10 +35,11 @@ std::string volume_extension(const Arguments& a);
 // The card's model on --device with --threads; a note on stderr when CUDA was asked for and absent.
 segmentation::Model load_model(const ModelCard& card, const Arguments& a, const std::string& where);
 
-// --folds and --checkpoint: which weights of an nnU-Net results folder run.
+// --folds and --checkpoint: which weights of an nnU-Net results folder run; --review-profile: a
+// calibration's training profile and thresholds for a model folder.
 std::vector<Parameter> model_source_parameters();
 // The model --model names (a card, a model folder, a MONAI bundle or an nnU-Net results folder)
-// as a card, with --folds and --checkpoint.
+// as a card, with --folds, --checkpoint and --review-profile.
 ModelCard open_model(const Arguments& a);
 // Every input (--series, --threads); `purpose` names the command in the one-volume refusal.
 std::vector<dicom::OpenedVolume> open_inputs(const std::vector<std::string>& paths, const Arguments& a,

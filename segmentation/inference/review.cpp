@@ -104,8 +104,9 @@ void check_input(Review& r, json& input, const Segmentation& result, const std::
 
   if (!card.training_profile) {
     for (const char* c : {"modality", "body_part", "spacing", "field_of_view", "intensity"})
-      r.skip(c, "the model card has no training profile (record one with `sagitta calibrate`; `sagitta train` and "
-                "nnU-Net folders bring theirs)");
+      r.skip(c, "the model card has no training profile (measure one with `sagitta calibrate`: a calibrated card, or "
+                "for a model folder a review_profile.json given with --review-profile; `sagitta train` and nnU-Net "
+                "folders bring theirs)");
     return;
   }
   const TrainingProfile& p = *card.training_profile;

@@ -59,7 +59,11 @@ namespace detail {
 // The labels to score: given, else the mapping in the card's provenance, else the card's labels.
 std::vector<LabelSpec> labels_to_score(const ModelCard& card, const std::vector<LabelSpec>& given) {
   std::vector<LabelSpec> labels = given;
-  if (labels.empty() && card.provenance.contains("labels"))
+  // `sagitta train` records its mapping as [{value, name, sources, color}]; imported models may
+  // keep something else under the same key (a bundle's channel_def), which is not a mapping.
+  const auto is_mapping = [](const nlohmann::json& l) { return l.is_object() && l.contains("sources"); };
+  if (labels.empty() && card.provenance.contains("labels") && card.provenance["labels"].is_array() &&
+      std::all_of(card.provenance["labels"].begin(), card.provenance["labels"].end(), is_mapping))
     for (const auto& l : card.provenance["labels"])
       labels.push_back(label_from_json(l));
   if (labels.empty())

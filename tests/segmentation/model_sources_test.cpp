@@ -4,6 +4,8 @@
 // LoadImage + Orientation("RAS") give) with a config in the style of MONAI's model zoo.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include <fstream>
 #include <iostream>
 
@@ -11,6 +13,7 @@
 #include "script_models.h"
 #include "sagitta/segmentation/error.h"
 #include "sagitta/segmentation/model_sources.h"
+#include "sagitta/core/volume_io.h"
 #include "sagitta/segmentation/segment.h"
 #include "support/test_paths.h"
 
@@ -287,4 +290,68 @@ TEST(MonaiBundle, KeepLargestConnectedComponentIsApplied) {
   const auto result = seg::segment(sagitta::testing::load_model(card), {image}, seg::SegmentOptions{});
   EXPECT_NE(result.report.dump().find("KeepLargestConnectedComponent"), std::string::npos) << result.report.dump();
   EXPECT_GT(dice(*result.labels, p, 1), 0.8);
+}
+
+TEST(MonaiBundle, CalibrationGivesTheBundleAReviewProfile) {
+  // A bundle has no card to write a profile into: `sagitta calibrate` on the bundle folder writes a
+  // review_profile.json, and `sagitta segment --review-profile` runs the input checks with it.
+  namespace st = sagitta::testing;
+  const fs::path bundle = write_bundle(inference_config(), metadata());
+  const fs::path work = bundle.parent_path() / "calibrated_bundle";  // scratch_dir() would empty the folder
+  fs::create_directories(work);
+  std::string pairs;
+  int k = 0;
+  for (const Phantom& p : {Phantom{{10, -1, 1}, {-12, 2, -2}}, Phantom{{9, 1, -1}, {-11, -1, 2}}}) {
+    const auto image = stored(p, direction({1, 0, 0, 0, 1, 0, 0, 0, 1}), {40, 40, 30});
+    auto truth = sagitta::testing::make_volume(
+        {40, 40, 30}, {1.2, 1.2, 1.2}, [&p](double x, double y, double z) { return float(p.label(x, y, z)); },
+        {-1.2 * 39 / 2, -1.2 * 39 / 2, -1.2 * 29 / 2});
+    const fs::path i = work / fmt::format("case{}.nrrd", k), l = work / fmt::format("case{}_seg.nrrd", k);
+    sagitta::write_volumes({image}, i, {});
+    sagitta::write_volumes({truth}, l, {});
+    pairs += fmt::format(" --image {} --label {}", st::shell_quote(i), st::shell_quote(l));
+    ++k;
+  }
+  const std::string sagitta = st::sagitta_executable().string();
+  const auto run = st::run_command(fmt::format("{} calibrate --model {}{} -o {}", sagitta, st::shell_quote(bundle), pairs,
+                                               st::shell_quote(work / "out")));
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_FALSE(fs::exists(work / "out/model.json")) << "a folder has no card to copy";
+  const json profile = json::parse(std::ifstream(work / "out/review_profile.json"));
+  EXPECT_EQ(profile["model"], "RAS phantom bundle");
+  EXPECT_EQ(profile["training_profile"]["cases"], 2);
+  // Inside the spheres the phantom is 200: the profile's intensities are those of the labels.
+  EXPECT_NEAR(profile["training_profile"]["foreground_intensity"][0]["median"].get<double>(), 200, 1e-6);
+  EXPECT_TRUE(profile["review_thresholds"].contains("min_mean_probability"));
+
+  // Without the profile the input checks are skipped; with it they run and the case passes them.
+  auto segment = [&](const std::string& extra, const std::string& name) {
+    const auto r = st::run_command(fmt::format("{} segment --no-progress {} --model {} -o {} {}", sagitta,
+                                               st::shell_quote(work / "case0.nrrd"), st::shell_quote(bundle),
+                                               st::shell_quote(work / name), extra));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return json::parse(std::ifstream(work / name / "report.json"));
+  };
+  auto skipped = [](const json& report, const std::string& check) {
+    for (const auto& s : report["qa"]["skipped"])
+      if (s["check"] == check) return true;
+    return false;
+  };
+  EXPECT_TRUE(skipped(segment("", "plain"), "intensity"));
+  const json with = segment("--review-profile " + st::shell_quote(work / "out/review_profile.json"), "profiled");
+  EXPECT_FALSE(skipped(with, "intensity"));
+  EXPECT_FALSE(skipped(with, "spacing"));
+  for (const auto& f : with["qa"]["flags"]) EXPECT_NE(f["check"], "intensity") << f["what"];
+  EXPECT_NEAR(with["qa"]["thresholds"]["min_mean_probability"].get<double>(),
+              profile["review_thresholds"]["min_mean_probability"].get<double>(), 1e-12);
+
+  // A file that is not a profile: one line naming it, a non-zero exit, nothing written.
+  std::ofstream(work / "bad.json") << R"({"review_thresholds": {}})";
+  const auto bad = st::run_command(fmt::format("{} segment --no-progress {} --model {} -o {} --review-profile {}", sagitta,
+                                               st::shell_quote(work / "case0.nrrd"), st::shell_quote(bundle),
+                                               st::shell_quote(work / "refused"), st::shell_quote(work / "bad.json")));
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("--review-profile"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("not a review profile"), std::string::npos) << bad.err;
+  EXPECT_FALSE(fs::exists(work / "refused"));
 }
