@@ -87,7 +87,7 @@ CommandSpec segment_spec() {
   s.groups.push_back({"Postprocessing", "", {largest, holes, min_size}, true});
   Parameter review = parameter("review_threshold", ParamType::String, "review-threshold", "", "Review thresholds",
                                 "Override a threshold of the review flags, NAME=VALUE (min_mean_probability, "
-                                "max_border_entropy, max_intensity_z, spacing_factor, extent_factor, max_components, max_tta_disagreement); "
+                                "max_border_entropy, max_intensity_z, spacing_factor, extent_factor, max_components, max_tta_disagreement, max_fold_disagreement); "
                                 "otherwise the model card's, else the defaults (docs/review.md)");
   review.multiple = true;
   s.groups.push_back({"Reporting", "", {json_parameter(), no_progress_parameter(), review}, true});

@@ -9,10 +9,11 @@ namespace sagitta::segmentation::detail {
 
 std::vector<StructureConfidence> structure_confidence(const std::uint16_t* labels, const float* top,
                                                       const float* entropy, std::array<std::size_t, 3> size,
-                                                      const ModelCard& card, const float* disagreement) {
+                                                      const ModelCard& card, const float* tta_disagreement,
+                                                      const float* fold_disagreement) {
   struct Sums {
     std::size_t n = 0, border = 0;
-    double p = 0, h = 0, border_p = 0, border_h = 0, differ = 0;
+    double p = 0, h = 0, border_p = 0, border_h = 0, tta = 0, folds = 0;
   };
   std::map<int, Sums> sums;
   const std::size_t nx = size[0], ny = size[1], nz = size[2], plane = nx * ny;
@@ -26,7 +27,8 @@ std::vector<StructureConfidence> structure_confidence(const std::uint16_t* label
         ++s.n;
         s.p += top[i];
         s.h += entropy[i];
-        if (disagreement) s.differ += disagreement[i];
+        if (tta_disagreement) s.tta += tta_disagreement[i];
+        if (fold_disagreement) s.folds += fold_disagreement[i];
         // A border voxel has a 6-neighbour inside the grid with another label.
         const bool border = (x > 0 && labels[i - 1] != l) || (x + 1 < nx && labels[i + 1] != l) ||
                             (y > 0 && labels[i - nx] != l) || (y + 1 < ny && labels[i + nx] != l) ||
@@ -52,7 +54,8 @@ std::vector<StructureConfidence> structure_confidence(const std::uint16_t* label
     c.mean_entropy = s.n ? s.h / double(s.n) : nan;
     c.border_probability = s.border ? s.border_p / double(s.border) : nan;
     c.border_entropy = s.border ? s.border_h / double(s.border) : nan;
-    if (disagreement) c.tta_disagreement = s.n ? s.differ / double(s.n) : nan;
+    if (tta_disagreement) c.tta_disagreement = s.n ? s.tta / double(s.n) : nan;
+    if (fold_disagreement) c.fold_disagreement = s.n ? s.folds / double(s.n) : nan;
     out.push_back(c);
   }
   return out;
@@ -68,7 +71,8 @@ nlohmann::json to_json(const StructureConfidence& c) {
           {"mean_entropy", number(c.mean_entropy)},
           {"border_probability", number(c.border_probability)},
           {"border_entropy", number(c.border_entropy)},
-          {"tta_disagreement", c.tta_disagreement ? number(*c.tta_disagreement) : nlohmann::json(nullptr)}};
+          {"tta_disagreement", c.tta_disagreement ? number(*c.tta_disagreement) : nlohmann::json(nullptr)},
+          {"fold_disagreement", c.fold_disagreement ? number(*c.fold_disagreement) : nlohmann::json(nullptr)}};
 }
 
 }  // namespace sagitta::segmentation::detail

@@ -149,6 +149,24 @@ ModelCard card_from_nnunet(const fs::path& folder, const ModelSourceOptions& opt
   return card;
 }
 
+namespace {
+
+// The labels logits give, per voxel: the argmax over the classes (the first of equals), or for
+// region models the value of the last region whose logit is positive (later regions win).
+std::vector<std::uint16_t> decisions_of(const std::vector<const float*>& planes, std::size_t n, const ModelCard& card) {
+  std::vector<std::uint16_t> out(n, 0);
+  if (card.regions.empty()) {
+    if (!planes.empty()) detail::argmax_into(planes, n, out.data());
+    return out;
+  }
+  for (std::size_t r = 0; r < card.regions.size() && r < planes.size(); ++r)
+    for (std::size_t i = 0; i < n; ++i)
+      if (planes[r][i] > 0) out[i] = std::uint16_t(card.regions[r].value);
+  return out;
+}
+
+}  // namespace
+
 namespace detail {
 
 Preprocessed preprocess_nnunet(const std::vector<Image::Pointer>& inputs, const ModelCard& card) {
@@ -195,6 +213,9 @@ Segmentation segment_nnunet(const Model& model, const std::vector<Image::Pointer
   w.half_sums = true;
   const int networks = int(card.folds.size()) + 1;
   std::vector<nnunet::Array> logits;
+  // With several folds: per voxel, how many folds' own decision differs from the ensemble's
+  // (counted once the ensemble is known; each fold's decision kept until then, 2 bytes a voxel).
+  std::vector<std::vector<std::uint16_t>> fold_decisions;
   SlidingWindowResult windows;
   const auto t_windows = Clock::now();
   for (int k = 0; k < networks; ++k) {
@@ -202,6 +223,11 @@ Segmentation segment_nnunet(const Model& model, const std::vector<Image::Pointer
     if (options.window.progress)
       w.progress = [&, k](int done, int total) { return options.window.progress(k * total + done, networks * total); };
     SlidingWindowResult r = sliding_window(model, pre.channels, w);
+    if (networks > 1) {
+      std::vector<const float*> planes;
+      for (const auto& l : r.logits) planes.push_back(l->GetBufferPointer());
+      fold_decisions.push_back(decisions_of(planes, r.logits.empty() ? 0 : r.logits[0]->GetBufferedRegion().GetNumberOfPixels(), card));
+    }
     for (std::size_t h = 0; h < r.logits.size(); ++h) {
       nnunet::Array a = nnunet::to_array(*r.logits[h], nnunet::AxisMap{});
       r.logits[h] = nullptr;
@@ -232,17 +258,20 @@ Segmentation segment_nnunet(const Model& model, const std::vector<Image::Pointer
     std::vector<const float*> planes;
     for (const auto& a : logits) planes.push_back(a.values.data());
     std::vector<float> top(n), entropy(n);
-    std::vector<std::uint16_t> model_labels(n);
-    detail::confidence_from_scores(planes, n, !card.regions.empty(), top.data(), entropy.data(), model_labels.data());
-    if (!card.regions.empty())  // region models: later regions win where their logit is positive
-      for (std::size_t i = 0; i < n; ++i) {
-        model_labels[i] = 0;
-        for (std::size_t r = 0; r < card.regions.size(); ++r)
-          if (planes[r][i] > 0) model_labels[i] = std::uint16_t(card.regions[r].value);
-      }
+    detail::confidence_from_scores(planes, n, !card.regions.empty(), top.data(), entropy.data());
+    const std::vector<std::uint16_t> model_labels = decisions_of(planes, n, card);
+    std::vector<float> fold_disagreement;
+    if (!fold_decisions.empty()) {
+      fold_disagreement.assign(n, 0.0f);
+      for (const auto& d : fold_decisions)
+        for (std::size_t i = 0; i < n; ++i) fold_disagreement[i] += d[i] != model_labels[i] ? 1.0f : 0.0f;
+      for (float& v : fold_disagreement) v /= float(fold_decisions.size());
+      fold_decisions.clear();
+    }
     const auto& shape = logits.empty() ? nnunet::Shape{} : logits[0].shape;  // C order: z y x
-    out.confidence = detail::structure_confidence(model_labels.data(), top.data(), entropy.data(),
-                                                  {std::size_t(shape[2]), std::size_t(shape[1]), std::size_t(shape[0])}, card);
+    out.confidence = detail::structure_confidence(
+        model_labels.data(), top.data(), entropy.data(), {std::size_t(shape[2]), std::size_t(shape[1]), std::size_t(shape[0])},
+        card, nullptr, fold_disagreement.empty() ? nullptr : fold_disagreement.data());
   }
   nnunet::Exported e = nnunet::export_prediction(plan, props, logits, options.probabilities);
   logits.clear();

@@ -189,6 +189,7 @@ json check_structures(Review& r, const Segmentation& result, const Image& input,
       j["border_probability"] = number(c->border_probability);
       j["border_entropy"] = number(c->border_entropy);
       if (c->tta_disagreement) j["tta_disagreement"] = number(*c->tta_disagreement);
+      if (c->fold_disagreement) j["fold_disagreement"] = number(*c->fold_disagreement);
     }
     if (s.voxels > 0) {
       if (c != result.confidence.end() && std::isfinite(c->mean_probability) && c->mean_probability < *t.min_mean_probability)
@@ -206,6 +207,12 @@ json check_structures(Review& r, const Segmentation& result, const Image& input,
                fmt::format("{}: on average {:.0f}% of the mirrored passes disagree with the averaged label inside it, "
                            "more than {:.3g}%",
                            s.name, 100 * *c->tta_disagreement, 100 * *t.max_tta_disagreement));
+      if (c != result.confidence.end() && c->fold_disagreement && std::isfinite(*c->fold_disagreement) &&
+          *c->fold_disagreement > *t.max_fold_disagreement)
+        r.flag(flags, "fold_disagreement", s.name, *c->fold_disagreement, fmt::format("<= {:.3g}", *t.max_fold_disagreement),
+               fmt::format("{}: on average {:.0f}% of the folds disagree with the ensemble's label inside it, more than "
+                           "{:.3g}%",
+                           s.name, 100 * *c->fold_disagreement, 100 * *t.max_fold_disagreement));
       if (double(s.components) > *t.max_components)
         r.flag(flags, "components", s.name, s.components, fmt::format("<= {:.0f}", *t.max_components),
                fmt::format("{}: {} separate pieces (6-connected), more than {:.0f}", s.name, s.components, *t.max_components));
@@ -248,9 +255,11 @@ json review(const Segmentation& result, const std::vector<Image::Pointer>& input
   else if (!measured)
     r.skip("tta_disagreement", "this pipeline averages the mirrored passes without keeping their disagreement (nnU-Net "
                                "folders, segment --explain) or the card allows no mirror axis");
-  r.skip("fold_disagreement", card.folds.empty() ? "the model has one set of weights"
-                                                 : "the folds are averaged inside the window engine; their disagreement "
-                                                   "is not kept");
+  const bool folds_measured = std::any_of(result.confidence.begin(), result.confidence.end(),
+                                          [](const StructureConfidence& c) { return c.fold_disagreement.has_value(); });
+  if (!folds_measured)
+    r.skip("fold_disagreement", card.folds.empty() ? "the model has one set of weights"
+                                                   : "this pipeline averages the folds without keeping their decisions");
   bool any = !r.flags.empty();
   for (const auto& s : structures) any |= s["needs_review"].get<bool>();
   return {{"needs_review", any},

@@ -181,6 +181,48 @@ TEST(NNUNetPredict, ResidualEncoder2DMirrored) {
   check_against_reference(dir, {"2d_fold0_mirror", "2d", {"0"}, true});
 }
 
+// Several folds: per structure, the share of folds whose own labels differ from the ensemble's.
+// Two copies of the same fold never disagree; the fixture's two different folds are measured.
+TEST(NNUNetPredict, FoldDisagreementIsMeasuredAndZeroForIdenticalFolds) {
+  REQUIRE_REFERENCE(dir);
+  const auto image = phantom(dir);
+  seg::ModelOptions mo;
+  mo.threads = 2;
+  auto confidence = [&](const fs::path& folder) {
+    const seg::Model model = seg::Model::load(seg::open_model(folder, {}), mo);
+    return seg::segment(model, {image}, seg::SegmentOptions{}).confidence;
+  };
+  const fs::path original = results_folder(dir, "3d_fullres");
+  const auto two = confidence(original);
+  std::size_t measured = 0;
+  for (const auto& c : two) {
+    if (c.voxels == 0) continue;
+    ASSERT_TRUE(c.fold_disagreement.has_value()) << c.name;
+    EXPECT_GE(*c.fold_disagreement, 0.0);
+    EXPECT_LE(*c.fold_disagreement, 0.5) << c.name << ": with two folds one of them agrees with their average";
+    EXPECT_FALSE(c.tta_disagreement.has_value()) << "no mirroring ran";
+    std::cout << c.name << ": folds disagree on " << *c.fold_disagreement << " of it\n";
+    ++measured;
+  }
+  EXPECT_GT(measured, 0u);
+
+  const fs::path same = sagitta::testing::scratch_dir() / "same_folds" / original.filename();  // the name says the configuration
+  fs::create_directories(same);
+  fs::copy(original, same, fs::copy_options::recursive);
+  fs::copy_file(original / "fold_0" / "checkpoint_final.pth", same / "fold_1" / "checkpoint_final.pth",
+                fs::copy_options::overwrite_existing);
+  for (const auto& c : confidence(same)) {
+    if (c.voxels == 0) continue;
+    EXPECT_EQ(c.fold_disagreement.value_or(-1), 0.0) << c.name;
+  }
+
+  seg::ModelSourceOptions one;
+  one.folds = {"0"};
+  const seg::Model single = seg::Model::load(seg::open_model(original, one), mo);
+  for (const auto& c : seg::segment(single, {image}, seg::SegmentOptions{}).confidence)
+    EXPECT_FALSE(c.fold_disagreement.has_value()) << "one set of weights";
+}
+
 // The command: every fold found by default (0 and 1 here), labels written in the source geometry.
 TEST(NNUNetPredict, SegmentCommandRunsTheResultsFolder) {
   REQUIRE_REFERENCE(dir);

@@ -24,6 +24,7 @@ const std::pair<const char*, std::optional<double> ReviewThresholds::*> kThresho
     {"extent_factor", &ReviewThresholds::extent_factor},
     {"max_components", &ReviewThresholds::max_components},
     {"max_tta_disagreement", &ReviewThresholds::max_tta_disagreement},
+    {"max_fold_disagreement", &ReviewThresholds::max_fold_disagreement},
 };
 
 json triple(const std::optional<std::array<double, 3>>& v) { return v ? json(*v) : json(nullptr); }
@@ -59,6 +60,7 @@ ReviewThresholds review_defaults() {
   t.extent_factor = 1.5;
   t.max_components = 10;
   t.max_tta_disagreement = 0.1;
+  t.max_fold_disagreement = 0.1;
   t.source = "default";
   return t;
 }

@@ -33,6 +33,9 @@ struct StructureConfidence {
   // With mirroring: the mean over its voxels of the share of mirrored passes whose decision differs
   // from the averaged one (windows blended by their Gaussian weights); unset without mirroring.
   std::optional<double> tta_disagreement;
+  // With several folds (nnU-Net): the mean over its voxels of the share of folds whose own decision
+  // differs from the ensemble's; unset with one set of weights.
+  std::optional<double> fold_disagreement;
 };
 
 struct Segmentation {

@@ -39,6 +39,7 @@ struct ReviewThresholds {
   std::optional<double> max_components;       // connected components of one structure
   std::optional<double> max_tta_disagreement;  // a structure's mean share of mirrored passes that
                                                // disagree with the averaged label
+  std::optional<double> max_fold_disagreement;  // the same over the folds of an ensemble
   std::string source;                          // "card", "calibration", ... ("" none given)
 };
 
