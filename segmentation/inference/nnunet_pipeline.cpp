@@ -159,9 +159,9 @@ std::vector<std::uint16_t> decisions_of(const std::vector<const float*>& planes,
     if (!planes.empty()) detail::argmax_into(planes, n, out.data());
     return out;
   }
-  for (std::size_t r = 0; r < card.regions.size() && r < planes.size(); ++r)
-    for (std::size_t i = 0; i < n; ++i)
-      if (planes[r][i] > 0) out[i] = std::uint16_t(card.regions[r].value);
+  std::vector<std::uint16_t> values;
+  for (const auto& r : card.regions) values.push_back(std::uint16_t(r.value));
+  detail::region_labels_into(planes, values, n, out.data());
   return out;
 }
 

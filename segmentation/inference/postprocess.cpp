@@ -134,6 +134,14 @@ void argmax_into(const std::vector<const float*>& planes, std::size_t n, std::ui
   }
 }
 
+void region_labels_into(const std::vector<const float*>& planes, const std::vector<std::uint16_t>& values,
+                        std::size_t n, std::uint16_t* out) {
+  std::fill_n(out, n, std::uint16_t(0));
+  for (std::size_t r = 0; r < values.size() && r < planes.size(); ++r)
+    for (std::size_t i = 0; i < n; ++i)
+      if (planes[r][i] > 0) out[i] = values[r];
+}
+
 void confidence_from_scores(const std::vector<const float*>& planes, std::size_t n, bool sigmoid, float* top,
                             float* entropy, std::uint16_t* argmax) {
   const std::size_t k = planes.size();

@@ -14,6 +14,11 @@ void softmax_in_place(const std::vector<float*>& planes, std::size_t n);
 // out[i] = the class with the highest score at voxel i; ties (and NaN) go to the lower class.
 void argmax_into(const std::vector<const float*>& planes, std::size_t n, std::uint16_t* out);
 
+// Region (sigmoid) models: out[i] = values[r] of the last region r whose score at voxel i is
+// positive (probability above 0.5; later regions win), else 0.
+void region_labels_into(const std::vector<const float*>& planes, const std::vector<std::uint16_t>& values,
+                        std::size_t n, std::uint16_t* out);
+
 // The model's confidence at voxels [0, n) from its raw scores (logits), without changing them:
 // top[i] the winning probability and entropy[i] the entropy of the voxel's distribution divided by
 // its maximum (0 certain, 1 uniform). Softmax models: over the classes, ln(k) the maximum.

@@ -51,11 +51,9 @@ void write_block(const engine::Block& block, const ModelCard& card, LabelImage& 
     if (!sigmoid && !probabilities.empty()) detail::softmax_in_place(part, count);
   });
   if (!card.regions.empty()) {
-    for (std::size_t r = 0; r < card.regions.size(); ++r) {
-      const auto value = std::uint16_t(card.regions[r].value);
-      for (std::size_t i = 0; i < n; ++i)
-        if (planes[r][i] > 0) block_labels[i] = value;
-    }
+    std::vector<std::uint16_t> values;
+    for (const auto& r : card.regions) values.push_back(std::uint16_t(r.value));
+    detail::region_labels_into({planes.begin(), planes.end()}, values, n, block_labels.data());
     if (!probabilities.empty())
       for (float* p : planes)
         for (std::size_t i = 0; i < n; ++i) p[i] = 1.0f / (1.0f + std::exp(-p[i]));
